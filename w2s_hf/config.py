@@ -1,0 +1,282 @@
+"""Run configuration: dataclasses read by `transformers.HfArgumentParser`, plus `--config file.yaml`.
+
+Precedence: built-in defaults < values in the YAML file < flags on the command line. Every key is
+checked before any model is loaded or any feature extracted: an unknown key (in the YAML file or on
+the command line) or a bad value raises `ConfigError` naming the key, the value and what is allowed.
+
+The YAML file may be flat (`weak_model: ...`) or grouped (`weak: {model: ..., layer: 3}`); groups are
+flattened to `<group>_<key>`.
+
+    task: esol
+    split: scaffold
+    weak:   {model: "packaged:all-MiniLM-L6-v2", layer: -1}
+    strong: {model: "packaged:all-mpnet-base-v2", pooling: mean}
+    ridge: auto
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+POOLINGS = ("mean", "cls", "last")
+DTYPES = ("float32", "bfloat16", "float16")
+SOLVERS = ("exact", "adamw")
+SPLITS = ("random", "scaffold")
+STAGES = ("extract", "train_weak", "label", "train_w2s", "train_ceiling", "evaluate")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or has a value that cannot work."""
+
+
+def default_cache_dir() -> str:
+    """Feature cache shared by every run: $W2S_HF_CACHE, else $HF_HOME/w2s_hf, else ~/.cache/w2s_hf."""
+    if os.environ.get("W2S_HF_CACHE"):
+        return os.environ["W2S_HF_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "w2s_hf")
+    return str(Path.home() / ".cache" / "w2s_hf")
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class ModelArguments:
+    """The weak and the strong representation (a Hub id, a local folder, `packaged:NAME` or `rdkit:KIND`)."""
+
+    weak_model: str = field(default="packaged:all-MiniLM-L6-v2", metadata=_help("Weak model: Hub id, local folder, packaged:NAME or rdkit:KIND."))
+    weak_revision: str | None = field(default=None, metadata=_help("Hub revision (branch, tag or commit) of the weak model."))
+    weak_layer: int = field(default=-1, metadata=_help("Hidden-state index of the weak model (0 = embeddings, -1 = last)."))
+    weak_pooling: str = field(default="mean", metadata=_help("Weak pooling over the attention mask: mean, cls or last."))
+    weak_max_length: int = field(default=512, metadata=_help("Weak tokenizer truncation length."))
+    weak_dtype: str = field(default="float32", metadata=_help("Weak model dtype: float32, bfloat16 or float16."))
+    weak_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the weak model."))
+    strong_model: str = field(default="packaged:all-mpnet-base-v2", metadata=_help("Strong model: Hub id, local folder, packaged:NAME or rdkit:KIND."))
+    strong_revision: str | None = field(default=None, metadata=_help("Hub revision of the strong model."))
+    strong_layer: int = field(default=-1, metadata=_help("Hidden-state index of the strong model (0 = embeddings, -1 = last)."))
+    strong_pooling: str = field(default="mean", metadata=_help("Strong pooling over the attention mask: mean, cls or last."))
+    strong_max_length: int = field(default=512, metadata=_help("Strong tokenizer truncation length."))
+    strong_dtype: str = field(default="float32", metadata=_help("Strong model dtype: float32, bfloat16 or float16."))
+    strong_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the strong model."))
+
+    def representation(self, role: str) -> dict[str, Any]:
+        """Keyword arguments for `w2s_hf.features.build_representation` for role 'weak' or 'strong'."""
+        get = lambda key: getattr(self, f"{role}_{key}")  # noqa: E731
+        return {
+            "name": get("model"),
+            "revision": get("revision"),
+            "layer": get("layer"),
+            "pooling": get("pooling"),
+            "max_length": get("max_length"),
+            "dtype": get("dtype"),
+            "trust_remote_code": get("trust_remote_code"),
+        }
+
+    def validate(self) -> None:
+        for role in ("weak", "strong"):
+            _check_choice(f"{role}_pooling", getattr(self, f"{role}_pooling"), POOLINGS)
+            _check_choice(f"{role}_dtype", getattr(self, f"{role}_dtype"), DTYPES)
+            if getattr(self, f"{role}_max_length") < 1:
+                raise ConfigError(f"{role}_max_length={getattr(self, f'{role}_max_length')} must be >= 1.")
+            if not str(getattr(self, f"{role}_model")).strip():
+                raise ConfigError(f"{role}_model is empty: give a Hub id, a local folder or packaged:NAME.")
+
+
+@dataclass
+class TaskArguments:
+    """Which data, which targets, which split."""
+
+    task: str = field(default="esol", metadata=_help("Built-in task (esol, freesolv, lipophilicity, ellipse) or a CSV / JSON lines / parquet file."))
+    task_path: str | None = field(default=None, metadata=_help("Data file for tasks that need one (ellipse: the Kaggle train.csv)."))
+    split: str = field(default="scaffold", metadata=_help("Split kind: random or scaffold (scaffold needs SMILES inputs)."))
+    split_seed: int = field(default=0, metadata=_help("Seed of the split (the paper uses 0, 1, 2)."))
+    targets: list[str] | None = field(default=None, metadata=_help("Target columns to use (default: all of the task's targets)."))
+    input_column: str | None = field(default=None, metadata=_help("Input column of a user file."))
+    target_columns: list[str] | None = field(default=None, metadata=_help("Target columns of a user file."))
+    id_column: str | None = field(default=None, metadata=_help("Id column of a user file (default: the row number)."))
+    weak_fraction: float = field(default=0.5, metadata=_help("Share of the training part given to weak_train (the rest is w2s_train)."))
+    drop_invalid: bool = field(default=False, metadata=_help("Drop rows with invalid SMILES instead of failing."))
+
+    def validate(self) -> None:
+        _check_choice("split", self.split, SPLITS)
+        if not 0.0 < self.weak_fraction < 1.0:
+            raise ConfigError(f"weak_fraction={self.weak_fraction} must be strictly between 0 and 1.")
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `w2s_hf.data.load_task`."""
+        return {
+            "split": self.split,
+            "seed": self.split_seed,
+            "targets": self.targets,
+            "input_column": self.input_column,
+            "target_columns": self.target_columns,
+            "id_column": self.id_column,
+            "path": self.task_path,
+            "weak_fraction": self.weak_fraction,
+            "drop_invalid": self.drop_invalid,
+        }
+
+
+@dataclass
+class HeadArguments:
+    """How the linear heads are fitted."""
+
+    solver: str = field(default="exact", metadata=_help("exact (least squares / ridge from sufficient statistics) or adamw (iterative, DDP)."))
+    ridge: str = field(default="auto", metadata=_help("Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid)."))
+    fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
+    lr: float = field(default=1e-2, metadata=_help("adamw: learning rate."))
+    epochs: int = field(default=200, metadata=_help("adamw: maximum number of epochs."))
+    batch_size: int = field(default=256, metadata=_help("adamw: per-process batch size."))
+    weight_decay: float = field(default=0.0, metadata=_help("adamw: decoupled weight decay."))
+    eval_every: int | None = field(default=None, metadata=_help("adamw: evaluate on val every N optimizer steps (default: once per epoch)."))
+    patience: int = field(default=10, metadata=_help("adamw: stop after this many evaluations without improvement on val."))
+
+    def validate(self) -> None:
+        _check_choice("solver", self.solver, SOLVERS)
+        self.ridge_value()
+        for key in ("lr", "epochs", "batch_size", "patience"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key}={getattr(self, key)} must be > 0.")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ConfigError(f"eval_every={self.eval_every} must be >= 1.")
+        if self.solver == "adamw" and self.ridge != "auto" and self.ridge_value() > 0:
+            raise ConfigError("ridge applies to solver=exact; use weight_decay for solver=adamw.")
+
+    def ridge_value(self) -> float | None:
+        """The fixed penalty, or None for 'auto'."""
+        if str(self.ridge).strip().lower() == "auto":
+            return None
+        try:
+            value = float(self.ridge)
+        except ValueError:
+            raise ConfigError(f"ridge={self.ridge!r} must be a number >= 0 or 'auto'.") from None
+        if not (value >= 0 and math.isfinite(value)):
+            raise ConfigError(f"ridge={self.ridge!r} must be a number >= 0 or 'auto'.")
+        return value
+
+
+@dataclass
+class RunArguments:
+    """Where things go and what to (re)do."""
+
+    output_dir: str = field(default="runs/w2s", metadata=_help("Run folder: heads, predictions, results.json, plot."))
+    cache_dir: str | None = field(default=None, metadata=_help("Feature cache (default $W2S_HF_CACHE, $HF_HOME/w2s_hf or ~/.cache/w2s_hf)."))
+    seed: int = field(default=0, metadata=_help("Seed of everything random in training (not the split: see split_seed)."))
+    report_to: str = field(default="tensorboard", metadata=_help("accelerate trackers: tensorboard, wandb, ..., all or none."))
+    stages: list[str] | None = field(default=None, metadata=_help(f"Stages to run, in order (default all): {' '.join(STAGES)}."))
+    overwrite: bool = field(default=False, metadata=_help("Redo the selected stages even if their artifacts exist."))
+    no_cache: bool = field(default=False, metadata=_help("Extract features without reading or writing the feature cache."))
+    n_boot: int = field(default=1000, metadata=_help("Bootstrap resamples for the confidence intervals (0 = none)."))
+    plot: bool = field(default=True, metadata=_help("Draw the error / misfit bar chart."))
+
+    def validate(self) -> None:
+        for stage in self.stages or []:
+            _check_choice("stages", stage, STAGES)
+        if self.n_boot < 0:
+            raise ConfigError(f"n_boot={self.n_boot} must be >= 0.")
+
+    def resolved_cache_dir(self) -> str:
+        return self.cache_dir or default_cache_dir()
+
+    def selected_stages(self) -> list[str]:
+        return list(STAGES) if not self.stages else [s for s in STAGES if s in self.stages]
+
+
+@dataclass
+class W2SConfig:
+    """Everything one weak-to-strong run needs."""
+
+    model: ModelArguments
+    task: TaskArguments
+    head: HeadArguments
+    run: RunArguments
+
+    def validate(self) -> "W2SConfig":
+        for part in (self.model, self.task, self.head, self.run):
+            part.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat {key: value} dict, as written into results.json and accepted back by `--config`."""
+        out: dict[str, Any] = {}
+        for part in (self.model, self.task, self.head, self.run):
+            out.update(dataclasses.asdict(part))
+        return out
+
+
+ARGUMENT_CLASSES = (ModelArguments, TaskArguments, HeadArguments, RunArguments)
+
+
+def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(allowed)}.")
+
+
+def _known_keys() -> set[str]:
+    return {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
+
+
+def _flatten(values: dict[str, Any], source: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            for sub, inner in value.items():
+                flat[f"{key}_{sub}"] = inner
+        else:
+            flat[str(key)] = value
+    known = _known_keys()
+    for key in flat:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Unknown key {key!r} in {source}.{hint}")
+    return flat
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML config file into a flat, checked {key: value} dict."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {str(path)!r} does not exist.")
+    with open(path) as fh:
+        values = yaml.safe_load(fh) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of keys to values.")
+    return _flatten(values, f"config file {str(path)!r}")
+
+
+def parse_config(argv: list[str] | None = None) -> W2SConfig:
+    """Parse `[--config file.yaml] [--key value ...]` into a validated `W2SConfig`."""
+    from transformers import HfArgumentParser
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    defaults: dict[str, Any] = {}
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise ConfigError("--config needs a path to a YAML file.")
+        defaults = load_yaml(argv[i + 1])
+        del argv[i : i + 2]
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    options = {opt[2:] for opt in parser._option_string_actions if opt.startswith("--")}
+    for arg in argv:
+        if arg.startswith("--"):
+            key = arg[2:].split("=", 1)[0]
+            if key not in options:
+                close = difflib.get_close_matches(key, sorted(_known_keys()), n=1)
+                hint = f" Did you mean --{close[0]}?" if close else ""
+                raise ConfigError(f"Unknown command-line option --{key}.{hint}")
+    parser.set_defaults(**{k: (str(v) if k == "ridge" else v) for k, v in defaults.items()})
+    model, task, head, run = parser.parse_args_into_dataclasses(args=argv)
+    return W2SConfig(model=model, task=task, head=head, run=run).validate()
