@@ -61,7 +61,11 @@ class W2SPipeline:
         self.targets = list(self.task.targets)
         self.ids = {s: [str(i) for i in self.task.splits[s]["id"]] for s in SPLIT_ORDER}
         self.gold = {s: _target_matrix(self.task.splits[s], self.targets) for s in SPLIT_ORDER}
-        self.offsets = _offsets({s: len(self.ids[s]) for s in SPLIT_ORDER})
+        # Features are extracted once for the whole task in a canonical (id-sorted) order that does
+        # not depend on the split kind or seed, so every split of a task shares one cache entry.
+        self.canonical_ids, self.canonical_texts = canonical_inputs(self.task)
+        position = {i: k for k, i in enumerate(self.canonical_ids)}
+        self.index = {s: np.array([position[i] for i in self.ids[s]], dtype=np.int64) for s in SPLIT_ORDER}
         self._check_run_folder()
         for role in ("weak", "strong"):
             self._encoder(role)
@@ -77,9 +81,6 @@ class W2SPipeline:
     @property
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
-
-    def _texts(self) -> list[str]:
-        return [t for s in SPLIT_ORDER for t in self.task.splits[s]["input"]]
 
     def _check_run_folder(self) -> None:
         """Refuse to mix artifacts of two different configs in one folder (unless overwriting)."""
@@ -99,11 +100,11 @@ class W2SPipeline:
         return not self.config.run.overwrite and all((self.out / a).exists() for a in artifacts)
 
     def features(self, role: str) -> np.ndarray:
-        """All rows (splits in SPLIT_ORDER) of the weak or strong features; a cache hit after `extract`."""
+        """Weak or strong features of every row, in `canonical_ids` order; a cache hit after `extract`."""
         if role not in self._features:
             run = self.config.run
             self._features[role] = self._encoder(role).encode(
-                self._texts(),
+                self.canonical_texts,
                 cache_dir=None if run.no_cache else os.path.join(run.resolved_cache_dir(), "features"),
                 accelerator=self.accelerator,
                 no_cache=run.no_cache,
@@ -112,8 +113,7 @@ class W2SPipeline:
         return self._features[role]
 
     def rows(self, role: str, split: str) -> np.ndarray:
-        start, stop = self.offsets[split]
-        return np.asarray(self.features(role)[start:stop])
+        return np.asarray(self.features(role)[self.index[split]])
 
     # ------------------------------------------------------------------ stages
     def run(self) -> dict[str, Any]:
@@ -141,7 +141,7 @@ class W2SPipeline:
     def extract(self) -> None:
         if self._done("features.json"):
             return
-        texts = self._texts()
+        texts = self.canonical_texts
         info = {}
         for role in ("weak", "strong"):
             feats = self.features(role)
@@ -275,7 +275,7 @@ class W2SPipeline:
         for split in SPLIT_ORDER:
             X = self.rows(role, split)
             local = np.arange(acc.process_index, len(X), acc.num_processes)
-            pos, pred = gather_predictions(acc, local + self.offsets[split][0], head.predict(X[local]).reshape(len(local), -1))
+            pos, pred = gather_predictions(acc, local, head.predict(X[local]).reshape(len(local), -1))
             order = np.argsort(np.asarray(pos))
             pred = np.asarray(pred)[order]
             if len(pred) != len(X):
@@ -315,16 +315,14 @@ def _load_task(config: W2SConfig):
     return load_task(config.task.task, **config.task.load_kwargs())
 
 
+def canonical_inputs(task) -> tuple[list[str], list[str]]:
+    """All (id, input) pairs of a task sorted by id: the row order of its cached features."""
+    pairs = sorted({str(i): t for s in SPLIT_ORDER for i, t in zip(task.splits[s]["id"], task.splits[s]["input"])}.items())
+    return [i for i, _ in pairs], [t for _, t in pairs]
+
+
 def _target_matrix(dataset, targets: list[str]) -> np.ndarray:
     return np.stack([np.asarray(dataset[t], dtype=np.float64) for t in targets], axis=1)
-
-
-def _offsets(sizes: dict[str, int]) -> dict[str, tuple[int, int]]:
-    out, start = {}, 0
-    for split in SPLIT_ORDER:
-        out[split] = (start, start + sizes[split])
-        start += sizes[split]
-    return out
 
 
 def _atomic(path: Path, write: Callable[[str], Any]) -> None:

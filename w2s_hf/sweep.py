@@ -1,0 +1,252 @@
+"""A sweep: one strong model, several weak models, several split seeds -> the paper's gain-vs-misfit panels.
+
+Each (weak model, seed) is one ordinary pipeline run (`w2s_hf.pipeline.W2SPipeline`) in its own run
+folder, so a sweep is resumable and every point can be inspected or rerun alone. Features are shared:
+rows are cached in a split-independent order, and the layers that several representations take from
+one model are extracted in one forward pass (`encode_layers`) before the runs start.
+
+Outputs in `output_dir`:
+- `sweep.csv`: one row per (direction, weak model, seed, target) on the evaluation split;
+- `sweep.json`: the fit of gain on misfit (slope, intercept, R^2, bootstrap 95% intervals over runs),
+  overall and per target; the mean residual; weak-model selection and its regret per seed and target
+  against the two baselines; every representation's ceiling error on val (a head fitted on gold
+  labels) and the one that is truly the strongest by it; the reversed direction when `swap_roles`;
+- `misfit_vs_gain.png`: one panel per target.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ConfigError, HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
+
+logger = logging.getLogger("w2s_hf.sweep")
+
+_REP_KEYS = ("model", "revision", "layer", "pooling", "max_length", "dtype", "trust_remote_code")
+CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", "weak_error", "w2s_error",
+               "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr")
+
+
+@dataclass
+class RepSpec:
+    """A representation: a model (Hub id, folder, packaged:NAME, rdkit:KIND) and how it is read."""
+
+    model: str
+    name: str | None = None
+    revision: str | None = None
+    layer: int = -1
+    pooling: str = "mean"
+    max_length: int = 512
+    dtype: str = "float32"
+    trust_remote_code: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        base = self.model.split(":", 1)[-1].rstrip("/").split("/")[-1]
+        return base if self.model.startswith("rdkit:") or self.layer == -1 else f"{base}@L{self.layer}"
+
+    def as_args(self, role: str) -> dict[str, Any]:
+        return {f"{role}_{k}": getattr(self, k) for k in _REP_KEYS}
+
+    def group_key(self) -> tuple:
+        return tuple(getattr(self, k) for k in _REP_KEYS if k != "layer")
+
+
+@dataclass
+class SweepConfig:
+    """What a sweep runs; read from YAML (see scripts/configs/)."""
+
+    task: str
+    strong: RepSpec
+    weak_models: list[RepSpec]
+    output_dir: str
+    task_path: str | None = None
+    split: str = "random"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    targets: list[str] | None = None
+    input_column: str | None = None
+    target_columns: list[str] | None = None
+    head: dict[str, Any] = field(default_factory=dict)
+    swap_roles: bool = False
+    cache_dir: str | None = None
+    n_boot: int = 1000
+    eval_split: str = "test"
+    name: str | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "sweep config") -> "SweepConfig":
+        values = dict(values)
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"Unknown key(s) {unknown} in {source}; allowed: {sorted(known)}.")
+        for key in ("task", "strong", "weak_models", "output_dir"):
+            if key not in values or values[key] in (None, "", []):
+                raise ConfigError(f"{source} needs {key!r}.")
+
+        def rep(spec: Any, where: str) -> RepSpec:
+            spec = {"model": spec} if isinstance(spec, str) else dict(spec)
+            bad = sorted(set(spec) - set(RepSpec.__dataclass_fields__))
+            if bad:
+                raise ConfigError(f"Unknown key(s) {bad} in {where} of {source}.")
+            return RepSpec(**spec)
+
+        values["strong"] = rep(values["strong"], "strong")
+        values["weak_models"] = [rep(w, f"weak_models[{i}]") for i, w in enumerate(values["weak_models"])]
+        labels = [w.label for w in values["weak_models"]]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"weak_models in {source} have repeated names {labels}; give each a distinct 'name'.")
+        config = cls(**values)
+        for seed in config.seeds:
+            config.run_config(config.weak_models[0], config.strong, seed, "check")  # validates every key now
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> "SweepConfig":
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Sweep config {str(path)!r} does not exist.")
+        values = yaml.safe_load(path.read_text()) or {}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values, source=str(path))
+
+    def run_config(self, weak: RepSpec, strong: RepSpec, seed: int, folder: str) -> W2SConfig:
+        head = HeadArguments(**{k: (str(v) if k == "ridge" else v) for k, v in self.head.items()})
+        return W2SConfig(
+            model=ModelArguments(**weak.as_args("weak"), **strong.as_args("strong")),
+            task=TaskArguments(task=self.task, task_path=self.task_path, split=self.split, split_seed=seed,
+                               targets=self.targets, input_column=self.input_column, target_columns=self.target_columns),
+            head=head,
+            run=RunArguments(output_dir=str(Path(self.output_dir) / "runs" / folder), cache_dir=self.cache_dir,
+                             report_to="none", n_boot=self.n_boot, plot=False),
+        ).validate()
+
+
+def _warm_cache(config: SweepConfig, reps: list[RepSpec], texts: list[str], accelerator) -> None:
+    """Extract every layer wanted from one model in a single forward pass, cached per layer."""
+    from .features import build_representation
+
+    groups: dict[tuple, list[RepSpec]] = defaultdict(list)
+    for rep in reps:
+        groups[rep.group_key()].append(rep)
+    cache = os.path.join(config.cache_dir or RunArguments(output_dir="").resolved_cache_dir(), "features")
+    for members in groups.values():
+        first = members[0]
+        layers = sorted({m.layer for m in members})
+        encoder = build_representation(name=first.model, **{k: getattr(first, k) for k in _REP_KEYS if k != "model"})
+        if len(layers) > 1 and hasattr(encoder, "encode_layers"):
+            encoder.encode_layers(texts, layers, cache_dir=cache, accelerator=accelerator, show_progress=accelerator.is_main_process)
+
+
+def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
+    """Val error of a head fitted on w2s_train gold labels over `role` features (ridge chosen on val)."""
+    from .heads import SufficientStats, select_ridge
+
+    stats = SufficientStats.from_arrays(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"])
+    _, head, _ = select_ridge(stats, pipeline.rows(role, "val"), pipeline.gold["val"])
+    err = np.mean((head.predict(pipeline.rows(role, "val")).reshape(pipeline.gold["val"].shape) - pipeline.gold["val"]) ** 2, axis=0)
+    return {"mean": float(err.mean()), **{t: float(e) for t, e in zip(pipeline.targets, err)}}
+
+
+def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
+    """Run every (direction, weak model, seed) pipeline and write sweep.csv, sweep.json and the plot."""
+    from accelerate import Accelerator
+
+    from .data import load_task
+    from .misfit import fit_gain_on_misfit
+    from .pipeline import W2SPipeline, canonical_inputs, _write_json
+    from .plotting import plot_misfit_vs_gain
+    from .selection import select_weak_model
+
+    accelerator = accelerator or Accelerator(cpu=True)
+    out = Path(config.output_dir)
+    tasks = {seed: load_task(config.task, **config.run_config(config.weak_models[0], config.strong, seed, "check").task.load_kwargs())
+             for seed in config.seeds}
+    _warm_cache(config, [config.strong, *config.weak_models], canonical_inputs(tasks[config.seeds[0]])[1], accelerator)
+
+    directions = [("normal", w, config.strong) for w in config.weak_models]
+    if config.swap_roles:
+        directions += [("reversed", config.strong, w) for w in config.weak_models]
+    rows: list[dict[str, Any]] = []
+    results: dict[tuple[str, str, int], dict] = {}
+    ceilings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+    for direction, weak, strong in directions:
+        for seed in config.seeds:
+            folder = f"{direction}__{weak.label}__{strong.label}__seed{seed}".replace("/", "_")
+            pipeline = W2SPipeline(config.run_config(weak, strong, seed, folder), accelerator=accelerator, task=tasks[seed])
+            res = pipeline.run()
+            key_label = weak.label if direction == "normal" else strong.label
+            results[(direction, key_label, seed)] = res
+            if direction == "normal":
+                ceilings[weak.label][seed] = _ceiling_on_val(pipeline, "weak")
+                if seed not in ceilings[strong.label]:
+                    ceilings[strong.label][seed] = _ceiling_on_val(pipeline, "strong")
+            block = res["splits"][config.eval_split]
+            for target, values in block["per_target"].items():
+                rows.append({"direction": direction, "weak_model": weak.label, "strong_model": strong.label, "seed": seed,
+                             "target": target, "split": config.eval_split, **{c: values.get(c) for c in CSV_COLUMNS[6:]}})
+    summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / f".sweep.csv.tmp{os.getpid()}"
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, out / "sweep.csv")
+        _write_json(out / "sweep.json", summary)
+        normal = [r for r in rows if r["direction"] == "normal"]
+        plot_misfit_vs_gain(normal, out / "misfit_vs_gain.png", panel_key="target",
+                            title=f"{config.name or config.task} ({config.split}), strong = {config.strong.label}")
+    accelerator.wait_for_everyone()
+    return summary
+
+
+def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model) -> dict[str, Any]:
+    normal = [r for r in rows if r["direction"] == "normal"]
+    fits = {"all": fit_gain_on_misfit([r["misfit"] for r in normal], [r["gain"] for r in normal], seed=0)}
+    targets = sorted({r["target"] for r in normal})
+    if len(targets) > 1:
+        fits["per_target"] = {t: fit_gain_on_misfit([r["misfit"] for r in normal if r["target"] == t],
+                                                     [r["gain"] for r in normal if r["target"] == t], seed=0) for t in targets}
+    selection, regrets = {}, defaultdict(list)
+    for seed in config.seeds:
+        candidates = {w.label: results[("normal", w.label, seed)] for w in config.weak_models}
+        for target in targets:
+            pick = select_weak_model(candidates, target=target, evaluate_on=config.eval_split)
+            selection[f"seed{seed}/{target}"] = pick.as_dict()
+            for rule, info in pick.baselines.items():
+                regrets[rule].append(info["regret"])
+    ceiling_mean = {rep: float(np.mean([v["mean"] for v in per_seed.values()])) for rep, per_seed in ceilings.items()}
+    summary = {
+        "config": {k: (v.__dict__ if hasattr(v, "__dict__") else ([w.__dict__ for w in v] if k == "weak_models" else v))
+                   for k, v in config.__dict__.items()},
+        "n_runs": len({(r["weak_model"], r["seed"]) for r in normal}),
+        "fit": fits,
+        "mean_residual": float(np.mean([r["residual"] for r in normal])),
+        "share_positive_gain": float(np.mean([r["gain"] > 0 for r in normal])),
+        "selection": {"per_scenario": selection, "mean_regret": {k: float(np.mean(v)) for k, v in regrets.items()}},
+        "ceiling_error_val": {"per_representation": ceiling_mean, "strongest": min(ceiling_mean, key=ceiling_mean.get)},
+    }
+    if config.swap_roles:
+        summary["reversal"] = {}
+        for w in config.weak_models:
+            pair = {}
+            for direction in ("normal", "reversed"):
+                sel = [r for r in rows if r["direction"] == direction and (r["weak_model"] if direction == "normal" else r["strong_model"]) == w.label]
+                pair[direction] = {c: float(np.mean([r[c] for r in sel])) for c in ("weak_error", "w2s_error", "misfit", "gain", "residual")}
+            summary["reversal"][w.label] = pair
+    return summary
