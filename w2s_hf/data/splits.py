@@ -1,0 +1,107 @@
+"""Seeded train/val/test splits (random and Bemis–Murcko scaffold) and the weak/w2s division of train.
+
+Everything here works on row positions and is a pure function of its arguments, so a split is
+reproduced exactly from `(rows, split, seed)`. Splits are 80/10/10 train/val/test; the training part is
+then divided into `weak_train` (trains the weak model on gold labels) and `w2s_train` (the weak model
+labels it for the strong student).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+FRACTIONS = (0.8, 0.1, 0.1)
+SPLIT_METHODS = ("random", "scaffold")
+
+# Distinct streams so the weak/w2s division does not reuse the numbers that drew train/val/test.
+_STREAM_SPLIT, _STREAM_WEAK = 0, 1
+
+
+def rng_for(seed: int, stream: int) -> np.random.Generator:
+    """A generator for `seed` (any int, negative too) and a named stream."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    seed = int(seed)
+    return np.random.default_rng(np.random.SeedSequence([abs(seed), int(seed < 0), stream]))
+
+
+def _counts(n: int, fractions: Sequence[float]) -> tuple[int, int]:
+    """(val, test) sizes: the rounded fractions of n; train gets the rest."""
+    return int(np.floor(fractions[1] * n + 0.5)), int(np.floor(fractions[2] * n + 0.5))
+
+
+def random_split(n: int, seed: int, fractions: Sequence[float] = FRACTIONS) -> dict[str, np.ndarray]:
+    """Rows 0..n-1 shuffled with `seed` and cut into train/val/test; each part sorted by row."""
+    order = rng_for(seed, _STREAM_SPLIT).permutation(n)
+    n_val, n_test = _counts(n, fractions)
+    n_train = n - n_val - n_test
+    return {
+        "train": np.sort(order[:n_train]),
+        "val": np.sort(order[n_train : n_train + n_val]),
+        "test": np.sort(order[n_train + n_val :]),
+    }
+
+
+def scaffold_split(
+    scaffolds: Sequence[str], seed: int, fractions: Sequence[float] = FRACTIONS
+) -> dict[str, np.ndarray]:
+    """Whole scaffold groups assigned to train/val/test, so no scaffold is in two parts.
+
+    The balanced scheme of Chemprop: groups bigger than half the val/test size are "big"; big groups
+    (in seeded random order) are placed before small ones (in seeded random order), each into train if
+    it still fits, else val if it fits, else test. Big groups thus land mostly in train, which keeps
+    val/test near 10% while every seed gives a different split.
+    """
+    n = len(scaffolds)
+    n_val, n_test = _counts(n, fractions)
+    n_train = n - n_val - n_test
+    groups: dict[str, list[int]] = {}
+    for row, scaffold in enumerate(scaffolds):
+        groups.setdefault(scaffold, []).append(row)
+    # Sorted keys make the group order independent of input order before the seeded shuffle.
+    keys = sorted(groups)
+    big = [k for k in keys if len(groups[k]) > n_val / 2 or len(groups[k]) > n_test / 2]
+    big_set = set(big)
+    small = [k for k in keys if k not in big_set]
+    rng = rng_for(seed, _STREAM_SPLIT)
+    ordered = [big[i] for i in rng.permutation(len(big))] + [small[i] for i in rng.permutation(len(small))]
+    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for key in ordered:
+        rows = groups[key]
+        if len(parts["train"]) + len(rows) <= n_train:
+            parts["train"].extend(rows)
+        elif len(parts["val"]) + len(rows) <= n_val:
+            parts["val"].extend(rows)
+        else:
+            parts["test"].extend(rows)
+    return {name: np.sort(np.asarray(rows, dtype=np.int64)) for name, rows in parts.items()}
+
+
+def weak_w2s_split(train: np.ndarray, weak_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """The training rows divided at random into weak_train (a `weak_fraction` share) and w2s_train."""
+    if not 0.0 < weak_fraction < 1.0:
+        raise ValueError(f"weak_fraction must be strictly between 0 and 1, got {weak_fraction!r}")
+    order = rng_for(seed, _STREAM_WEAK).permutation(len(train))
+    n_weak = int(np.floor(weak_fraction * len(train) + 0.5))
+    return {"weak_train": np.sort(train[order[:n_weak]]), "w2s_train": np.sort(train[order[n_weak:]])}
+
+
+def make_splits(
+    n: int,
+    split: str,
+    seed: int,
+    weak_fraction: float = 0.5,
+    scaffolds: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Row positions of weak_train, w2s_train, val and test for `n` rows."""
+    if split == "random":
+        parts = random_split(n, seed)
+    elif split == "scaffold":
+        if scaffolds is None or len(scaffolds) != n:
+            raise ValueError("scaffold split needs one scaffold per row")
+        parts = scaffold_split(scaffolds, seed)
+    else:
+        raise ValueError(f"split must be one of {SPLIT_METHODS}, got {split!r}")
+    return {**weak_w2s_split(parts["train"], weak_fraction, seed), "val": parts["val"], "test": parts["test"]}

@@ -1,0 +1,354 @@
+"""`load_task`: a built-in task or a user's table becomes a checked, split `W2STask`.
+
+Order of work: find the file, read it, check columns, ids, inputs and targets (and SMILES with RDKit),
+merge duplicate molecules for the built-in QSAR sets, split with the seed, check no split is empty.
+All of it is cheap and runs before any model is loaded, so bad input fails in seconds with a message
+naming the file, column and rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from w2s_hf.data import chem
+from w2s_hf.data.checks import (
+    TaskDataError,
+    format_rows,
+    parse_ids,
+    parse_inputs,
+    parse_targets,
+    require_columns,
+    require_file,
+    require_nonempty_splits,
+    require_unique_ids,
+)
+from w2s_hf.data.sources import BUILTIN_TASKS, ELLIPSE_RUBRICS, TaskSpec, builtin_file, read_table
+from w2s_hf.data.splits import SPLIT_METHODS, make_splits
+
+if TYPE_CHECKING:
+    import datasets
+
+logger = logging.getLogger("w2s_hf.data")
+
+SPLIT_NAMES = ("weak_train", "w2s_train", "val", "test")
+INPUT_KINDS = ("text", "smiles")
+
+
+@dataclass
+class W2STask:
+    """A regression task ready for the weak-to-strong protocol.
+
+    `splits` holds weak_train, w2s_train, val and test, each with columns `id` (str), `input` (text or
+    SMILES) and one float64 column per name in `targets`.
+    """
+
+    name: str
+    targets: list[str]
+    input_kind: str
+    splits: datasets.DatasetDict
+    split: str = "random"
+    seed: int = 0
+    weak_fraction: float = 0.5
+    source: str = ""
+
+    def sizes(self) -> dict[str, int]:
+        """Number of rows per split."""
+        return {name: self.splits[name].num_rows for name in SPLIT_NAMES}
+
+    def describe(self) -> str:
+        """One line: task, split method, seed and split sizes."""
+        sizes = ", ".join(f"{k} {v}" for k, v in self.sizes().items())
+        return (
+            f"task {self.name} ({self.input_kind}; targets {', '.join(self.targets)}; split {self.split}, "
+            f"seed {self.seed}): {sizes}; {sum(self.sizes().values())} rows from {self.source}"
+        )
+
+
+@dataclass
+class _Rows:
+    """Parsed rows before splitting; `rows` are 1-based data-row numbers in the source file."""
+
+    ids: list[str]
+    inputs: list[str]
+    targets: dict[str, np.ndarray]
+    rows: np.ndarray
+
+    def take(self, keep: np.ndarray) -> "_Rows":
+        return _Rows(
+            ids=[self.ids[i] for i in keep],
+            inputs=[self.inputs[i] for i in keep],
+            targets={k: v[keep] for k, v in self.targets.items()},
+            rows=self.rows[keep],
+        )
+
+
+def load_task(
+    name_or_path: str | os.PathLike,
+    split: str = "random",
+    seed: int = 0,
+    *,
+    targets: list[str] | None = None,
+    input_column: str | None = None,
+    target_columns: list[str] | None = None,
+    id_column: str | None = None,
+    path: str | os.PathLike | None = None,
+    weak_fraction: float = 0.5,
+    drop_invalid: bool = False,
+    input_kind: str | None = None,
+) -> W2STask:
+    """Load, check and split a task.
+
+    Args:
+        name_or_path: a built-in task (`esol`, `freesolv`, `lipophilicity`, `ellipse`; sources in
+            `BUILTIN_TASKS`), a path to a CSV/TSV/JSON(-lines)/parquet file, or any task name when
+            `path` gives the file. A file with the ELLIPSE header loads as `ellipse` when no columns
+            are given.
+        split: "random" or "scaffold" (Bemis–Murcko groups; SMILES tasks only). 80/10/10.
+        seed: any int; the split is a pure function of (file contents, split, seed, weak_fraction).
+        targets: subset of a built-in task's targets (e.g. two ELLIPSE rubrics); for your own file, an
+            alias of `target_columns` (or a subset of them when both are given).
+        input_column, target_columns, id_column: columns of your own file. Without `id_column` the
+            ids are the 1-based data-row numbers, "row-1", "row-2", ...
+        path: the file for `ellipse` (required) or a replacement file for another built-in task.
+        weak_fraction: share of the training part that becomes weak_train (the rest is w2s_train).
+        drop_invalid: drop rows whose SMILES RDKit cannot parse (and log how many) instead of failing.
+        input_kind: "text" or "smiles" for your own file; guessed when None (SMILES if the column name
+            says so or no input contains whitespace).
+
+    Built-in QSAR sets keep one row per RDKit canonical SMILES, averaging the targets of repeats. For
+    ESOL this turns the file's 1,144 rows into 1,117 molecules (27 repeats, 18 with different values),
+    11 fewer than MoleculeNet's 1,128; FreeSolv (642) and Lipophilicity (4,200) have no repeats.
+
+    Raises:
+        TaskDataError: missing file or column, bad target, empty input, invalid SMILES, duplicate ids,
+            or an empty split; the message names the file, column and rows.
+        ImportError: a SMILES task needs RDKit (or a built-in needs chemloader) and it is missing.
+    """
+    _check_arguments(split, seed, weak_fraction, input_kind)
+    # A single name is a common slip for a one-element list.
+    targets = [targets] if isinstance(targets, str) else targets
+    target_columns = [target_columns] if isinstance(target_columns, str) else target_columns
+    spec, file, name = _resolve(name_or_path, path, input_column, target_columns, id_column, targets, input_kind)
+    frame = read_table(file)
+    if spec is None:
+        spec = _custom_spec(name, frame, file, input_column, target_columns, targets, id_column, input_kind)
+        if spec is BUILTIN_TASKS["ellipse"] and path is None:
+            name = spec.name
+    chosen = _choose_targets(spec, targets, file)
+    data = _parse(frame, spec, chosen, file)
+
+    if split == "scaffold" and spec.input_kind != "smiles":
+        raise TaskDataError(
+            f"{file}: split='scaffold' needs SMILES input but task {name!r} is text; use split='random'.", path=file
+        )
+    scaffolds = None
+    if spec.input_kind == "smiles":
+        mols, data = _check_smiles(data, spec.input_column, file, drop_invalid)
+        mols, data = _merge_duplicates(mols, data, spec, file)
+        if split == "scaffold":
+            scaffolds = chem.murcko_scaffolds(mols)
+    require_unique_ids(data.ids, data.rows.tolist(), file, spec.id_column or "(row numbers)")
+
+    positions = make_splits(len(data.ids), split, seed, weak_fraction, scaffolds)
+    sizes = {k: len(positions[k]) for k in SPLIT_NAMES}
+    require_nonempty_splits(sizes, len(data.ids), split, weak_fraction, f"{file} (task {name!r}, seed {seed})")
+
+    task = W2STask(
+        name=name,
+        targets=list(chosen),
+        input_kind=spec.input_kind,
+        splits=_to_dataset_dict(data, positions, chosen),
+        split=split,
+        seed=int(seed),
+        weak_fraction=weak_fraction,
+        source=str(file),
+    )
+    logger.info("%s", task.describe())
+    return task
+
+
+def _check_arguments(split: str, seed: int, weak_fraction: float, input_kind: str | None) -> None:
+    if split not in SPLIT_METHODS:
+        raise ValueError(f"split must be one of {SPLIT_METHODS}, got {split!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    if not isinstance(weak_fraction, (int, float)) or not 0.0 < weak_fraction < 1.0:
+        raise ValueError(f"weak_fraction must be strictly between 0 and 1, got {weak_fraction!r}")
+    if input_kind is not None and input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS} or None, got {input_kind!r}")
+
+
+def _resolve(name_or_path, path, input_column, target_columns, id_column, targets, input_kind):
+    """(built-in spec or None, file, task name)."""
+    key = os.fspath(name_or_path)
+    spec = BUILTIN_TASKS.get(key.lower())
+    if spec is not None:
+        given = {
+            "input_column": input_column,
+            "target_columns": target_columns,
+            "id_column": id_column,
+            "input_kind": input_kind,
+        }
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise ValueError(
+                f"{', '.join(extra)} describe your own file; built-in task {spec.name!r} has fixed columns. "
+                f"Use targets= to choose among {list(spec.targets)}, or give your file a different task name."
+            )
+        return spec, builtin_file(spec, path), spec.name
+    if path is not None:
+        return None, Path(path), key
+    file = Path(key)
+    if not file.exists():
+        raise TaskDataError(
+            f"no built-in task named {key!r} (built-in: {', '.join(BUILTIN_TASKS)}) and no file at {file.resolve()}",
+            path=file,
+        )
+    require_file(file, "task file")
+    return None, file, file.stem
+
+
+def _custom_spec(name, frame, file, input_column, target_columns, targets, id_column, input_kind) -> TaskSpec:
+    columns = set(frame.columns)
+    if input_column is None and target_columns is None and {"full_text", *ELLIPSE_RUBRICS} <= columns:
+        logger.info("%s has the ELLIPSE header; loading it as task 'ellipse'", file)
+        return BUILTIN_TASKS["ellipse"]
+    target_cols = list(target_columns) if target_columns is not None else (list(targets) if targets else None)
+    if input_column is None or not target_cols:
+        raise TaskDataError(
+            f"{file}: say which columns to use: input_column=... and target_columns=[...]. "
+            f"Available columns: {', '.join(repr(c) for c in frame.columns)}",
+            path=file,
+        )
+    require_columns(frame, [input_column], file, "input", "input_column")
+    require_columns(frame, target_cols, file, "target", "target_columns")
+    if id_column is not None:
+        require_columns(frame, [id_column], file, "id", "id_column")
+    clash = [t for t in target_cols if t in ("id", "input")]
+    if clash:
+        raise TaskDataError(
+            f"{file}: target column(s) {clash} clash with the output columns 'id'/'input'; rename them.", path=file
+        )
+    if input_kind is None:
+        sample = frame[input_column].astype(str).head(1000)
+        no_space = bool(len(sample)) and not sample.str.strip().str.contains(r"\s").any()
+        input_kind = "smiles" if "smiles" in input_column.lower() or no_space else "text"
+        logger.info("%s: input column %r taken as %s (pass input_kind= to override)", file, input_column, input_kind)
+    return TaskSpec(
+        name=name,
+        input_kind=input_kind,
+        input_column=input_column,
+        targets={t: t for t in target_cols},
+        id_column=id_column,
+        description=f"user file {file}",
+    )
+
+
+def _choose_targets(spec: TaskSpec, targets: list[str] | None, file: Path) -> list[str]:
+    if targets is None:
+        return list(spec.targets)
+    unknown = [t for t in targets if t not in spec.targets]
+    if unknown or not targets:
+        raise TaskDataError(
+            f"{file}: task {spec.name!r} has no target(s) {unknown}; choose from {list(spec.targets)}",
+            path=file,
+        )
+    return list(dict.fromkeys(targets))
+
+
+def _parse(frame: pd.DataFrame, spec: TaskSpec, chosen: list[str], file: Path) -> _Rows:
+    """Ids, inputs and float targets, each column checked, in the order a user would fix them."""
+    needed = [spec.input_column, *(spec.targets[t] for t in chosen)]
+    require_columns(frame, needed[:1], file, "input", "input_column")
+    require_columns(frame, needed[1:], file, "target", "target_columns")
+    if spec.id_column is not None:
+        require_columns(frame, [spec.id_column], file, "id", "id_column")
+        ids = parse_ids(frame, spec.id_column, file)
+    else:
+        ids = [f"row-{i + 1}" for i in range(len(frame))]
+    inputs = parse_inputs(frame, spec.input_column, file, spec.input_kind)
+    values = {t: parse_targets(frame, spec.targets[t], file) for t in chosen}
+    return _Rows(ids=ids, inputs=inputs, targets=values, rows=np.arange(1, len(frame) + 1))
+
+
+def _check_smiles(data: _Rows, column: str, file: Path, drop_invalid: bool):
+    mols = chem.parse_smiles(data.inputs)
+    bad = np.array([m is None for m in mols])
+    if not bad.any():
+        return mols, data
+    where = format_rows(data.rows[bad].tolist(), [s for s, b in zip(data.inputs, bad) if b])
+    if not drop_invalid:
+        raise TaskDataError(
+            f"{file}: column {column!r} has SMILES that RDKit cannot parse in {where}. Fix them, or pass "
+            "drop_invalid=True to drop these rows.",
+            path=file,
+            column=column,
+            rows=data.rows[bad].tolist(),
+        )
+    logger.warning("%s: dropped %d rows with invalid SMILES in column %r (%s)", file, int(bad.sum()), column, where)
+    keep = np.flatnonzero(~bad)
+    return [mols[i] for i in keep], data.take(keep)
+
+
+def _merge_duplicates(mols: list, data: _Rows, spec: TaskSpec, file: Path):
+    """Built-in sets: one row per canonical SMILES (first id/SMILES kept, targets averaged).
+
+    A user's file is left as it is (the user decides), but repeated molecules are reported because
+    they can sit on both sides of a random split.
+    """
+    canon = chem.canonical_smiles(mols)
+    first: dict[str, int] = {}
+    groups: dict[int, list[int]] = {}
+    for i, c in enumerate(canon):
+        groups.setdefault(first.setdefault(c, i), []).append(i)
+    repeated = [g for g in groups.values() if len(g) > 1]
+    if not repeated:
+        return mols, data
+    if not spec.dedup:
+        rows = [int(data.rows[g[1]]) for g in repeated]
+        logger.warning(
+            "%s: %d molecules appear more than once (same canonical SMILES), repeats in %s",
+            file, len(repeated), format_rows(rows),
+        )
+        return mols, data
+    keep = np.array(sorted(groups), dtype=np.int64)
+    merged = data.take(keep)
+    conflicts = 0
+    for j, leader in enumerate(keep):
+        members = groups[int(leader)]
+        if len(members) > 1:
+            stacked = np.stack([data.targets[t][members] for t in merged.targets])
+            conflicts += int(np.ptp(stacked, axis=1).max() > 0)
+            for t in merged.targets:
+                merged.targets[t][j] = data.targets[t][members].mean()
+    logger.info(
+        "%s: merged %d repeated molecules (%d with different targets, averaged): %d rows -> %d",
+        spec.name, len(repeated), conflicts, len(data.ids), len(keep),
+    )
+    return [mols[i] for i in keep], merged
+
+
+def _to_dataset_dict(data: _Rows, positions: dict[str, np.ndarray], targets: list[str]):
+    import datasets
+
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "input": datasets.Value("string"),
+            **{t: datasets.Value("float64") for t in targets},
+        }
+    )
+    out = {}
+    for name in SPLIT_NAMES:
+        idx = positions[name]
+        columns = {"id": [data.ids[i] for i in idx], "input": [data.inputs[i] for i in idx]}
+        columns.update({t: data.targets[t][idx].tolist() for t in targets})
+        out[name] = datasets.Dataset.from_dict(columns, features=features)
+    return datasets.DatasetDict(out)
