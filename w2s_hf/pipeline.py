@@ -238,7 +238,9 @@ class W2SPipeline:
         else:
             from .adamw import fit_adamw
 
-            head = fit_adamw(X, y_train, X_val, y_val, accelerator=acc, lr=cfg.lr, epochs=cfg.epochs,
+            # DDP: each process trains on, and validates, its own rows; fit_adamw reduces across them.
+            shard = slice(acc.process_index, None, acc.num_processes)
+            head = fit_adamw(X[shard], y_train[shard], X_val[shard], y_val[shard], accelerator=acc, lr=cfg.lr, epochs=cfg.epochs,
                              batch_size=cfg.batch_size, weight_decay=cfg.weight_decay, eval_every=cfg.eval_every,
                              patience=cfg.patience, seed=self.config.run.seed, on_eval=self._on_eval(name))
         meta["train_val_mse"] = float(np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2))
