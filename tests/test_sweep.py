@@ -1,0 +1,167 @@
+"""Sweep outputs, weak-model selection that never reads the student's or test gold labels, the Figure-2 plot."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+
+import numpy as np
+import pytest
+
+TARGETS = ["cohesion", "grammar"]
+
+
+@pytest.fixture(scope="module")
+def essays(tmp_path_factory):
+    from w2s_hf.data.fixtures import write_synthetic_ellipse
+
+    return str(write_synthetic_ellipse(tmp_path_factory.mktemp("sweep") / "essays.csv", n=140, seed=1))
+
+
+def _sweep_config(essays, tiny_bert, tiny_gpt2, out, **extra):
+    from w2s_hf.sweep import SweepConfig
+
+    return SweepConfig.from_dict({
+        "task": essays, "split": "random", "seeds": [0, 1], "targets": TARGETS,
+        "strong": {"model": tiny_gpt2, "pooling": "last", "max_length": 48},
+        "weak_models": [
+            {"model": tiny_bert, "layer": 1, "max_length": 48},
+            {"model": tiny_bert, "layer": 3, "max_length": 48},
+            {"model": tiny_gpt2, "layer": 1, "max_length": 48, "name": "gpt2-L1"},
+        ],
+        "output_dir": str(out), "cache_dir": str(out / "cache"), "n_boot": 20, **extra,
+    })
+
+
+def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, tmp_path):
+    from w2s_hf.sweep import CSV_COLUMNS, run_sweep
+
+    config = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "sweep", swap_roles=True)
+    summary = run_sweep(config)
+    with open(tmp_path / "sweep" / "sweep.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    normal = [r for r in rows if r["direction"] == "normal"]
+    reversed_ = [r for r in rows if r["direction"] == "reversed"]
+    assert len(normal) == len(reversed_) == 3 * 2 * 2  # weak models x seeds x targets
+    assert {(r["weak_model"], r["seed"], r["target"]) for r in normal} == {
+        (w, s, t) for w in ("bert@L1", "bert@L3", "gpt2-L1") for s in ("0", "1") for t in TARGETS}
+    for r in normal:
+        assert float(r["gain"]) == pytest.approx(float(r["weak_error"]) - float(r["w2s_error"]), abs=1e-9)
+        assert float(r["residual"]) == pytest.approx(float(r["gain"]) - float(r["misfit"]), abs=1e-9)
+    # reversed rows train each weak model on the strong model's labels
+    assert {r["weak_model"] for r in reversed_} == {"gpt2"} and {r["strong_model"] for r in reversed_} == {"bert@L1", "bert@L3", "gpt2-L1"}
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert saved["n_runs"] == summary["n_runs"] == 6
+    fit = saved["fit"]["all"]
+    x = np.array([float(r["misfit"]) for r in normal])
+    y = np.array([float(r["gain"]) for r in normal])
+    slope, intercept = np.polyfit(x, y, 1)
+    assert fit["slope"] == pytest.approx(slope, rel=1e-6) and fit["intercept"] == pytest.approx(intercept, rel=1e-6, abs=1e-9)
+    assert set(fit["ci"]) >= {"slope", "intercept", "r2"}
+    assert set(saved["fit"]["per_target"]) == set(TARGETS)
+    assert set(saved["selection"]["mean_regret"]) == {"predicted_w2s_error", "lowest_weak_error", "largest_misfit"}
+    assert set(saved["ceiling_error_val"]["per_representation"]) == {"bert@L1", "bert@L3", "gpt2-L1", "gpt2"}
+    assert set(saved["reversal"]) == {"bert@L1", "bert@L3", "gpt2-L1"}
+    assert (tmp_path / "sweep" / "misfit_vs_gain.png").stat().st_size > 1000
+
+
+def _candidates(rng, names=("a", "b", "c", "d")):
+    def block():
+        per = {t: {k: float(rng.uniform(0.1, 2)) for k in ("weak_error", "w2s_error", "misfit")} for t in TARGETS}
+        return {**{k: float(np.mean([per[t][k] for t in TARGETS])) for k in ("weak_error", "w2s_error", "misfit")}, "per_target": per}
+
+    return {n: {"splits": {s: block() for s in ("w2s_train", "val", "test")}} for n in names}
+
+
+def _poison(results, rng):
+    """Replace every number the selection rule must not read: all of w2s_train and test, and val's w2s_error."""
+    out = copy.deepcopy(results)
+    for name, res in out.items():
+        for split in ("w2s_train", "test"):
+            for key in ("weak_error", "w2s_error", "misfit"):
+                res["splits"][split][key] = float(rng.normal() * 100)
+                for t in TARGETS:
+                    res["splits"][split]["per_target"][t][key] = float(rng.normal() * 100)
+        res["splits"]["val"]["w2s_error"] = float(rng.normal() * 100)
+    return out
+
+
+def test_selection_ranks_by_predicted_w2s_error_and_reports_regret():
+    from w2s_hf.selection import select_weak_model
+
+    rng = np.random.default_rng(0)
+    cands = _candidates(rng)
+    pick = select_weak_model(cands)
+    predicted = {n: r["splits"]["val"]["weak_error"] - r["splits"]["val"]["misfit"] for n, r in cands.items()}
+    assert pick.chosen == min(predicted, key=predicted.get)
+    assert [n for n, _ in pick.ranking] == sorted(predicted, key=predicted.get)
+    test = {n: r["splits"]["test"]["w2s_error"] for n, r in cands.items()}
+    assert pick.true_best == min(test, key=test.get)
+    assert pick.regret == pytest.approx(test[pick.chosen] - min(test.values()))
+    assert pick.baselines["lowest_weak_error"]["chosen"] == min(cands, key=lambda n: cands[n]["splits"]["val"]["weak_error"])
+    assert pick.baselines["largest_misfit"]["chosen"] == max(cands, key=lambda n: cands[n]["splits"]["val"]["misfit"])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_selection_never_reads_student_or_test_gold(seed):
+    from w2s_hf.selection import select_weak_model
+
+    rng = np.random.default_rng(seed)
+    cands = _candidates(rng)
+    for target in (None, *TARGETS):
+        clean = select_weak_model(cands, target=target, evaluate_on=None)
+        poisoned = select_weak_model(_poison(cands, rng), target=target, evaluate_on=None)
+        assert poisoned.chosen == clean.chosen and poisoned.ranking == clean.ranking
+
+
+def test_selection_unchanged_when_gold_labels_of_w2s_train_and_test_are_poisoned(essays, tiny_bert, tiny_gpt2, tmp_path):
+    """Through the real pipeline: scramble the gold labels the student must not see; the choice stays."""
+    from w2s_hf.data import load_task
+    from w2s_hf.pipeline import W2SPipeline
+    from w2s_hf.selection import select_weak_model
+
+    config = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "s")
+    clean_task = load_task(essays, split="random", seed=0, targets=TARGETS)
+    poisoned_task = load_task(essays, split="random", seed=0, targets=TARGETS)
+    rng = np.random.default_rng(7)
+    for split in ("w2s_train", "test"):
+        ds = poisoned_task.splits[split]
+        for t in TARGETS:
+            ds = ds.remove_columns(t).add_column(t, list(rng.uniform(-50, 50, len(ds))))
+        poisoned_task.splits[split] = ds
+    picks = []
+    for tag, task in (("clean", clean_task), ("poisoned", poisoned_task)):
+        results = {}
+        for weak in config.weak_models:
+            run = config.run_config(weak, config.strong, 0, f"{tag}_{weak.label}")
+            results[weak.label] = W2SPipeline(run, task=task).run()
+        picks.append(select_weak_model(results, evaluate_on=None))
+    assert picks[0].chosen == picks[1].chosen
+    assert [n for n, _ in picks[0].ranking] == [n for n, _ in picks[1].ranking]
+    assert [v for _, v in picks[0].ranking] == pytest.approx([v for _, v in picks[1].ranking], rel=1e-9)
+
+
+def test_plot_has_one_point_per_run(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from w2s_hf.plotting import plot_misfit_vs_gain
+
+    figures = []
+    original = matplotlib.figure.Figure.savefig
+
+    def spy(self, *args, **kwargs):
+        figures.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    rng = np.random.default_rng(0)
+    rows = [{"weak_model": w, "seed": s, "panel": p, "misfit": float(rng.uniform()), "gain": float(rng.uniform())}
+            for w in ("m1", "m2", "m3") for s in range(3) for p in ("esol", "freesolv")]
+    path = plot_misfit_vs_gain(rows, tmp_path / "fig.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    [fig] = figures
+    per_panel = [sum(len(c.get_offsets()) for c in ax.collections) for ax in fig.axes if ax.collections]
+    assert per_panel == [9, 9]  # 3 weak models x 3 seeds in each of the two panels
+    assert all(any("y = x" in t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes if ax.collections)
