@@ -1,0 +1,240 @@
+"""Benchmark the exact linear head (`fit_exact`) against scikit-learn and numpy on float32 features.
+
+    python scripts/benchmarks/bench_heads.py                       # n=200,000, d=1,024, plus 2 processes
+    python scripts/benchmarks/bench_heads.py --n 20000 --d 256 --nproc 1 --methods fit_exact sklearn_ridge
+
+Data: X (n, d) float32 with structure (a rank-32 signal, per-column scales and offsets, noise) and one
+target y = X w + noise, generated once from --seed and saved to a temporary .npy file.
+
+Method, so that the numbers are honest:
+- each method runs ONCE in a fresh Python subprocess, which imports its libraries, loads X and y fully
+  into memory and only then starts measuring;
+- time is the wall time of the fit call alone (validation, conversions and solve included);
+- memory is the peak resident set size during the fit minus the resident size just before it (the
+  kernel's peak counter VmHWM is reset through /proc/self/clear_refs first; where that is not
+  possible, ru_maxrss is used). RSS sees what tracemalloc cannot: BLAS/LAPACK workspaces and copies
+  made in C. It is reported in GiB and as a multiple of the feature matrix's own size;
+- coefficients of every method are compared with numpy.linalg.lstsq on float64, explicitly centred
+  features (the reference; its centred copy counts in its memory) and with LinearRegression.
+- `--nproc 2` also runs fit_exact under `accelerate launch` (gloo): each process loads only its own
+  half of the rows and the all-reduced head must equal the one-process head. Its time is the slowest
+  process's fit; its memory is the largest per-process peak over that process's own baseline. BLAS
+  threads are split between the processes (cores // nproc each) so they do not oversubscribe.
+
+Targets (issue): fit_exact >= 3x faster than LinearRegression, no slower than Ridge(alpha=1), peak
+extra memory <= 1.5x the feature matrix, coefficients equal to those of lstsq to 1e-4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run from a clone without installing
+
+METHODS = ["fit_exact", "fit_exact_ridge1", "sklearn_linear", "sklearn_ridge", "numpy_lstsq"]
+
+
+def make_data(n: int, d: int, seed: int, folder: Path) -> tuple[Path, Path]:
+    """Write X (n, d) float32 and y (n,) float64 to .npy files, generated chunkwise (small peak)."""
+    rng = np.random.default_rng(seed)
+    mixing = rng.standard_normal((32, d)).astype(np.float32)
+    scales = rng.uniform(0.2, 3.0, d).astype(np.float32)
+    offsets = rng.uniform(-5.0, 5.0, d).astype(np.float32)
+    w = rng.standard_normal(d) / np.sqrt(d)
+    X = np.lib.format.open_memmap(folder / "X.npy", mode="w+", dtype=np.float32, shape=(n, d))
+    y = np.empty(n)
+    for start in range(0, n, 16384):
+        rows = min(16384, n - start)
+        block = rng.standard_normal((rows, 32), dtype=np.float32) @ mixing
+        block += rng.standard_normal((rows, d), dtype=np.float32)
+        block = block * scales + offsets
+        X[start : start + rows] = block
+        y[start : start + rows] = block.astype(np.float64) @ w + 0.1 * rng.standard_normal(rows)
+    X.flush()
+    del X
+    np.save(folder / "y.npy", y)
+    return folder / "X.npy", folder / "y.npy"
+
+
+def _current_rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM (the peak RSS) to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss(reset_ok: bool) -> int:
+    if reset_ok:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _fit(method: str, X: np.ndarray, y: np.ndarray, accelerator=None) -> np.ndarray:
+    """Run one method; return (d + 1,) = coefficients then intercept."""
+    if method in ("fit_exact", "fit_exact_ridge1", "fit_exact_ddp"):
+        from w2s_hf.heads import fit_exact
+
+        head = fit_exact(X, y, ridge=1.0 if method == "fit_exact_ridge1" else 0.0, accelerator=accelerator)
+        return np.concatenate([head.weight[:, 0], head.bias])
+    if method == "sklearn_linear":
+        from sklearn.linear_model import LinearRegression
+
+        model = LinearRegression().fit(X, y)
+        return np.concatenate([model.coef_, [model.intercept_]]).astype(np.float64)
+    if method == "sklearn_ridge":
+        from sklearn.linear_model import Ridge
+
+        model = Ridge(alpha=1.0).fit(X, y)
+        return np.concatenate([model.coef_, [model.intercept_]]).astype(np.float64)
+    if method == "numpy_lstsq":
+        mean = X.mean(axis=0, dtype=np.float64)
+        coef = np.linalg.lstsq(X - mean, y - y.mean(), rcond=None)[0]
+        return np.concatenate([coef, [y.mean() - mean @ coef]])
+    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+
+
+def worker(method: str, data: Path, out: Path) -> None:
+    """Subprocess body: load, measure one fit, write coefficients and a JSON line."""
+    import scipy.linalg  # noqa: F401  (imports happen before the baseline)
+    import sklearn.linear_model  # noqa: F401
+
+    import w2s_hf.heads  # noqa: F401
+
+    accelerator, rank, world = None, 0, 1
+    if method == "fit_exact_ddp":
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(cpu=True)
+        rank, world = accelerator.process_index, accelerator.num_processes
+    X_all = np.load(data / "X.npy", mmap_mode="r")
+    rows = np.array_split(np.arange(X_all.shape[0]), world)[rank]
+    X = np.array(X_all[rows[0] : rows[-1] + 1])  # this process's rows, in memory
+    y = np.load(data / "y.npy")[rows[0] : rows[-1] + 1]
+    del X_all
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    baseline = _current_rss()
+    reset_ok = _reset_peak()
+    start = time.perf_counter()
+    coef = _fit(method, X, y, accelerator)
+    seconds = time.perf_counter() - start
+    extra = _peak_rss(reset_ok) - baseline
+    if accelerator is not None:
+        import torch
+
+        stats = accelerator.gather(torch.tensor([[seconds, float(extra)]], dtype=torch.float64))
+        seconds, extra = float(stats[:, 0].max()), float(stats[:, 1].max())
+        if rank != 0:
+            return
+    np.save(out / f"{method}.npy", coef)
+    print("RESULT " + json.dumps({"method": method, "seconds": seconds, "extra_bytes": extra}), flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_method(method: str, data: Path, out: Path, nproc: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", method, "--data", str(data), "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TRANSFORMERS_VERBOSITY="error")
+    if method == "fit_exact_ddp":
+        threads = str(max(1, (os.cpu_count() or 1) // nproc))
+        env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                  str(ROOT / "accelerate_configs" / "cpu_2proc.yaml"), "--num_processes", str(nproc),
+                  "--main_process_port", str(_free_port())]
+        cmd = launch + cmd[1:]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{method} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200_000, help="rows")
+    parser.add_argument("--d", type=int, default=1024, help="feature columns")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nproc", type=int, default=2, help="processes for the accelerate run (1 skips it)")
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.data, args.out)
+        return
+    if args.n < 2 or args.d < 1 or args.nproc < 1:
+        parser.error("--n must be >= 2, --d >= 1 and --nproc >= 1")
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_heads_"))
+    try:
+        make_data(args.n, args.d, args.seed, folder)
+        x_bytes = args.n * args.d * 4
+        methods = list(args.methods) + (["fit_exact_ddp"] if args.nproc > 1 else [])
+        results = {}
+        for method in methods:
+            results[method] = run_method(method, folder, folder, args.nproc)
+            print(f"  {method}: {results[method]['seconds']:.2f} s", file=sys.stderr, flush=True)
+        coefs = {m: np.load(folder / f"{m}.npy") for m in methods}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    print(f"\nn={args.n:,} d={args.d:,} k=1 float32 features ({x_bytes / 2**30:.2f} GiB), "
+          f"{os.cpu_count()} cores, nproc={args.nproc}")
+    header = (f"{'method':<18}{'wall s':>9}{'peak extra GiB':>16}{'x X size':>10}"
+              f"{'|dcoef| lstsq':>15}{'|dcoef| LinReg':>16}")
+    print(header + "\n" + "-" * len(header))
+    for method in methods:
+        r = results[method]
+        diffs = [np.max(np.abs(coefs[method] - coefs[ref])) if ref in coefs else float("nan")
+                 for ref in ("numpy_lstsq", "sklearn_linear")]
+        label = f"{method} (x{args.nproc})" if method == "fit_exact_ddp" else method
+        print(f"{label:<18}{r['seconds']:>9.2f}{r['extra_bytes'] / 2**30:>16.3f}"
+              f"{r['extra_bytes'] / x_bytes:>10.2f}{diffs[0]:>15.2e}{diffs[1]:>16.2e}")
+    if "fit_exact" in results:
+        ours = results["fit_exact"]
+        checks = []
+        if "sklearn_linear" in results:
+            speedup = results["sklearn_linear"]["seconds"] / ours["seconds"]
+            checks.append((f">= 3x faster than LinearRegression ({speedup:.1f}x)", speedup >= 3))
+        if "sklearn_ridge" in results:
+            checks.append(("no slower than Ridge(alpha=1)", ours["seconds"] <= results["sklearn_ridge"]["seconds"]))
+        checks.append(("peak extra <= 1.5x feature matrix", ours["extra_bytes"] <= 1.5 * x_bytes))
+        if "numpy_lstsq" in coefs:
+            checks.append(("coefficients within 1e-4 of lstsq",
+                           np.max(np.abs(coefs["fit_exact"] - coefs["numpy_lstsq"])) <= 1e-4))
+        if "fit_exact_ddp" in coefs:
+            checks.append(("2-process head equals 1-process head (1e-10)",
+                           np.max(np.abs(coefs["fit_exact_ddp"] - coefs["fit_exact"])) <= 1e-10))
+        print("\n" + "\n".join(f"{'PASS' if ok else 'FAIL'}  {text}" for text, ok in checks))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""The misfit decomposition of weak-to-strong gain, with bootstrap intervals.
+
+Charikar, Pabbaraju & Shiragur (NeurIPS 2024): when the strong class is convex and the truth lies in
+it, err(w2s) <= err(weak) - d(w2s, weak), i.e. gain = weak_error - w2s_error >= misfit, with equality
+for a linear subspace. This module computes every quantity of that statement from per-example
+predictions and gold labels; it is pure (no state, no I/O) and works on gathered arrays, so the
+numbers are the same however the examples were spread over processes.
+
+Losses are Bregman divergences D(p, q) (`Divergence`); the squared loss is the one registered now.
+Errors are D(y, prediction) and the misfit is D(w2s, weak), the orientation of the Bregman
+Pythagorean inequality D(y, weak) >= D(y, w2s) + D(w2s, weak) that holds when the student is the
+projection of the weak predictions onto a convex class containing y (Mulgund & Pabbaraju, ICML 2025).
+A KL divergence for classification plugs in by adding an entry to `DIVERGENCES` whose `loss` maps
+(n, C) probabilities to an (n, 1) per-example loss; the misfit is then KL(student || weak).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+_BASE = ("weak_error", "w2s_error", "misfit", "ceiling_error")
+_BOOT_ELEMENTS = 1 << 22  # resampling weights held at once (B x n), ~32 MB of float64
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Per-example divergence: `loss(pred, target)` = D(target, pred), shape (n, m), one column per
+    reported target. `check(pred, pred_name, target, target_name)` raises ValueError on bad shapes."""
+
+    name: str
+    loss: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    check: Callable[[np.ndarray, str, np.ndarray, str], None]
+
+
+def _same_shape(pred: np.ndarray, pred_name: str, target: np.ndarray, target_name: str) -> None:
+    if pred.shape != target.shape:
+        raise ValueError(f"{pred_name} has shape {pred.shape} but {target_name} has shape "
+                         f"{target.shape}; predictions and labels must align row by row and column by column")
+
+
+SQUARED = Divergence("squared", lambda pred, target: (pred - target) ** 2, _same_shape)
+DIVERGENCES: dict[str, Divergence] = {"squared": SQUARED}
+
+
+@dataclass
+class Decomposition:
+    """Weak-to-strong quantities averaged over target columns (and, in `per_target`, per column).
+
+    pgr = gain / (weak_error - ceiling_error) is nan when weak_error == ceiling_error (the gap to
+    recover is zero); averaged pgr is the mean of the per-target pgr values. `ci` maps each averaged
+    quantity to its percentile-bootstrap interval [lo, hi] (empty when n_boot=0).
+    """
+
+    weak_error: float
+    w2s_error: float
+    misfit: float
+    gain: float
+    residual: float
+    predicted_w2s_error: float
+    ceiling_error: float | None
+    pgr: float | None
+    n: int
+    ci: dict[str, list[float]] = field(default_factory=dict)
+    per_target: dict[str, dict[str, float]] = field(default_factory=dict)
+    divergence: str = "squared"
+    confidence: float = 0.95
+    n_boot: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON types only; nan (undefined pgr) becomes None so the output is strict JSON."""
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            out[key] = _plain(value)
+        return out
+
+
+def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = None, *,
+              target_names: Sequence[str] | None = None, n_boot: int = 1000, seed: int = 0,
+              confidence: float = 0.95, divergence: str = "squared") -> Decomposition:
+    """Decompose the weak-to-strong gain on one set of examples.
+
+    Arrays are (n,) or (n, k) and aligned by row. Bootstrap intervals resample rows with the same
+    indices for every quantity, so derived quantities (gain, residual, pgr) get coherent intervals.
+    """
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"divergence must be one of {sorted(DIVERGENCES)}, got {divergence!r}")
+    div = DIVERGENCES[divergence]
+    n_boot, confidence = _check_boot(n_boot, confidence)
+    y = _as_array(y_true, "y_true")
+    preds = {"weak_pred": weak_pred, "w2s_pred": w2s_pred}
+    if ceiling_pred is not None:
+        preds["ceiling_pred"] = ceiling_pred
+    arrays = {name: _as_array(a, name) for name, a in preds.items()}
+    for name, a in arrays.items():
+        div.check(a, name, y, "y_true")
+    weak, w2s = arrays["weak_pred"], arrays["w2s_pred"]
+
+    # per-example losses, one (n, m) block per base quantity
+    losses = [div.loss(weak, y), div.loss(w2s, y), div.loss(weak, w2s)]  # misfit = D(w2s, weak)
+    if ceiling_pred is not None:
+        losses.append(div.loss(arrays["ceiling_pred"], y))
+    n, m = losses[0].shape
+    names = [f"target_{j}" for j in range(m)] if target_names is None else [str(t) for t in target_names]
+    if len(names) != m or len(set(names)) != m:
+        raise ValueError(f"target_names must be {m} distinct names (one per target column), got {names}")
+
+    per_example = np.concatenate(losses, axis=1)  # (n, q*m)
+    base = per_example.mean(axis=0)[None, :]  # (1, q*m): the point estimate as a "replicate"
+    point = _derive(base, len(losses), m)
+    per_target = {
+        t: {key: float(vals[0, j]) for key, vals in point.items() if vals.ndim == 2}
+        for j, t in enumerate(names)
+    }
+    ci: dict[str, list[float]] = {}
+    if n_boot > 0:
+        boot = _derive(_bootstrap_means(per_example, n_boot, seed), len(losses), m)
+        alpha = (1.0 - confidence) / 2.0
+        for key, vals in boot.items():
+            if vals.ndim == 1:
+                ci[key] = [_nanquantile(vals, alpha), _nanquantile(vals, 1.0 - alpha)]
+    averaged = {key.removesuffix("_avg"): float(vals[0]) for key, vals in point.items() if vals.ndim == 1}
+    averaged.setdefault("ceiling_error", None)
+    averaged.setdefault("pgr", None)
+    return Decomposition(**averaged, n=int(n), ci={k.removesuffix("_avg"): v for k, v in ci.items()},
+                         per_target=per_target, divergence=div.name, confidence=confidence, n_boot=n_boot)
+
+
+def fit_gain_on_misfit(misfit: Any, gain: Any, *, n_boot: int = 1000, seed: int = 0,
+                       confidence: float = 0.95) -> dict[str, Any]:
+    """OLS of gain on misfit over points (e.g. one per weak model), with bootstrap intervals.
+
+    The theory predicts slope 1 and intercept 0 in the realizable, infinite-sample limit. r2 is nan
+    when gain is constant; bootstrap replicates that draw a single distinct misfit are skipped.
+    """
+    n_boot, confidence = _check_boot(n_boot, confidence)
+    x = _as_array(misfit, "misfit")
+    y = _as_array(gain, "gain")
+    if x.shape[1] != 1 or y.shape[1] != 1:
+        raise ValueError(f"misfit and gain must be 1-D, got shapes {np.shape(misfit)} and {np.shape(gain)}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"misfit has {x.shape[0]} points but gain has {y.shape[0]}")
+    if x.shape[0] < 2 or np.ptp(x) == 0:
+        raise ValueError("misfit needs at least two points with different values to fit a line")
+    x, y = x[:, 0], y[:, 0]
+    slope, intercept, r2 = (float(v[0]) for v in _weighted_ols(np.ones((1, x.size)), x, y))
+    out: dict[str, Any] = {"slope": slope, "intercept": intercept, "r2": _plain(r2), "n": int(x.size), "ci": {}}
+    if n_boot > 0:
+        alpha = (1.0 - confidence) / 2.0
+        reps = [np.concatenate(parts) for parts in zip(
+            *(_weighted_ols(w, x, y) for w in _resample_counts(x.size, n_boot, seed)))]
+        for key, vals in zip(("slope", "intercept", "r2"), reps):
+            out["ci"][key] = [_nanquantile(vals, alpha), _nanquantile(vals, 1.0 - alpha)]
+    return out
+
+
+def _derive(means: np.ndarray, q: int, m: int) -> dict[str, np.ndarray]:
+    """Derived quantities from replicate means (B, q*m): per target (B, m) and averaged (B,)."""
+    blocks = dict(zip(_BASE, np.split(means, q, axis=1)))
+    out = {
+        "weak_error": blocks["weak_error"],
+        "w2s_error": blocks["w2s_error"],
+        "misfit": blocks["misfit"],
+        "gain": blocks["weak_error"] - blocks["w2s_error"],
+        "residual": blocks["weak_error"] - blocks["w2s_error"] - blocks["misfit"],
+        "predicted_w2s_error": blocks["weak_error"] - blocks["misfit"],
+    }
+    if "ceiling_error" in blocks:
+        out["ceiling_error"] = blocks["ceiling_error"]
+        gap = blocks["weak_error"] - blocks["ceiling_error"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["pgr"] = np.where(gap == 0, np.nan, out["gain"] / np.where(gap == 0, 1.0, gap))
+    # "Averaged values are the mean over target columns of the per-target values".
+    out.update({f"{key}_avg": vals.mean(axis=1) for key, vals in list(out.items())})
+    return out
+
+
+def _resample_counts(n: int, n_boot: int, seed: int):
+    """Yield (B, n) float matrices of bootstrap multiplicities (rows of `n` draws with replacement)."""
+    rng = np.random.default_rng(seed)
+    batch = max(1, _BOOT_ELEMENTS // max(n, 1))
+    for start in range(0, n_boot, batch):
+        b = min(batch, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n)) + n * np.arange(b)[:, None]
+        yield np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+
+
+def _bootstrap_means(per_example: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, columns) means of resampled rows; one GEMM per batch of replicates."""
+    n = per_example.shape[0]
+    return np.concatenate([counts @ per_example / n for counts in _resample_counts(n, n_boot, seed)])
+
+
+def _weighted_ols(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slope, intercept, r2 of y on x for each row of weights w (B, n)."""
+    # Centre on the full-sample means first so the weighted moments do not cancel.
+    x0, y0 = float(x.mean()), float(y.mean())
+    xc, yc = x - x0, y - y0
+    sw = w.sum(axis=1)
+    mx, my = (w @ xc) / sw, (w @ yc) / sw
+    sxx = w @ (xc * xc) - sw * mx * mx
+    sxy = w @ (xc * yc) - sw * mx * my
+    syy = w @ (yc * yc) - sw * my * my
+    # A replicate that drew (almost) a single distinct misfit has no slope.
+    flat = sxx <= 1e-12 * sw * float(np.mean(xc * xc))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(flat, np.nan, sxy / sxx)
+        r2 = np.where(flat | (syy <= 0), np.nan, np.clip(sxy * sxy / (sxx * syy), 0.0, 1.0))
+    intercept = (y0 + my) - slope * (x0 + mx)
+    return slope, intercept, r2
+
+
+def _check_boot(n_boot: Any, confidence: Any) -> tuple[int, float]:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise ValueError(f"n_boot must be a non-negative integer (0 disables intervals), got {n_boot!r}")
+    confidence = float(confidence)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return int(n_boot), confidence
+
+
+def _as_array(a: Any, name: str) -> np.ndarray:
+    if a is None:
+        raise ValueError(f"{name} is required")
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name} must be 1-D (n,) or 2-D (n, k), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); pass at least one example")
+    arr = arr.astype(np.float64).reshape(arr.shape[0], -1)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise ValueError(f"{name} contains NaN or inf (first at row {row}); drop those examples first")
+    return arr
+
+
+def _nanquantile(vals: np.ndarray, q: float) -> float:
+    finite = vals[np.isfinite(vals)]
+    return float(np.quantile(finite, q)) if finite.size else math.nan
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
