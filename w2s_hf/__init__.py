@@ -26,7 +26,14 @@ _EXPORTS = {
     "FrozenEncoder": "w2s_hf.features",
     "load_task": "w2s_hf.data",
     "W2STask": "w2s_hf.data",
+    "select_ridge": "w2s_hf.heads",
+    "fit_gain_on_misfit": "w2s_hf.misfit",
     "select_weak_model": "w2s_hf.selection",
+    "W2SConfig": "w2s_hf.config",
+    "parse_config": "w2s_hf.config",
+    "W2SPipeline": "w2s_hf.pipeline",
+    "run_w2s": "w2s_hf.pipeline",
+    "plot_misfit_vs_gain": "w2s_hf.plotting",
 }
 
 __all__ = ["__version__", *_EXPORTS]
