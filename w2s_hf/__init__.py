@@ -34,6 +34,9 @@ _EXPORTS = {
     "W2SPipeline": "w2s_hf.pipeline",
     "run_w2s": "w2s_hf.pipeline",
     "plot_misfit_vs_gain": "w2s_hf.plotting",
+    "fit_adamw": "w2s_hf.adamw",
+    "MisfitCallback": "w2s_hf.callbacks",
+    "metric_path": "w2s_hf.evaluation",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -134,10 +134,10 @@ class HeadArguments:
     ridge: str = field(default="auto", metadata=_help("Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid)."))
     fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
     lr: float = field(default=1e-2, metadata=_help("adamw: learning rate."))
-    epochs: int = field(default=200, metadata=_help("adamw: maximum number of epochs."))
-    batch_size: int = field(default=256, metadata=_help("adamw: per-process batch size."))
+    epochs: int = field(default=300, metadata=_help("adamw: maximum number of epochs."))
+    batch_size: int = field(default=4096, metadata=_help("adamw: global batch size (rows per optimizer step, all processes together)."))
     weight_decay: float = field(default=0.0, metadata=_help("adamw: decoupled weight decay."))
-    eval_every: int | None = field(default=None, metadata=_help("adamw: evaluate on val every N optimizer steps (default: once per epoch)."))
+    eval_every: int | None = field(default=None, metadata=_help("adamw: evaluate on val every N optimizer steps (default: once per epoch, at least 5 steps apart)."))
     patience: int = field(default=10, metadata=_help("adamw: stop after this many evaluations without improvement on val."))
 
     def validate(self) -> None:

@@ -1,0 +1,63 @@
+"""The repository's promises: README's two commands, CI runs the README's test command, configs parse."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    head = text[: text.index("## What it is")]
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", head, flags=re.S)]
+
+
+def test_readme_opens_with_exactly_two_commands():
+    main_cmd, test_cmd = _readme_commands()
+    assert "accelerate launch" in main_cmd and "scripts/train_w2s.py" in main_cmd
+    assert "torch==2.13.0" in main_cmd and "torch==2.13.0" in test_cmd
+    assert "pytest" in test_cmd
+    for cmd in (main_cmd, test_cmd):
+        assert "\n" not in cmd, "each README command must be one copy-paste line"
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert ci.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in ci
+    assert _readme_commands()[1] in ci
+
+
+def test_every_script_docstring_command_names_an_existing_file():
+    for script in sorted((REPO / "scripts").rglob("*.py")):
+        doc = script.read_text().split('"""')[1]
+        for path in re.findall(r"(scripts/[\w/]+\.(?:py|yaml)|accelerate_configs/[\w]+\.yaml)", doc):
+            assert (REPO / path).exists(), f"{script.name} docstring names missing {path}"
+
+
+def test_accelerate_configs_parse_and_explain_themselves():
+    names = {p.stem for p in (REPO / "accelerate_configs").glob("*.yaml")}
+    assert {"cpu_2proc", "single_gpu", "multi_gpu", "multi_node", "fsdp", "deepspeed_zero3"} <= names
+    for path in (REPO / "accelerate_configs").glob("*.yaml"):
+        text = path.read_text()
+        assert text.startswith("#"), f"{path.name} must open with a comment saying when to use it"
+        assert isinstance(yaml.safe_load(text), dict)
+    cpu = yaml.safe_load((REPO / "accelerate_configs" / "cpu_2proc.yaml").read_text())
+    assert cpu["num_processes"] == 2 and cpu["use_cpu"] is True and cpu["distributed_type"] == "MULTI_GPU"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "scripts" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_ready_configs_are_valid(path):
+    from w2s_hf.config import load_yaml
+    from w2s_hf.sweep import SweepConfig
+
+    values = yaml.safe_load(path.read_text())
+    if "weak_models" in values:
+        config = SweepConfig.from_yaml(path)
+        assert len(config.weak_models) >= 5 and len(config.seeds) >= 3
+    else:
+        load_yaml(path)

@@ -1,0 +1,364 @@
+"""Evaluation points of a run: gather per-example predictions, decompose, hand the result to hooks.
+
+The decomposition is a function of per-example predictions, so it is computed on predictions gathered
+from every process, never from per-rank averages: `gather_predictions` collects each process's
+(ids, predictions), drops the duplicates a padded sampler may have added, and orders the rows by id,
+which makes the gathered arrays identical to a one-process run however the rows were sharded.
+
+Hooks receive every evaluation point (`on_evaluate`) and the final results dict (`on_end`):
+
+    TrackerHook(accelerator)   scalars to the accelerate trackers (`report_to`, tensorboard by default)
+    JsonResultsHook(path)      results.json, written atomically
+    TableHook()                the decomposition table, printed at the end
+    PlotHook(path)             bar chart of weak / w2s / ceiling error and the misfit, per target
+
+The results dict (its top level is built by the pipeline) looks like
+`{"config", "fingerprints": {"weak", "strong"}, "splits": {split: Decomposition.as_dict()}, "timings"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+# Order of the quantities in tables, tracker keys and plots.
+QUANTITIES = (
+    "weak_error", "w2s_error", "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr",
+)
+SPLIT_ORDER = ("w2s_train", "val", "test")
+
+
+def metric_path() -> str:
+    """Folder of the `evaluate` metric module: `evaluate.load(w2s_hf.evaluation.metric_path())`."""
+    return str(Path(__file__).resolve().parent / "metrics" / "misfit_decomposition")
+
+
+# ---------------------------------------------------------------------- gathering
+def gather_predictions(accelerator: Any, ids: Sequence | np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gather this process's `(ids, preds)` from every process; return all rows, deduplicated, sorted by id.
+
+    `ids` are one id per row (ints or strings), `preds` an array (n_local,) or (n_local, k). A process
+    may hold any number of rows, including none. Rows whose id appears on several processes (padding
+    by a distributed sampler repeats rows) are kept once; if two copies disagree, that is a sharding
+    bug and raises. Must be called on every process (it is a collective operation).
+
+    `accelerator.gather_for_metrics` is not used on whole arrays on purpose: it trims to the dataloader
+    remainder whenever the last prepared dataloader just ended, which would cut a whole-array gather.
+    Deduplicating by id is exact however the rows were split.
+    """
+    ids, preds = np.asarray(ids), np.asarray(preds)
+    if accelerator is not None and accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        parts = gather_object([(ids, preds)])
+    else:
+        parts = [(ids, preds)]
+    # Checked after the gather: every process sees every part and raises alike (no process left
+    # waiting in a collective because another one failed alone).
+    for rank, (i, p) in enumerate(parts):
+        where = f" on process {rank}" if len(parts) > 1 else ""
+        if np.ndim(i) != 1:
+            raise ValueError(f"ids must be 1-D (one id per row){where}, got shape {np.shape(i)}.")
+        if np.ndim(p) not in (1, 2) or len(p) != len(i):
+            raise ValueError(f"preds must have shape (n,) or (n, k) with n = len(ids) = {len(i)}{where}, got {np.shape(p)}.")
+    parts = [(np.asarray(i), np.asarray(p, dtype=np.float64)) for i, p in parts if len(i)]
+    if not parts:
+        return ids[:0], np.asarray(preds, dtype=np.float64)[:0]
+    all_ids = np.concatenate([i for i, _ in parts])
+    all_preds = np.concatenate([p for _, p in parts])
+    # Stable sort, then keep the first row of every run of equal ids.
+    order = np.argsort(all_ids, kind="stable")
+    all_ids, all_preds = all_ids[order], all_preds[order]
+    first = np.ones(len(all_ids), dtype=bool)
+    first[1:] = all_ids[1:] != all_ids[:-1]
+    if not first.all():
+        group = np.cumsum(first) - 1
+        kept = all_preds[first]
+        # Same head, same row: equal up to float noise from a different batch composition.
+        same = np.isclose(all_preds, kept[group], rtol=1e-4, atol=1e-6, equal_nan=True).reshape(len(all_ids), -1)
+        if not same.all():
+            bad = all_ids[~same.all(axis=1)]
+            raise ValueError(
+                f"ids {bad[:5].tolist()} were predicted differently on different processes: every process "
+                "must predict a row with the same head (gather after all processes hold the same weights)."
+            )
+    return all_ids[first], all_preds[first]
+
+
+# ---------------------------------------------------------------------- hooks
+class EvalHook:
+    """Base class of evaluation hooks; both methods are no-ops, override the ones you need.
+
+    `on_evaluate(step, split, decomposition, state)` runs at every evaluation point (`state` carries
+    context such as `{"head": "w2s", "epoch": 3}`); `on_end(results)` runs once with the results
+    dict. Hooks are called on the main process only, so they may write files freely.
+    """
+
+    def on_evaluate(self, step: int, split: str, decomposition: Any, state: dict[str, Any]) -> None:
+        return None
+
+    def on_end(self, results: dict[str, Any]) -> None:
+        return None
+
+
+def evaluate_point(
+    step: int,
+    split: str,
+    y_true: np.ndarray,
+    weak_pred: np.ndarray,
+    w2s_pred: np.ndarray,
+    ceiling_pred: np.ndarray | None = None,
+    *,
+    hooks: Iterable[EvalHook] = (),
+    state: dict[str, Any] | None = None,
+    accelerator: Any = None,
+    **decompose_kwargs: Any,
+) -> Any:
+    """Decompose gathered, row-aligned predictions of one split and call every hook's `on_evaluate`.
+
+    Every process computes the (deterministic) decomposition and gets it back; only the main process
+    calls the hooks. `decompose_kwargs` go to `w2s_hf.misfit.decompose` (target_names, n_boot, seed).
+    """
+    from .misfit import decompose
+
+    dec = decompose(y_true, weak_pred, w2s_pred, ceiling_pred, **decompose_kwargs)
+    if accelerator is None or accelerator.is_main_process:
+        for hook in hooks:
+            hook.on_evaluate(step, split, dec, dict(state or {}))
+    return dec
+
+
+def end_hooks(hooks: Iterable[EvalHook], results: dict[str, Any], accelerator: Any = None) -> None:
+    """Call every hook's `on_end(results)` on the main process."""
+    if accelerator is None or accelerator.is_main_process:
+        for hook in hooks:
+            hook.on_end(results)
+
+
+def _scalars(dec: Any) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(averaged quantities, per-target quantities) of a Decomposition or its as_dict(), Nones dropped."""
+    d = dec if isinstance(dec, dict) else dec.as_dict()
+    avg = {q: float(d[q]) for q in QUANTITIES if d.get(q) is not None}
+    per = {t: {q: float(v[q]) for q in QUANTITIES if v.get(q) is not None} for t, v in (d.get("per_target") or {}).items()}
+    return avg, per
+
+
+class TrackerHook(EvalHook):
+    """Log every quantity to the accelerate trackers as `{split}/{quantity}` and `{split}/{target}/{quantity}`.
+
+    The caller creates the trackers (`Accelerator(log_with=report_to)` + `init_trackers`); with none
+    initialised `accelerator.log` does nothing. `state["prefix"]`, if given, goes in front of every
+    key (e.g. "ceiling" to keep a second series apart).
+    """
+
+    def __init__(self, accelerator: Any):
+        self.accelerator = accelerator
+
+    def on_evaluate(self, step: int, split: str, decomposition: Any, state: dict[str, Any]) -> None:
+        prefix = f"{state['prefix']}/{split}" if state.get("prefix") else split
+        avg, per = _scalars(decomposition)
+        values = {f"{prefix}/{q}": v for q, v in avg.items()}
+        if len(per) > 1:
+            for target, qs in per.items():
+                values.update({f"{prefix}/{target}/{q}": v for q, v in qs.items()})
+        self.accelerator.log(values, step=step)
+
+    def on_end(self, results: dict[str, Any]) -> None:
+        # Flush rather than end: the caller owns the trackers' lifetime (`accelerator.end_training()`).
+        for tracker in getattr(self.accelerator, "trackers", []):
+            flush = getattr(getattr(tracker, "tracker", None), "flush", None)
+            if callable(flush):
+                flush()
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: str = "") -> None:
+    """Write through `write(tmp)` into a temp file beside `path`, fsync, then rename over `path`.
+
+    A failure at any point leaves the previous file untouched and no temp file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _json_safe(obj: Any) -> Any:
+    """numpy scalars/arrays to Python; NaN and inf to None so the file is strict JSON."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON to `path` atomically (temp file in the same folder + fsync + rename)."""
+    data = _json_safe(obj)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+
+    _atomic_write(path, write)
+
+
+class JsonResultsHook(EvalHook):
+    """Write the final results dict to `path` atomically; optionally every evaluation point under "history"."""
+
+    def __init__(self, path: str | os.PathLike, include_history: bool = False):
+        self.path = Path(path)
+        self.include_history = include_history
+        self.history: list[dict[str, Any]] = []
+
+    def on_evaluate(self, step: int, split: str, decomposition: Any, state: dict[str, Any]) -> None:
+        if self.include_history:
+            avg, _ = _scalars(decomposition)
+            self.history.append({"step": int(step), "split": split, **state, **avg})
+
+    def on_end(self, results: dict[str, Any]) -> None:
+        if self.include_history and self.history and "history" not in results:
+            results = {**results, "history": self.history}
+        write_json_atomic(self.path, results)
+
+
+# ---------------------------------------------------------------------- table
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def _ordered_splits(splits: dict[str, Any]) -> list[str]:
+    return [s for s in SPLIT_ORDER if s in splits] + [s for s in splits if s not in SPLIT_ORDER]
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """Quantities (rows) by splits (columns), with bootstrap intervals, then one block per target."""
+    splits = results.get("splits") or {}
+    names = _ordered_splits(splits)
+    if not names:
+        return "(no splits evaluated)"
+    rows = [q for q in QUANTITIES if any(splits[s].get(q) is not None for s in names)]
+
+    def cell(d: dict[str, Any], q: str, with_ci: bool) -> str:
+        text = _fmt(d.get(q))
+        ci = (d.get("ci") or {}).get(q)
+        if with_ci and ci and d.get(q) is not None and None not in ci:
+            text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+        return text
+
+    def block(title: str, dicts: dict[str, dict[str, Any]], with_ci: bool) -> list[str]:
+        cells = {s: [cell(dicts[s], q, with_ci) for q in rows] for s in names}
+        if with_ci:  # the main block ends with the number of examples of each split
+            for s in names:
+                cells[s].append("-" if dicts[s].get("n") is None else str(dicts[s]["n"]))
+        labels = [*rows, "n"] if with_ci else rows
+        width = {s: max(len(s), *(len(c) for c in cells[s])) for s in names}
+        label = max(len(title), *(len(q) for q in labels))
+        lines = [title.ljust(label) + "  " + "  ".join(s.rjust(width[s]) for s in names)]
+        lines.append("-" * len(lines[0]))
+        for i, q in enumerate(labels):
+            lines.append(q.ljust(label) + "  " + "  ".join(cells[s][i].rjust(width[s]) for s in names))
+        return lines
+
+    lines = block("quantity", {s: splits[s] for s in names}, with_ci=True)
+    targets = list((splits[names[0]].get("per_target") or {}).keys())
+    if len(targets) > 1:
+        for t in targets:
+            per = {s: (splits[s].get("per_target") or {}).get(t, {}) for s in names}
+            lines += ["", *block(f"target {t}", per, with_ci=False)]
+    return "\n".join(lines)
+
+
+class TableHook(EvalHook):
+    """Print `format_table(results)` at the end of the run (through `printer`, `print` by default)."""
+
+    def __init__(self, printer: Callable[[str], None] = print):
+        self.printer = printer
+
+    def on_end(self, results: dict[str, Any]) -> None:
+        self.printer(format_table(results))
+
+
+# ---------------------------------------------------------------------- plot
+class PlotHook(EvalHook):
+    """Bar chart per split: weak / w2s / ceiling error and the misfit, grouped per target; saved atomically.
+
+    The dashed tick on each w2s bar marks the predicted w2s error (weak error - misfit): the gap
+    between the tick and the bar top is the residual the theorem bounds.
+    """
+
+    COLORS: ClassVar[dict[str, str]] = {"weak_error": "#d62728", "w2s_error": "#1f77b4", "ceiling_error": "#2ca02c", "misfit": "#ff7f0e"}
+
+    def __init__(self, path: str | os.PathLike, splits: Sequence[str] | None = None, dpi: int = 120):
+        self.path = Path(path)
+        self.splits = tuple(splits) if splits else None
+        self.dpi = dpi
+
+    def on_end(self, results: dict[str, Any]) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+
+        splits = results.get("splits") or {}
+        names = [s for s in (self.splits or _ordered_splits(splits)) if s in splits]
+        if not names:
+            return
+        fig = Figure(figsize=(max(4.5, 3.2 * len(names) + 0.8 * _n_groups(splits[names[0]])), 4.2))
+        axes = fig.subplots(1, len(names), squeeze=False)[0]
+        for ax, split in zip(axes, names):
+            self._draw(ax, split, splits[split])
+        axes[0].set_ylabel("mean squared error")
+        found = dict(zip(*reversed(axes[0].get_legend_handles_labels())))
+        order = [q for q in ("weak_error", "w2s_error", "predicted_w2s_error", "ceiling_error", "misfit") if q in found]
+        fig.legend([found[q] for q in order], order, loc="lower center", ncol=len(order), frameon=False, fontsize=8)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        fmt = self.path.suffix.lstrip(".") or "png"
+        _atomic_write(self.path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=self.dpi), suffix=self.path.suffix)
+
+    def _draw(self, ax: Any, split: str, d: dict[str, Any]) -> None:
+        per = d.get("per_target") or {}
+        groups = {"mean": d} if len(per) <= 1 else {**per, "mean": d}
+        bars = [q for q in ("weak_error", "w2s_error", "ceiling_error", "misfit") if d.get(q) is not None]
+        width = 0.8 / len(bars)
+        for j, q in enumerate(bars):
+            xs = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(groups))]
+            ys = [float(g.get(q) or 0.0) for g in groups.values()]
+            ax.bar(xs, ys, width, color=self.COLORS[q], label=q, hatch="//" if q == "misfit" else None,
+                   edgecolor="white" if q == "misfit" else None)
+            if q == "w2s_error":
+                pred = [float(g.get("predicted_w2s_error") or 0.0) for g in groups.values()]
+                ax.hlines(pred, [x - width / 2 for x in xs], [x + width / 2 for x in xs], colors="black",
+                          linestyles="dashed", label="predicted_w2s_error")
+        ax.axhline(0.0, color="grey", linewidth=0.6)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(list(groups) if len(groups) > 1 else [""], rotation=30 if len(groups) > 3 else 0, fontsize=8)
+        ax.set_title(f"{split} (n={d.get('n', '?')})", fontsize=10)
+
+
+def _n_groups(d: dict[str, Any]) -> int:
+    per = d.get("per_target") or {}
+    return 1 if len(per) <= 1 else len(per) + 1
