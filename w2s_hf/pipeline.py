@@ -68,6 +68,11 @@ class W2SPipeline:
         self.index = {s: np.array([position[i] for i in self.ids[s]], dtype=np.int64) for s in SPLIT_ORDER}
         self._check_run_folder()
         for role in ("weak", "strong"):
+            name = getattr(config.model, f"{role}_model")
+            if name.lower().startswith("rdkit:") and self.task.input_kind != "smiles":
+                raise ConfigError(f"{role}_model={name!r} featurizes SMILES, but task {self.task.name!r} has "
+                                  f"{self.task.input_kind} inputs; use a language model for it.")
+        for role in ("weak", "strong"):
             self._encoder(role)
 
     # ------------------------------------------------------------------ plumbing

@@ -1,0 +1,345 @@
+"""FrozenEncoder: one float32 vector per text from any HuggingFace model, fast and cached.
+
+    enc = FrozenEncoder("packaged:all-MiniLM-L6-v2", layer=-1, pooling="mean")
+    X = enc.encode(texts, cache_dir="outputs/features")           # (n, 384) float32, caller's order
+    by_layer = enc.encode_layers(texts, [2, 4, 6], cache_dir=...)  # one forward pass, cached per layer
+
+How it stays fast: texts are tokenized once without padding, sorted longest first, and grouped into
+batches of at most `token_budget` tokens (rows x longest row), padded per batch, so little compute
+goes to padding; forward passes run under `torch.inference_mode`; for a layer below the last,
+the blocks above it are never run (layers.py). Shards of the sorted order are spread over the
+processes of an `accelerate launch` and cached as they finish (sharding.py, cache.py).
+
+Numbers do not depend on batch-mates: batches are right-padded by default, so absolute position
+ids of real tokens never shift; pooling reads real tokens from the attention mask (pooling.py).
+With `padding_side="left"` position ids are passed explicitly, and the model is checked once to
+give the same vectors as with right padding.
+
+Encoder-decoder models (T5, BART) use their encoder only. Decoder models without a pad token
+(GPT-2, Llama) pad with their EOS token; padded positions are masked, so the choice is inert.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .cache import FeatureCache, fingerprint_texts, make_fingerprint
+from .layers import LayerReader
+from .packaged import resolve_model_source
+from .pooling import check_pooling, pool
+from .sharding import Processes, cached_extract
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}  # fmt: skip
+_PROBE_TEXTS = ["A short probe.", "A slightly longer probe sentence, to check how batches are padded."]
+
+
+def plan_batches(lengths: np.ndarray, token_budget: int) -> list[slice]:
+    """Consecutive slices with (rows x longest row) <= token_budget (a longer row gets a batch alone)."""
+    batches, start, n = [], 0, len(lengths)
+    while start < n:
+        width, end = int(lengths[start]), start + 1
+        while end < n and (end - start + 1) * max(width, int(lengths[end])) <= token_budget:
+            width = max(width, int(lengths[end]))
+            end += 1
+        batches.append(slice(start, end))
+        start = end
+    return batches
+
+
+class FrozenEncoder:
+    """A frozen HuggingFace model mapping texts to pooled hidden states (see the module docstring)."""
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        *,
+        revision: str | None = None,
+        layer: int = -1,
+        pooling: str = "mean",
+        max_length: int = 512,
+        dtype: str = "float32",
+        trust_remote_code: bool = False,
+        token_budget: int = 16384,
+        device: str | torch.device | None = None,
+        padding_side: str = "right",
+        shard_size: int = 4096,
+    ):
+        # Argument checks first: a bad value fails before anything is loaded.
+        check_pooling(pooling)
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype={dtype!r} is not supported; choose float32, bfloat16 or float16.")
+        for arg, value in (("max_length", max_length), ("token_budget", token_budget), ("shard_size", shard_size)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{arg}={value!r} must be a positive integer.")
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side={padding_side!r} must be 'right' or 'left'.")
+        self.model_id = model_name_or_path
+        self.source = resolve_model_source(model_name_or_path, revision=revision)
+        self.pooling, self.max_length, self.token_budget = pooling, max_length, token_budget
+        self.dtype = str(_DTYPES[dtype]).removeprefix("torch.")
+        self.padding_side, self.shard_size = padding_side, shard_size
+        self.trust_remote_code = trust_remote_code
+        self.device = torch.device(device) if device is not None else None
+
+        from transformers import AutoConfig
+
+        self.config = AutoConfig.from_pretrained(self.source.path, trust_remote_code=trust_remote_code)
+        self.num_layers: int | None = getattr(self.config, "num_hidden_layers", None)
+        self.hidden_size: int | None = getattr(self.config, "hidden_size", None)
+        self.layer = self._resolve_layer(layer)
+        self._tokenizer = None
+        self._model = None
+        self._reader: LayerReader | None = None
+        self._revision_key: str | None = None
+
+    def __repr__(self) -> str:
+        return f"FrozenEncoder({self.model_id!r}, layer={self.layer}, pooling={self.pooling!r}, dtype={self.dtype!r})"
+
+    # ---- public API -------------------------------------------------------------------------
+    def fingerprint(self, texts: Sequence[str], layer: int | None = None) -> str:
+        """Cache key of `texts` encoded by this encoder (at `layer`, default the encoder's layer)."""
+        texts = _check_texts(texts)
+        return make_fingerprint(self._fingerprint_parts(self._resolve_layer(layer), fingerprint_texts(texts)))
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        cache_dir: str | os.PathLike | None = None,
+        *,
+        accelerator: Any = None,
+        overwrite: bool = False,
+        no_cache: bool = False,
+        show_progress: bool = True,
+    ) -> np.ndarray:
+        """(n, d) float32 features of `texts`, rows in the order given (memory-mapped on a cache hit)."""
+        out = self.encode_layers(
+            texts, [self.layer], cache_dir, accelerator=accelerator, overwrite=overwrite,
+            no_cache=no_cache, show_progress=show_progress,
+        )  # fmt: skip
+        return out[self.layer]
+
+    def encode_layers(
+        self,
+        texts: Sequence[str],
+        layers: Sequence[int],
+        cache_dir: str | os.PathLike | None = None,
+        *,
+        accelerator: Any = None,
+        overwrite: bool = False,
+        no_cache: bool = False,
+        show_progress: bool = True,
+    ) -> dict[int, np.ndarray]:
+        """{layer: (n, d) float32} for several layers from one forward pass, each cached on its own.
+
+        Keys are the layers as given (negative indices stay negative). With `accelerator` (or inside
+        an initialised process group) each process encodes a disjoint shard and all get the full result.
+        """
+        texts = _check_texts(texts)
+        if isinstance(layers, int) or not layers:
+            raise ValueError(f"layers={layers!r} must be a non-empty list of layer indices.")
+        resolved = {layer: self._resolve_layer(layer) for layer in layers}
+        wanted = list(dict.fromkeys(resolved.values()))
+        results: dict[int, np.ndarray] = {}
+        caches: dict[int, FeatureCache] = {}
+        if cache_dir is not None and not no_cache:
+            data_fp = fingerprint_texts(texts)
+            for layer in wanted:
+                parts = self._fingerprint_parts(layer, data_fp)
+                caches[layer] = FeatureCache(cache_dir, make_fingerprint(parts), meta=parts)
+            if not overwrite:
+                loaded = {layer: caches[layer].load() for layer in wanted}
+                results = {layer: array for layer, array in loaded.items() if array is not None}
+        missing = [layer for layer in wanted if layer not in results]
+        procs = Processes.from_accelerator(accelerator)
+        if procs.world > 1:
+            # Every process must run the same collectives: extract what any process found missing.
+            union = {layer for found in procs.gather([missing]) for layer in found}
+            missing = [layer for layer in wanted if layer in union]
+        if missing:
+            results.update(self._extract(texts, missing, caches, procs, overwrite, show_progress))
+        return {layer: results[resolved[layer]] for layer in layers}
+
+    # ---- extraction -------------------------------------------------------------------------
+    def _extract(self, texts, layers, caches, procs, overwrite, show_progress) -> dict[int, np.ndarray]:
+        ids, type_ids, lengths = self._tokenize(texts)
+        order = np.argsort(-lengths, kind="stable")  # longest first: the first batch shows OOM early
+
+        def compute(rows: np.ndarray, advance) -> list[np.ndarray]:
+            self._load_model(procs)
+            out = [np.empty((len(rows), 0), np.float32)] * len(layers)
+            for part in plan_batches(lengths[rows], self.token_budget):
+                batch = self._make_batch(ids, type_ids, rows[part])
+                with torch.inference_mode():
+                    hidden = self._reader(batch, layers)
+                    pooled = [pool(hidden[layer], batch["attention_mask"], self.pooling) for layer in layers]
+                for j, vectors in enumerate(pooled):
+                    if out[j].shape[1] == 0:
+                        out[j] = np.empty((len(rows), vectors.shape[1]), np.float32)
+                    out[j][part] = vectors.cpu().numpy()
+                advance(part.stop - part.start)
+            return out
+
+        arrays = cached_extract(
+            len(texts), compute, [caches[layer] for layer in layers] if caches else None, order=order,
+            shard_size=self.shard_size, accelerator=procs.state, overwrite=overwrite,
+            show_progress=show_progress, desc=f"encode {os.path.basename(self.model_id.rstrip('/'))}",
+        )  # fmt: skip
+        return dict(zip(layers, arrays))
+
+    def _tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
+        tok = self._load_tokenizer()
+        enc = tok(texts, add_special_tokens=True, truncation=True, max_length=self._effective_max_length(),
+                  return_attention_mask=False)  # fmt: skip
+        ids = enc["input_ids"]
+        lengths = np.fromiter((len(seq) for seq in ids), dtype=np.int64, count=len(ids))
+        empty = np.flatnonzero(lengths == 0)
+        if len(empty):
+            raise ValueError(
+                f"texts{empty[:5].tolist()} tokenize to zero tokens (empty strings?) with {self.model_id!r}, "
+                f"so there is nothing to pool; drop or fill those rows."
+            )
+        return ids, enc.get("token_type_ids"), lengths
+
+    def _make_batch(self, ids, type_ids, rows: np.ndarray, padding_side: str | None = None) -> dict[str, torch.Tensor]:
+        padding_side = padding_side or self.padding_side
+        width = max(len(ids[r]) for r in rows)
+        input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.full((len(rows), width), self._pad_type_id, dtype=np.int64) if type_ids is not None else None
+        for i, r in enumerate(rows):
+            n = len(ids[r])
+            cols = slice(0, n) if padding_side == "right" else slice(width - n, width)
+            input_ids[i, cols], mask[i, cols] = ids[r], 1
+            if types is not None:
+                types[i, cols] = type_ids[r]
+        batch = {"input_ids": input_ids, "attention_mask": mask}
+        if types is not None and "token_type_ids" in self._forward_params:
+            batch["token_type_ids"] = types
+        if padding_side == "left" and "position_ids" in self._forward_params:
+            batch["position_ids"] = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        return {key: torch.from_numpy(value).to(self._device) for key, value in batch.items()}
+
+    # ---- lazy loading -----------------------------------------------------------------------
+    def _load_tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(self.source.path, trust_remote_code=self.trust_remote_code)
+            if tok.pad_token_id is None:  # GPT-2 / Llama: padded positions are masked, any id will do
+                if tok.eos_token is not None:
+                    tok.pad_token = tok.eos_token
+            self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+            self._pad_type_id = getattr(tok, "pad_token_type_id", 0) or 0
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def _effective_max_length(self) -> int:
+        limit = self._load_tokenizer().model_max_length
+        if not limit or limit > 1_000_000:  # "no limit" sentinel: fall back to the position table
+            limit = getattr(self.config, "max_position_embeddings", None)
+        return min(self.max_length, limit) if limit else self.max_length
+
+    def _load_model(self, procs: Processes) -> None:
+        if self._model is not None:
+            return
+        import transformers
+        from transformers import AutoModel
+
+        device = self.device or procs.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # transformers renamed `torch_dtype` to `dtype` in 4.56; older versions would silently ignore `dtype`
+        old = tuple(int(x) for x in transformers.__version__.split(".")[:2]) < (4, 56)
+        model = AutoModel.from_pretrained(
+            self.source.path, trust_remote_code=self.trust_remote_code,
+            **{"torch_dtype" if old else "dtype": _DTYPES[self.dtype]},
+        )  # fmt: skip
+        if getattr(model.config, "is_encoder_decoder", False):
+            model = model.get_encoder()  # T5 / BART: the encoder's states represent the input
+        model.eval().requires_grad_(False).to(device)
+        self._model, self._device = model, device
+        params = inspect.signature(model.forward).parameters
+        self._forward_params = set(params)
+        forward_kwargs = {"return_dict": True}
+        if "use_cache" in params:
+            forward_kwargs["use_cache"] = False  # no KV cache: we never generate
+        ids, type_ids, _ = self._tokenize(_PROBE_TEXTS)
+        probe = self._make_batch(ids, type_ids, np.arange(len(ids)), "right")
+        self._reader = LayerReader.probe(model, probe, forward_kwargs)
+        if self.num_layers is not None and self._reader.n_layers != self.num_layers:
+            raise ValueError(
+                f"{self.model_id!r}: config says {self.num_layers} layers but the model returns "
+                f"{self._reader.n_layers + 1} hidden states; pass a non-negative layer index."
+            )
+        self.num_layers = self._reader.n_layers
+        self.hidden_size = self._reader.hidden_size
+        if self.padding_side == "left":
+            self._check_left_padding(probe, self._make_batch(ids, type_ids, np.arange(len(ids)), "left"))
+
+    def _check_left_padding(self, probe_right: dict[str, torch.Tensor], probe_left: dict[str, torch.Tensor]) -> None:
+        with torch.inference_mode():
+            layer = self._reader.n_layers
+            right = pool(self._reader(probe_right, [layer])[layer], probe_right["attention_mask"], "mean")
+            left = pool(self._reader(probe_left, [layer])[layer], probe_left["attention_mask"], "mean")
+        tolerance = 1e-4 if self.dtype == "float32" else 3e-2  # half precision rounds differently per mask
+        if not torch.allclose(left, right, rtol=tolerance, atol=tolerance):
+            raise ValueError(
+                f"padding_side='left' changes the outputs of {self.model_id!r} (its position ids cannot be "
+                f"set per row); use padding_side='right'."
+            )
+
+    # ---- keys -------------------------------------------------------------------------------
+    def _resolve_layer(self, layer: int | None) -> int:
+        if layer is None:
+            return self.layer
+        if not isinstance(layer, (int, np.integer)) or isinstance(layer, bool):
+            raise ValueError(f"layer={layer!r} must be an integer hidden-state index.")
+        layer = int(layer)
+        if self.num_layers is None:
+            if layer < 0:
+                raise ValueError(f"{self.model_id!r} does not say how many layers it has; pass layer >= 0.")
+            return layer
+        if not -(self.num_layers + 1) <= layer <= self.num_layers:
+            raise ValueError(
+                f"layer={layer} is out of range for {self.model_id!r}, which has hidden states "
+                f"0..{self.num_layers} (0 = embeddings, {self.num_layers} = last; negative counts from the end)."
+            )
+        return layer % (self.num_layers + 1)
+
+    def _fingerprint_parts(self, layer: int, data_fingerprint: str) -> dict[str, Any]:
+        if self._revision_key is None:
+            self._revision_key = self.source.revision_key()
+        return {
+            "featurizer": "frozen-encoder",
+            "model": self.source.model_id,
+            "revision": self._revision_key,
+            "layer": layer,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "dtype": self.dtype,
+            "padding_side": self.padding_side,
+            "data": data_fingerprint,
+        }
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise ValueError("texts must be a list of strings, not a single string; wrap it as [text].")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty; there is nothing to encode.")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"texts[{i}] is {type(text).__name__} ({text!r:.40}), not a string.")
+    return texts

