@@ -7,10 +7,10 @@ and later runs (or `FrozenEncoder.encode(texts, cache_dir=...)` with the same se
 without any forward pass. An interrupted run resumes from its finished shards.
 
     python scripts/extract_features.py --model packaged:all-MiniLM-L6-v2 \
-        --input /work/shared/data/ellipse/train.csv --column full_text --cache_dir outputs/features
+        --input ../shared/data/ellipse/train.csv --column full_text --cache_dir outputs/features
 
     accelerate launch --multi_gpu --num_processes 2 scripts/extract_features.py \
-        --model packaged:all-MiniLM-L6-v2 --input /work/shared/data/ellipse/train.csv \
+        --model packaged:all-MiniLM-L6-v2 --input ../shared/data/ellipse/train.csv \
         --column full_text --layer 3 --cache_dir outputs/features
 
 (`--multi_gpu` also works on a CPU-only machine: processes then talk over gloo.) Options may also
@@ -53,7 +53,9 @@ class ExtractArgs:
     dtype: str = field(default="float32", metadata={"help": "float32, bfloat16 or float16."})
     revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the Hub."})
-    token_budget: int = field(default=16384, metadata={"help": "Max tokens (rows x longest row) per batch."})
+    token_budget: int | None = field(
+        default=None, metadata={"help": "Max tokens (rows x longest row) per batch (default: 2048 CPU, 16384 GPU)."}
+    )
     shard_size: int = field(default=4096, metadata={"help": "Rows per cached shard (resume granularity)."})
     padding_side: str = field(default="right", metadata={"help": "right (default) or left."})
     cache_dir: str = field(default="outputs/features", metadata={"help": "Feature cache folder."})

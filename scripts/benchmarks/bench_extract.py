@@ -15,7 +15,7 @@ and the load time of a cached 100,000 x 768 float32 array. Reports sequences/s, 
     python scripts/benchmarks/bench_extract.py --n 2000
     python scripts/benchmarks/bench_extract.py --n 600 --n_smiles 2000 --n_batch1 300 --cache_rows 100000
 
-Essays come from /work/shared/data/ellipse/train.csv when present (else generated text); SMILES
+Essays come from ../shared/data/ellipse/train.csv (beside the clone) when present (else generated text); SMILES
 from chemloader's bundled Lipophilicity.csv, located without importing chemloader.
 """
 
@@ -36,7 +36,7 @@ import torch
 from w2s_hf.features import FeatureCache, FrozenEncoder
 from w2s_hf.features.encoder import plan_batches
 
-ESSAYS = Path("/work/shared/data/ellipse/train.csv")
+ESSAYS = Path(__file__).resolve().parents[3] / "shared" / "data" / "ellipse" / "train.csv"  # ../shared beside the clone
 MODEL = "packaged:all-MiniLM-L6-v2"
 
 
@@ -129,13 +129,14 @@ def bench_kind(kind: str, texts: list[str], args, device: torch.device) -> list[
     enc = FrozenEncoder(MODEL, token_budget=args.token_budget, dtype=args.dtype, device=device)
     weak = FrozenEncoder(MODEL, layer=2, token_budget=args.token_budget, dtype=args.dtype, device=device)
     enc.encode(texts[:8], show_progress=False)  # load + warm up outside the timings
+    print(f"  {kind}: token_budget={enc.token_budget}")
     weak.encode(texts[:8], show_progress=False)
     model = enc._model
     tok = enc._tokenizer
     ids = tok(texts, truncation=True, max_length=enc._effective_max_length(), return_attention_mask=False)["input_ids"]
     lengths = np.array([len(x) for x in ids])
     order = np.argsort(-lengths, kind="stable")
-    plan = plan_batches(lengths[order], args.token_budget)  # the encoder's own batch plan
+    plan = plan_batches(lengths[order], enc.token_budget)  # the encoder's own batch plan
     sorted_batches = [pad(ids, order[s], tok.pad_token_id, device) for s in plan]
     fixed = [pad(ids, range(i, min(i + 32, len(ids))), tok.pad_token_id, device) for i in range(0, len(ids), 32)]
     n1 = min(args.n_batch1, len(texts))
@@ -184,7 +185,7 @@ def main() -> None:
     parser.add_argument("--n_smiles", type=int, default=None, help="SMILES to encode (default: --n)")
     parser.add_argument("--n_batch1", type=int, default=10**9, help="texts for the batch-size-1 run (subset)")
     parser.add_argument("--inputs", nargs="+", default=["essays", "smiles"], choices=["essays", "smiles"])
-    parser.add_argument("--token_budget", type=int, default=16384)
+    parser.add_argument("--token_budget", type=int, default=None, help="default: the encoder's (by device)")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--device", default=None)
     parser.add_argument("--repeats", type=int, default=1)

@@ -1,0 +1,67 @@
+"""Tabulate finished sweeps (sweep.json / sweep.csv) as Markdown and draw one combined gain-vs-misfit figure.
+
+This is what produced the README's Results tables and docs/figures/*.png:
+
+    python scripts/summarize_sweeps.py runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
+        runs/sweeps/lipophilicity_scaffold --figure docs/figures/qsar_scaffold.png
+    python scripts/summarize_sweeps.py runs/sweeps/ellipse --figure docs/figures/ellipse.png --per_target
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def table(sweeps: list[Path]) -> str:
+    lines = ["| sweep | strong | points | slope [95% CI] | R² | mean residual | gain > 0 | regret: predicted_w2s_error / lowest weak_error / largest misfit | strongest by val ceiling |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for folder in sweeps:
+        s = json.loads((folder / "sweep.json").read_text())
+        fit, regret = s["fit"]["all"], s["selection"]["mean_regret"]
+        lo, hi = fit["ci"]["slope"]
+        lines.append(
+            f"| {s['config'].get('name') or folder.name} | {s['config']['strong'].get('name') or s['config']['strong']['model']} | {fit['n']} "
+            f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] | {_fmt(fit['r2'], 2)} | {_fmt(s['mean_residual'], 4)} "
+            f"| {s['share_positive_gain']:.0%} | {_fmt(regret['predicted_w2s_error'], 4)} / {_fmt(regret['lowest_weak_error'], 4)} / "
+            f"{_fmt(regret['largest_misfit'], 4)} | {s['ceiling_error_val']['strongest']} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweeps", nargs="+", type=Path, help="sweep output folders")
+    parser.add_argument("--figure", type=Path, help="write a combined gain-vs-misfit PNG here")
+    parser.add_argument("--per_target", action="store_true", help="one panel per target instead of per sweep")
+    args = parser.parse_args()
+    for folder in args.sweeps:
+        if not (folder / "sweep.json").is_file():
+            print(f"error: {folder} has no sweep.json (run scripts/sweep.py first)", file=sys.stderr)
+            return 2
+    print(table(args.sweeps))
+    if args.figure:
+        from w2s_hf.plotting import plot_misfit_vs_gain
+
+        rows = []
+        for folder in args.sweeps:
+            name = json.loads((folder / "sweep.json").read_text())["config"].get("name") or folder.name
+            with open(folder / "sweep.csv", newline="") as fh:
+                for r in csv.DictReader(fh):
+                    if r["direction"] == "normal":
+                        rows.append({**r, "panel": r["target"] if args.per_target else name})
+        plot_misfit_vs_gain(rows, args.figure)
+        print(f"\nwrote {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
