@@ -1,7 +1,8 @@
 """Extract frozen features for a list of texts into the feature cache (one or many processes).
 
 Texts come from a .txt file (one per line), a table (.csv/.tsv/.jsonl/.json/.parquet, --column), or
-a built-in task (--task, all splits in the order weak_train, w2s_train, val, test). The features
+a built-in task (--task: every row, in the id-sorted order that scripts/train_w2s.py reads, so its
+runs hit this cache whatever their split). The features
 land in <cache_dir>/<fingerprint>/features.npy; the script prints the folder and the fingerprint,
 and later runs (or `FrozenEncoder.encode(texts, cache_dir=...)` with the same settings) load it
 without any forward pass. An interrupted run resumes from its finished shards.
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-TASK_SPLITS = ("weak_train", "w2s_train", "val", "test")
 
 
 @dataclass
@@ -128,8 +128,9 @@ def read_texts(path: str, column: str | None) -> list[str]:
 def task_texts(name: str, split: str, seed: int) -> list[str]:
     from w2s_hf.data import load_task
 
-    task = load_task(name, split=split, seed=seed)
-    return [text for part in TASK_SPLITS for text in task.splits[part]["input"]]
+    from w2s_hf.pipeline import canonical_inputs
+
+    return canonical_inputs(load_task(name, split=split, seed=seed))[1]
 
 
 def main(argv: list[str] | None = None) -> None:
