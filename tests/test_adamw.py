@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import fresh_fork_state
 
 from w2s_hf.adamw import fit_adamw, train_adamw
 from w2s_hf.heads import LinearHead, fit_exact
@@ -93,21 +94,6 @@ def test_adamw_rejects_bad_input_with_named_arguments():
 
 
 # ---------------------------------------------------------------------- two processes
-def fresh_fork_state():
-    """Make a `debug_launcher` (fork) worker safe after torch ran in the pytest process.
-
-    A forked child inherits the parent's OpenMP thread pool in a broken state and hangs on its first
-    parallel op unless it goes single-threaded first; it also inherits accelerate's process-state
-    singleton, which would make it think it is alone. (accelerate raises the thread count to 2 on
-    multi-CPU start-up unless OMP_NUM_THREADS is set, hence the variable.)
-    """
-    import torch
-    from accelerate.state import AcceleratorState
-
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    AcceleratorState._reset_state(reset_partial_state=True)
-
 
 def _ddp_fit(out_dir):
     """Runs in each of 2 processes: an uneven shard of train and val rows each."""

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import Recorder
 import torch
 
 from w2s_hf.callbacks import MisfitCallback
@@ -21,16 +22,6 @@ class TinyRegressor(torch.nn.Module):
             out["loss"] = torch.nn.functional.mse_loss(logits.reshape(labels.shape), labels)
         return out
 
-
-class Recorder(EvalHook):
-    def __init__(self):
-        self.calls, self.ended = [], None
-
-    def on_evaluate(self, step, split, decomposition, state):
-        self.calls.append((step, split, decomposition, state))
-
-    def on_end(self, results):
-        self.ended = results
 
 
 def toy_data(k=1, n_train=96, n_eval=40, d=6, seed=0):

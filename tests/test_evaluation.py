@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import Recorder, fresh_fork_state
 
 from w2s_hf.evaluation import (
     EvalHook,
@@ -34,27 +35,9 @@ def seven_rows():
     return ids, y, weak, w2s
 
 
-class Recorder(EvalHook):
-    def __init__(self):
-        self.calls, self.ended = [], None
-
-    def on_evaluate(self, step, split, decomposition, state):
-        self.calls.append((step, split, decomposition, state))
-
-    def on_end(self, results):
-        self.ended = results
 
 
 # ---------------------------------------------------------------------- two processes
-def fresh_fork_state():
-    """See tests/test_adamw.py: a fork after torch ran must go single-threaded and reset accelerate."""
-    import torch
-    from accelerate.state import AcceleratorState
-
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-    AcceleratorState._reset_state(reset_partial_state=True)
-
 
 def _gather_worker(out_dir):
     import torch

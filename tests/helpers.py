@@ -1,0 +1,36 @@
+"""Small helpers shared by several test files."""
+
+from __future__ import annotations
+
+import os
+
+from w2s_hf.evaluation import EvalHook
+
+
+def fresh_fork_state() -> None:
+    """Make a `debug_launcher` (fork) worker safe after torch ran in the pytest process.
+
+    A forked child inherits the parent's OpenMP thread pool in a broken state and hangs on its first
+    parallel op unless it goes single-threaded first; it also inherits accelerate's process-state
+    singleton, which would make it think it is alone. (accelerate raises the thread count to 2 on
+    multi-CPU start-up unless OMP_NUM_THREADS is set, hence the variable.)
+    """
+    import torch
+    from accelerate.state import AcceleratorState
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+class Recorder(EvalHook):
+    """An evaluation hook that remembers every call."""
+
+    def __init__(self):
+        self.calls, self.ended = [], None
+
+    def on_evaluate(self, step, split, decomposition, state):
+        self.calls.append((step, split, decomposition, state))
+
+    def on_end(self, results):
+        self.ended = results
