@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 @dataclass
 class ExtractArgs:
     model: str = field(
@@ -127,7 +126,6 @@ def read_texts(path: str, column: str | None) -> list[str]:
 
 def task_texts(name: str, split: str, seed: int) -> list[str]:
     from w2s_hf.data import load_task
-
     from w2s_hf.pipeline import canonical_inputs
 
     return canonical_inputs(load_task(name, split=split, seed=seed))[1]

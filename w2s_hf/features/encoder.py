@@ -6,7 +6,8 @@
 
 How it stays fast: texts are tokenized once without padding, sorted longest first, and grouped into
 batches of at most `token_budget` tokens (rows x longest row), padded per batch, so little compute
-goes to padding; forward passes run under `torch.inference_mode`; for a layer below the last,
+goes to padding (default budget: 2048 tokens on CPU, where bigger batches measured slower, 16384 on
+GPU); forward passes run under `torch.inference_mode`; for a layer below the last,
 the blocks above it are never run (layers.py). Shards of the sorted order are spread over the
 processes of an `accelerate launch` and cached as they finish (sharding.py, cache.py).
 
