@@ -34,3 +34,12 @@ class Recorder(EvalHook):
 
     def on_end(self, results):
         self.ended = results
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on now (for `accelerate launch --main_process_port`)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import free_port
 import torch
 from tiny_models import build_tiny_bert, sentences
 from transformers import PreTrainedModel
@@ -214,9 +215,10 @@ def test_two_processes_equal_one(tiny_bert, tmp_path):
               "--shard_size", "8", "--token_budget", "200"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     jobs = [
-        subprocess.Popen(launch + ["--layers", "2", "4", "--cache_dir", str(tmp_path / "cache")],
+        # each launch gets its own rendezvous port: two on the default 29500 would collide
+        subprocess.Popen(launch[:3] + ["--main_process_port", str(free_port())] + launch[3:] + ["--layers", "2", "4", "--cache_dir", str(tmp_path / "cache")],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
-        subprocess.Popen(launch + ["--layers", "2", "4", "--no_cache", "--output", str(tmp_path / "out.npy")],
+        subprocess.Popen(launch[:3] + ["--main_process_port", str(free_port())] + launch[3:] + ["--layers", "2", "4", "--no_cache", "--output", str(tmp_path / "out.npy")],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
     ]  # fmt: skip
     logs = [job.communicate(timeout=300)[0] for job in jobs]
