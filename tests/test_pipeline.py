@@ -183,3 +183,30 @@ def test_adamw_solver_runs_the_same_stages(setup, tmp_path):
         assert np.isfinite([results["splits"][split][k] for k in ("weak_error", "w2s_error", "misfit")]).all()
     # the same rows were used: the gold labels (hence the sizes) agree with the exact run
     assert results["splits"]["test"]["n"] == exact["splits"]["test"]["n"]
+
+
+def test_adamw_student_reports_the_decomposition_at_every_evaluation_point(setup, tmp_path):
+    """Hooks see the student's decomposition every `eval_every` steps, then once more at the end."""
+    from helpers import Recorder
+
+    from w2s_hf.config import parse_config
+    from w2s_hf.pipeline import W2SPipeline
+
+    recorder = Recorder()
+    config = parse_config(["--config", str(setup["config"]), "--output_dir", str(tmp_path / "adamw"),
+                           "--solver", "adamw", "--epochs", "40", "--eval_every", "10", "--n_boot", "0"])
+    W2SPipeline(config, hooks=[recorder]).run()
+    during = [c for c in recorder.calls if c[3].get("stage") == "train_w2s"]
+    steps = sorted({c[0] for c in during})
+    assert len(steps) >= 2 and all(s % 10 == 0 or s == 40 for s in steps)
+    for step in steps:  # one call per evaluation split at every point
+        assert sorted(c[1] for c in during if c[0] == step) == ["test", "val", "w2s_train"]
+    # the points are real decompositions of the current head: they move as it trains
+    tests = [c[2] for c in during if c[1] == "test"]
+    assert len({round(d.w2s_error, 12) for d in tests}) > 1
+    for d in tests:
+        assert d.gain == pytest.approx(d.weak_error - d.w2s_error, abs=1e-12)
+        assert d.ceiling_error is None  # the ceiling is trained after the student
+    # the weak error does not depend on the student: the same at every point and at the end
+    final = [c[2] for c in recorder.calls if c[3].get("stage") != "train_w2s" and c[1] == "test"][-1]
+    assert all(d.weak_error == pytest.approx(final.weak_error, rel=1e-12) for d in tests)

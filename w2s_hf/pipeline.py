@@ -258,14 +258,35 @@ class W2SPipeline:
         self._heads[name] = head
 
     def _on_eval(self, name: str):
-        """adamw evaluation points: log val error of the head being trained to the trackers."""
+        """adamw evaluation points (every `eval_every` steps, on every process).
 
-        def on_eval(step: int, head) -> None:
-            if self.is_main:
-                err = float(np.mean((head.predict(self.rows("strong" if name != "weak" else "weak", "val")).reshape(self.gold["val"].shape) - self.gold["val"]) ** 2))
-                self.accelerator.log({f"{name}/val_error": err}, step=step)
+        Weak head and ceiling: their val error (against the labels they are selected on) goes to the
+        trackers. Student: the full decomposition on every evaluation split, from its current
+        predictions gathered per example, goes through the hooks (trackers under `train_w2s/...` and
+        any hook passed to the pipeline), with the state {"head": "w2s", "stage": "train_w2s"}.
+        """
+        from .evaluation import TrackerHook, evaluate_point
 
-        return on_eval
+        acc = self.accelerator
+        if name != "w2s":
+            role = "weak" if name == "weak" else "strong"
+
+            def log_val_error(step: int, head) -> None:
+                if self.is_main:
+                    pred = head.predict(self.rows(role, "val")).reshape(self.gold["val"].shape)
+                    acc.log({f"{name}/val_error": float(np.mean((pred - self.gold["val"]) ** 2))}, step=step)
+
+            return log_val_error
+        weak = self.load_predictions("weak")
+        hooks = [TrackerHook(acc), *self.extra_hooks]
+
+        def decompose_now(step: int, head) -> None:
+            for split in EVAL_SPLITS:
+                evaluate_point(step, split, self.gold[split], weak[split], self._gathered_predictions(head, "strong", split),
+                               hooks=hooks, state={"head": "w2s", "stage": "train_w2s", "prefix": "train_w2s"},
+                               accelerator=acc, target_names=self.targets, n_boot=0)
+
+        return decompose_now
 
     def _head(self, name: str):
         from .heads import LinearHead
@@ -273,26 +294,30 @@ class W2SPipeline:
         heads = getattr(self, "_heads", {})
         return heads[name] if name in heads else LinearHead.load(self.out / f"heads/{name}.safetensors")
 
-    def _predict_and_save(self, name: str, role: str) -> None:
-        """Predict every split, each process its own rows, gathered per example (no duplicates)."""
+    def _gathered_predictions(self, head, role: str, split: str) -> np.ndarray:
+        """(n, k) predictions of `head` on `split`, rows in the task's order: each process predicts its
+        own rows, then they are gathered per example (no padded duplicates, no per-rank averages)."""
         from .evaluation import gather_predictions
 
-        head, acc = self._head(name), self.accelerator
-        rows, ids, splits, preds = [], [], [], []
+        acc = self.accelerator
+        X = self.rows(role, split)
+        local = np.arange(acc.process_index, len(X), acc.num_processes)
+        pos, pred = gather_predictions(acc, local, head.predict(X[local]).reshape(len(local), -1))
+        pred = np.asarray(pred)[np.argsort(np.asarray(pos))]
+        if len(pred) != len(X):
+            raise RuntimeError(f"gathered {len(pred)} predictions for {len(X)} rows of {split}")
+        return pred
+
+    def _predict_and_save(self, name: str, role: str) -> None:
+        """Predict every split (gathered across processes) and write predictions/<name>.csv."""
+        head, ids, splits, preds = self._head(name), [], [], []
         for split in SPLIT_ORDER:
-            X = self.rows(role, split)
-            local = np.arange(acc.process_index, len(X), acc.num_processes)
-            pos, pred = gather_predictions(acc, local, head.predict(X[local]).reshape(len(local), -1))
-            order = np.argsort(np.asarray(pos))
-            pred = np.asarray(pred)[order]
-            if len(pred) != len(X):
-                raise RuntimeError(f"gathered {len(pred)} predictions for {len(X)} rows of {split}")
+            preds.append(self._gathered_predictions(head, role, split))
             ids += self.ids[split]
-            splits += [split] * len(X)
-            preds.append(pred)
+            splits += [split] * len(self.ids[split])
         if self.is_main:
             _write_predictions(self.out / f"predictions/{name}.csv", ids, splits, np.concatenate(preds), self.targets)
-        acc.wait_for_everyone()
+        self.accelerator.wait_for_everyone()
 
     def load_predictions(self, name: str) -> dict[str, np.ndarray]:
         """{split: (n, k) predictions} from predictions/<name>.csv, rows in the task's order."""

@@ -20,6 +20,11 @@ Method, so that the numbers are honest:
   half of the rows and the all-reduced head must equal the one-process head. Its time is the slowest
   process's fit; its memory is the largest per-process peak over that process's own baseline. BLAS
   threads are split between the processes (cores // nproc each) so they do not oversubscribe.
+- Ridge runs twice. scikit-learn keeps a float32 matrix in float32: it forms X^T X in single
+  precision and solves in single precision, which is about twice as fast as any float64 product on
+  a CPU and leaves coefficients ~1e-3 away from lstsq (outside the 1e-4 target). `sklearn_ridge_f64`
+  is the same Ridge on the matrix converted to float64 before the clock starts (conversion charged
+  to neither its time nor its memory): the comparison at fit_exact's precision.
 
 Targets (issue): fit_exact >= 3x faster than LinearRegression, no slower than Ridge(alpha=1), peak
 extra memory <= 1.5x the feature matrix, coefficients equal to those of lstsq to 1e-4.
@@ -44,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a clone without installing
 
-METHODS = ["fit_exact", "fit_exact_ridge1", "sklearn_linear", "sklearn_ridge", "numpy_lstsq"]
+METHODS = ["fit_exact", "fit_exact_ridge1", "sklearn_linear", "sklearn_ridge", "sklearn_ridge_f64", "numpy_lstsq"]
 
 
 def make_data(n: int, d: int, seed: int, folder: Path) -> tuple[Path, Path]:
@@ -104,7 +109,7 @@ def _fit(method: str, X: np.ndarray, y: np.ndarray, accelerator=None) -> np.ndar
 
         model = LinearRegression().fit(X, y)
         return np.concatenate([model.coef_, [model.intercept_]]).astype(np.float64)
-    if method == "sklearn_ridge":
+    if method in ("sklearn_ridge", "sklearn_ridge_f64"):
         from sklearn.linear_model import Ridge
 
         model = Ridge(alpha=1.0).fit(X, y)
@@ -131,7 +136,9 @@ def worker(method: str, data: Path, out: Path) -> None:
         rank, world = accelerator.process_index, accelerator.num_processes
     X_all = np.load(data / "X.npy", mmap_mode="r")
     rows = np.array_split(np.arange(X_all.shape[0]), world)[rank]
-    X = np.array(X_all[rows[0] : rows[-1] + 1])  # this process's rows, in memory
+    # this process's rows, in memory; float64 for the Ridge run at fit_exact's precision (converted
+    # before the clock starts: the conversion is charged to neither time nor memory)
+    X = np.array(X_all[rows[0] : rows[-1] + 1], dtype=np.float64 if method == "sklearn_ridge_f64" else np.float32)
     y = np.load(data / "y.npy")[rows[0] : rows[-1] + 1]
     del X_all
     if accelerator is not None:
@@ -225,7 +232,11 @@ def main() -> None:
             speedup = results["sklearn_linear"]["seconds"] / ours["seconds"]
             checks.append((f">= 3x faster than LinearRegression ({speedup:.1f}x)", speedup >= 3))
         if "sklearn_ridge" in results:
-            checks.append(("no slower than Ridge(alpha=1)", ours["seconds"] <= results["sklearn_ridge"]["seconds"]))
+            checks.append(("no slower than Ridge(alpha=1) on the float32 matrix (sklearn solves it in float32)",
+                           ours["seconds"] <= results["sklearn_ridge"]["seconds"]))
+        if "sklearn_ridge_f64" in results:
+            checks.append(("no slower than Ridge(alpha=1) at fit_exact's precision (float64 matrix)",
+                           ours["seconds"] <= results["sklearn_ridge_f64"]["seconds"]))
         checks.append(("peak extra <= 1.5x feature matrix", ours["extra_bytes"] <= 1.5 * x_bytes))
         if "numpy_lstsq" in coefs:
             checks.append(("coefficients within 1e-4 of lstsq",
