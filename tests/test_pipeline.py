@@ -147,6 +147,8 @@ def test_changed_config_in_same_folder_is_refused(setup, capsys):
     ({"weak": {"pooling": "max"}}, "weak_pooling"),
     ({"strong": {"model": "/nonexistent/model/folder"}}, "/nonexistent/model/folder"),
     ({"targets": ["cohesion", "no_such_rubric"]}, "no_such_rubric"),
+    ({"task": "ellipse"}, "task_path"),
+    ({"ridge": "-1"}, "ridge"),
 ])
 def test_bad_config_fails_before_extraction(setup, tmp_path, capsys, change, expected):
     values = json.loads(json.dumps(setup["values"]))

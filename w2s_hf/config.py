@@ -108,6 +108,9 @@ class TaskArguments:
 
     def validate(self) -> None:
         _check_choice("split", self.split, SPLITS)
+        if self.task.strip().lower() == "ellipse" and not self.task_path:
+            raise ConfigError("task=ellipse needs task_path: the Kaggle 'Feedback Prize - English Language Learning' "
+                              "train.csv, e.g. --task_path ../shared/data/ellipse/train.csv (it is not shipped).")
         if not 0.0 < self.weak_fraction < 1.0:
             raise ConfigError(f"weak_fraction={self.weak_fraction} must be strictly between 0 and 1.")
 
