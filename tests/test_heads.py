@@ -25,6 +25,8 @@ CASES = {
     "tall": dict(n=200, d=15, k=1),
     "wide_min_norm": dict(n=30, d=60, k=2),
     "rank_deficient": dict(n=150, d=20, k=3, rank=7),
+    # more targets than the one-product path takes (k > max(16, d // 16)): X^T Y computed apart
+    "many_targets": dict(n=120, d=10, k=40),
 }
 
 
@@ -60,11 +62,12 @@ def test_ridge_matches_sklearn(case, fit_intercept):
     np.testing.assert_allclose(head.bias, np.broadcast_to(ref.intercept_, (Y.shape[1],)), rtol=0, atol=1e-9)
 
 
-def test_chunked_and_summed_statistics_equal_one_shot():
-    X, Y = _problem(301, 12, 2, seed=1)
+@pytest.mark.parametrize("k", [2, 40])
+def test_chunked_and_summed_statistics_equal_one_shot(k):
+    X, Y = _problem(301, 12, k, seed=1)
     whole = SufficientStats.from_arrays(X, Y, chunk_size=len(X))
     chunked = SufficientStats.from_arrays(X, Y, chunk_size=7)
-    streamed = SufficientStats.empty(12, 2)
+    streamed = SufficientStats.empty(12, k)
     for part in np.array_split(np.arange(len(X)), 5):
         streamed.update(X[part], Y[part], chunk_size=16)
     # Halves with far-apart means get different shifts; their sum must still be exact.
@@ -79,7 +82,7 @@ def test_chunked_and_summed_statistics_equal_one_shot():
             np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-9)
         np.testing.assert_allclose(stats.solve(0.3).weight, whole.solve(0.3).weight, rtol=0, atol=1e-11)
     # raw moments about zero equal the textbook sums
-    raw = whole.shifted(np.zeros(12), np.zeros(2))
+    raw = whole.shifted(np.zeros(12), np.zeros(k))
     np.testing.assert_allclose(raw.xtx, X.T @ X, rtol=1e-12)
     np.testing.assert_allclose(raw.xty, X.T @ Y, rtol=1e-12)
     np.testing.assert_allclose(raw.yty, (Y**2).sum(0), rtol=1e-12)

@@ -16,8 +16,9 @@ taken from the first chunk's column means. Centring the raw moments (X^T X - n m
 catastrophically when features have a large mean relative to their spread; moments about a point
 close to the mean do not, and re-expressing them about another point is exact algebra.
 
-Speed: the hot loop is a float64 rank-k update X^T X (BLAS syrk, half the flops of a GEMM) per chunk
-of rows converted from the caller's dtype. With several BLAS threads available, the chunks are shared
+Speed: the hot loop is one float64 rank-k update Z^T Z (BLAS syrk, half the flops of a GEMM) per chunk
+of rows converted from the caller's dtype, with Z = [x | y | 1] so that the same product also gives
+X^T y, the sums and y^T y. With several BLAS threads available, the chunks are shared
 among that many Python threads, each running single-threaded BLAS into its own accumulators
 (threadpoolctl), which avoids per-call thread barriers; under `accelerate launch` with
 OMP_NUM_THREADS=1 one stream per process is used.
@@ -472,29 +473,42 @@ def fit_exact(features: Any, targets: Any, ridge: float = 0.0, fit_intercept: bo
 def _chunk_moments(X: np.ndarray, Y: np.ndarray, starts: list[int], step: int, x_shift: np.ndarray,
                    y_shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Moments of the shifted rows in the chunks beginning at `starts`: (Gram,
-    [X^T Y | column sums of X], sum of Y, per-target sum of squares), all float64."""
+    [X^T Y | column sums of X], sum of Y, per-target sum of squares), all float64.
+
+    With few targets, each chunk is written once into Z = [x - x_shift | y - y_shift | 1] and ONE
+    symmetric product Z^T Z (a BLAS syrk) yields every moment at once: a single pass over the chunk
+    instead of a Gram, a cross product and two reductions. With many targets the Y^T Y block that
+    this also computes would cost more than it saves, so X^T [Y | 1] is then a separate product.
+    """
     n, d = X.shape
     k = Y.shape[1]
     rows_max = min(step, n)
-    gram, product = np.zeros((d, d)), np.empty((d, d))
-    cross = np.zeros((d, k + 1))
-    y_sum, yty = np.zeros(k), np.zeros(k)
-    buf = np.empty((rows_max, d))
-    rhs = np.ones((rows_max, k + 1))  # [y - y_shift | 1]: one GEMM gives X^T Y and the column sums
+    fused = k <= max(16, d // 16)
+    width = d + k + 1 if fused else d
+    total, product = np.zeros((width, width)), np.empty((width, width))
+    buf = np.empty((rows_max, width))
+    rhs = buf[:, d:] if fused else np.empty((rows_max, k + 1))  # [y - y_shift | 1]
+    rhs[:, k] = 1.0
+    cross, y_sum, yty = np.zeros((d, k + 1)), np.zeros(k), np.zeros(k)  # used when not fused
     for start in starts:
         rows = min(step, n - start)
-        xc, yc = buf[:rows], rhs[:rows, :k]
-        np.copyto(xc, X[start : start + rows])  # cast, then shift in place: faster than mixed dtypes
+        xc, yc = buf[:rows, :d], rhs[:rows, :k]
+        np.copyto(xc, X[start : start + rows])  # cast, then shift in place
         np.subtract(xc, x_shift, out=xc)
         np.subtract(Y[start : start + rows], y_shift, out=yc)
         # numpy runs A^T A as a BLAS syrk (half a GEMM's flops) and, unlike scipy.linalg.blas,
         # releases the GIL, so several of these loops run in parallel threads.
-        np.matmul(xc.T, xc, out=product)
-        gram += product
-        cross += xc.T @ rhs[:rows]
-        y_sum += yc.sum(axis=0)
-        yty += np.einsum("ij,ij->j", yc, yc)
-    return gram, cross, y_sum, yty
+        z = buf[:rows]
+        np.matmul(z.T, z, out=product)
+        total += product
+        if not fused:
+            cross += xc.T @ rhs[:rows]
+            y_sum += yc.sum(axis=0)
+            yty += np.einsum("ij,ij->j", yc, yc)
+    if fused:
+        moments_y = total[d:, d:]  # [[Y^T Y, Y^T 1], [1^T Y, n]]
+        return total[:d, :d], total[:d, d:], moments_y[:k, k].copy(), np.diagonal(moments_y)[:k].copy()
+    return total, cross, y_sum, yty
 
 
 def _blas_threads() -> int:

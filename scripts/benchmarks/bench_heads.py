@@ -24,7 +24,9 @@ Method, so that the numbers are honest:
   precision and solves in single precision, which is about twice as fast as any float64 product on
   a CPU and leaves coefficients ~1e-3 away from lstsq (outside the 1e-4 target). `sklearn_ridge_f64`
   is the same Ridge on the matrix converted to float64 before the clock starts (conversion charged
-  to neither its time nor its memory): the comparison at fit_exact's precision.
+  to neither its time nor its memory): the comparison at fit_exact's precision. Like every method it
+  fits once in a fresh process, so it pays the first touch of its 1.6 GB centred copy (seen here:
+  7-8 s; a second fit in the same process, on memory already mapped, took 3.1 s).
 
 Targets (issue): fit_exact >= 3x faster than LinearRegression, no slower than Ridge(alpha=1), peak
 extra memory <= 1.5x the feature matrix, coefficients equal to those of lstsq to 1e-4.
