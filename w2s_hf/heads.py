@@ -446,8 +446,15 @@ def fit_exact(features: Any, targets: Any, ridge: float = 0.0, fit_intercept: bo
               chunk_size: int | None = None, accelerator: Any = None) -> LinearHead:
     """Least-squares / ridge head of targets on features, from float64 sufficient statistics.
 
+    features (n, d), targets (n,) or (n, k): all k targets are fitted in one solve. Minimises
+    ||Y - X W - b||^2 + ridge ||W||^2 (b unpenalised when `fit_intercept`). Any n and d work: when
+    d > n or the features are rank-deficient (collinear columns), ridge=0 returns the minimum-norm
+    least-squares solution (what `numpy.linalg.lstsq` returns) and ridge > 0 the unique ridge
+    solution. Rows are read in chunks of `chunk_size`, so the memory beyond the inputs is O(d^2).
+
     With `accelerator` (more than one process), every process passes its own rows and receives the
-    head of all rows. Invalid input on any process raises on every process (no hang).
+    head of all rows, equal to a one-process fit up to float64 rounding. Invalid input on any process
+    raises on every process (no hang).
     """
     ridge = _check_ridge(ridge)
     multi = accelerator is not None and getattr(accelerator, "num_processes", 1) > 1
