@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         if accelerator.is_main_process:
             print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        # tear the process group down on every rank: a rank that exits while gloo's threads still
+        # run can abort ("terminate called without an active exception")
+        accelerator.end_training()
     if accelerator.is_main_process:
         fit = summary["fit"]["all"]
         print(json.dumps({"n_runs": summary["n_runs"], "slope": fit["slope"], "r2": fit["r2"],

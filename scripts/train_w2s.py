@@ -60,16 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     set_seed(config.run.seed)
     start = time.perf_counter()
     try:
-        pipeline = W2SPipeline(config, accelerator=accelerator)
-    except (ValueError, FileNotFoundError, OSError) as err:
-        # Bad task file, column, target or model: reported before any extraction starts.
-        if accelerator.is_main_process:
-            print(f"error: {err}", file=sys.stderr)
-        return 2
-    if report_to:
-        accelerator.init_trackers("w2s", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))})
-    results = pipeline.run()
-    accelerator.end_training()
+        try:
+            pipeline = W2SPipeline(config, accelerator=accelerator)
+        except (ValueError, FileNotFoundError, OSError) as err:
+            # Bad task file, column, target or model: reported before any extraction starts.
+            if accelerator.is_main_process:
+                print(f"error: {err}", file=sys.stderr)
+            return 2
+        if report_to:
+            accelerator.init_trackers("w2s", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))})
+        results = pipeline.run()
+    finally:
+        accelerator.end_training()  # trackers closed, process group torn down, on every exit path
     if accelerator.is_main_process:
         print(f"\nresults: {Path(config.run.output_dir) / 'results.json'}  ({time.perf_counter() - start:.1f} s)")
     return 0 if results else 1

@@ -165,3 +165,24 @@ def test_plot_has_one_point_per_run(tmp_path, monkeypatch):
     per_panel = [sum(len(c.get_offsets()) for c in ax.collections) for ax in fig.axes if ax.collections]
     assert per_panel == [9, 9]  # 3 weak models x 3 seeds in each of the two panels
     assert all(any("y = x" in t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes if ax.collections)
+
+
+def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp_path):
+    """One weak model, one seed, one target: one point, so no gain-on-misfit line, but the run's row,
+    sweep.json and the plot are still written (nothing computed is lost)."""
+    from w2s_hf.sweep import SweepConfig, run_sweep
+
+    out = tmp_path / "one"
+    config = SweepConfig.from_dict({
+        "task": essays, "split": "random", "seeds": [0], "targets": ["cohesion"],
+        "strong": {"model": tiny_bert, "layer": 3, "max_length": 48},
+        "weak_models": [{"model": tiny_bert, "layer": 1, "max_length": 48}],
+        "output_dir": str(out), "cache_dir": str(tmp_path / "cache"), "n_boot": 0,
+    })
+    summary = run_sweep(config)
+    with open(out / "sweep.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["weak_model"], r["target"]) for r in rows] == [("bert@L1", "cohesion")]
+    assert summary["fit"]["all"]["slope"] is None and summary["fit"]["all"]["n"] == 1
+    assert json.loads((out / "sweep.json").read_text())["n_runs"] == 1
+    assert (out / "misfit_vs_gain.png").is_file()

@@ -215,13 +215,22 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     return summary
 
 
+def _gain_line(points: list[dict[str, Any]], fit_gain_on_misfit) -> dict[str, Any]:
+    """Gain regressed on misfit over `points`; no line (None) from fewer than two distinct misfits,
+    e.g. a one-run sweep, whose rows are still written."""
+    misfit, gain = [r["misfit"] for r in points], [r["gain"] for r in points]
+    if len(set(misfit)) < 2:
+        return {"slope": None, "intercept": None, "r2": None, "n": len(points), "ci": {},
+                "note": "fewer than two distinct misfit values: no line to fit"}
+    return fit_gain_on_misfit(misfit, gain, seed=0)
+
+
 def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model) -> dict[str, Any]:
     normal = [r for r in rows if r["direction"] == "normal"]
-    fits = {"all": fit_gain_on_misfit([r["misfit"] for r in normal], [r["gain"] for r in normal], seed=0)}
+    fits = {"all": _gain_line(normal, fit_gain_on_misfit)}
     targets = sorted({r["target"] for r in normal})
     if len(targets) > 1:
-        fits["per_target"] = {t: fit_gain_on_misfit([r["misfit"] for r in normal if r["target"] == t],
-                                                     [r["gain"] for r in normal if r["target"] == t], seed=0) for t in targets}
+        fits["per_target"] = {t: _gain_line([r for r in normal if r["target"] == t], fit_gain_on_misfit) for t in targets}
     selection, regrets = {}, defaultdict(list)
     for seed in config.seeds:
         candidates = {w.label: results[("normal", w.label, seed)] for w in config.weak_models}

@@ -160,6 +160,9 @@ def worker(method: str, data: Path, out: Path, repeats: int) -> None:
         # per repeat, the slowest process; memory, the largest per-process peak
         stats = accelerator.gather(torch.tensor([times + [extra]], dtype=torch.float64))
         times, extra = stats[:, :-1].max(dim=0).values.tolist(), float(stats[:, -1].max())
+        # every rank tears the process group down before exiting: a rank that exits while gloo's
+        # threads still run aborts ("terminate called without an active exception", SIGABRT)
+        accelerator.end_training()
         if rank != 0:
             return
     np.save(out / f"{method}.npy", coef)
