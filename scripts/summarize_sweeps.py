@@ -28,7 +28,7 @@ def table(sweeps: list[Path]) -> str:
     for folder in sweeps:
         s = json.loads((folder / "sweep.json").read_text())
         fit, regret = s["fit"]["all"], s["selection"]["mean_regret"]
-        lo, hi = fit["ci"]["slope"]
+        lo, hi = fit["ci"].get("slope", (None, None))  # no interval without bootstrap or a line
         lines.append(
             f"| {s['config'].get('name') or folder.name} | {s['config']['strong'].get('name') or s['config']['strong']['model']} | {fit['n']} "
             f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] | {_fmt(fit['r2'], 2)} | {_fmt(s['mean_residual'], 4)} "
