@@ -54,3 +54,18 @@ def has_mpnet() -> bool:
         return len(mpnet_parts()) == 5
     except ModelNotAvailableError:
         return False
+
+
+def load_script(name: str):
+    """The module of scripts/<name>.py (scripts are not a package), registered in sys.modules so
+    that dataclasses defined in it can look their module up."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"w2s_hf_script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

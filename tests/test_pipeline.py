@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port
+from helpers import free_port, load_script
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,10 +19,7 @@ TARGETS = ["cohesion", "grammar"]
 
 
 def _train_main():
-    spec = importlib.util.spec_from_file_location("train_w2s_script", REPO / "scripts" / "train_w2s.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("train_w2s").main
 
 
 @pytest.fixture(scope="module")

@@ -187,11 +187,6 @@ def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp
     assert json.loads((out / "sweep.json").read_text())["n_runs"] == 1
     assert (out / "misfit_vs_gain.png").is_file()
     # and the README's tabulating script reads it: one point, no slope
-    import importlib.util
-    from pathlib import Path
+    from helpers import load_script
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "summarize_sweeps.py"
-    spec = importlib.util.spec_from_file_location("summarize_sweeps", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert "| 1 | n/a [n/a, n/a] | n/a |" in module.table([out])
+    assert "| 1 | n/a [n/a, n/a] | n/a |" in load_script("summarize_sweeps").table([out])

@@ -129,16 +129,10 @@ def test_quick_only_shrinks_defaults_and_bad_config_is_rejected():
         SyntheticConfig(warmup_fraction=1.5)
 
 
-def test_script_runs_as_documented(tmp_path, capsys, monkeypatch):
-    import importlib.util
-    import sys
-    from pathlib import Path
+def test_script_runs_as_documented(tmp_path, capsys):
+    from helpers import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "synthetic.py"
-    spec = importlib.util.spec_from_file_location("synthetic_script", path)
-    script = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up there
-    spec.loader.exec_module(script)
+    script = load_script("synthetic")
     out = tmp_path / "run"
     assert script.main(["--quick", "--variants", "realizable", "--n_tasks", "5", "--output_dir", str(out)]) == 0
     assert "realizable" in capsys.readouterr().out
