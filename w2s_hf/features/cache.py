@@ -49,7 +49,7 @@ MANIFEST = "manifest.json"
 FEATURES = "features.npy"
 SHARDS = "shards"
 # Files next to model weights that never change the numbers a model computes.
-_IGNORED_MODEL_FILES = {"README.md", "desktop.ini", "LICENSE", "LICENSE.txt"}
+_IGNORED_MODEL_FILES = {"README.md", "desktop.ini", "LICENSE", "LICENSE.txt", "ceilings.json"}
 
 
 def fingerprint_texts(texts: Sequence[str]) -> str:

@@ -1,0 +1,56 @@
+"""Pretrain a SMILES BERT on the toolkit's corpus (MolBERT recipe: masked LM + RDKit descriptor regression).
+
+Re-create a shipped model (each config names its output folder; `--overwrite` replaces it):
+
+    accelerate launch --config_file accelerate_configs/cpu_2proc.yaml scripts/pretrain_smiles.py \
+        --config scripts/configs/pretrain/smiles-bert-h64-l2.yaml --output_dir runs/pretrain/h64
+    python scripts/pretrain_smiles.py --config scripts/configs/pretrain/smiles-bert-h64-l2.yaml \
+        --output_dir runs/pretrain/tiny --limit 500 --max_steps 20     # a trial in seconds
+
+Then measure its QSAR ceilings (ridge on gold labels; writes them into the model card):
+
+    python scripts/pretrain_smiles.py --evaluate runs/pretrain/h64
+
+Flags override the YAML file; `--help` lists every key. The corpus, the descriptors' cache and the
+saved folder are described in `w2s_hf/pretraining/`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from w2s_hf.pretraining.cli import parse_pretrain_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--evaluate"]:
+        from w2s_hf.pretraining.evaluate import evaluate_checkpoints
+
+        if len(argv) < 2:
+            print("error: --evaluate needs one or more model folders", file=sys.stderr)
+            return 2
+        for folder in argv[1:]:
+            print(json.dumps(evaluate_checkpoints(folder), indent=1))
+        return 0
+    try:
+        cfg = parse_pretrain_args(argv)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from w2s_hf.pretraining.train import pretrain
+
+    summary = pretrain(cfg)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(json.dumps({k: summary[k] for k in ("name", "parameters", "steps", "epochs", "train_runtime_s", "final")},
+                         indent=1))
+        print(f"saved {Path(cfg.output_dir).resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

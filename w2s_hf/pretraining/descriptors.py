@@ -1,0 +1,143 @@
+"""RDKit descriptors of the corpus, the regression targets of the MTR objective: parallel, cached, scaled.
+
+All of `rdkit.Chem.Descriptors._descList` (about 210) cost ~15 ms a molecule, so the corpus is split
+over a process pool and the raw float32 matrix is cached under the corpus fingerprint (plus the
+RDKit version and the descriptor names). Scaling uses statistics of the corpus alone, never of a task:
+non-finite values become the column median, each column is clipped to its [0.5%, 99.5%] quantiles
+(Ipc and a few counts have tails that would dominate the loss), then z-scored; columns that are
+constant after that carry nothing and are dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import corpus_cache_path, fingerprint_smiles
+
+
+def descriptor_names() -> list[str]:
+    from rdkit.Chem import Descriptors
+
+    return [name for name, _ in Descriptors._descList]
+
+
+def _compute_chunk(smiles: list[str]) -> np.ndarray:
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem import Descriptors
+
+    from ..features.chem import _safe
+
+    RDLogger.DisableLog("rdApp.*")
+    out = np.full((len(smiles), len(Descriptors._descList)), np.nan, dtype=np.float32)
+    for row, text in enumerate(smiles):
+        mol = Chem.MolFromSmiles(text)
+        if mol is None:
+            raise ValueError(f"invalid SMILES {text!r} at corpus row {row}")
+        with np.errstate(all="ignore"):
+            values = np.array([_safe(fn, mol) for _, fn in Descriptors._descList], dtype=np.float64)
+        out[row] = np.clip(values, -3e38, 3e38)  # float32 overflow (Ipc) -> huge but finite, clipped later
+    return out
+
+
+def compute_descriptors(smiles: list[str], num_workers: int = 1, chunk: int = 256) -> np.ndarray:
+    """(n, n_descriptors) float32 raw descriptors, NaN where RDKit fails; `num_workers` processes."""
+    chunks = [smiles[i : i + chunk] for i in range(0, len(smiles), chunk)]
+    if num_workers <= 1:
+        parts = [_compute_chunk(c) for c in chunks]
+    else:
+        # spawn, not fork: a forked torch/OpenMP parent can deadlock its children
+        with get_context("spawn").Pool(num_workers) as pool:
+            parts = pool.map(_compute_chunk, chunks, chunksize=1)
+    return np.concatenate(parts) if parts else np.zeros((0, len(descriptor_names())), np.float32)
+
+
+def cached_descriptors(smiles: list[str], cache_dir: str | os.PathLike, num_workers: int = 1) -> np.ndarray:
+    """Raw descriptors of `smiles`, from the cache when the same molecules, RDKit and names were seen."""
+    import rdkit
+
+    names = descriptor_names()
+    key = hashlib.sha256(json.dumps([rdkit.__version__, names]).encode()).hexdigest()[:12]
+    path = corpus_cache_path(cache_dir, fingerprint_smiles(smiles), f"descriptors-{key}.npy")
+    if path.is_file():
+        try:
+            array = np.load(path, mmap_mode="r")
+            if array.shape == (len(smiles), len(names)):
+                return np.asarray(array)
+        except (OSError, ValueError):
+            pass  # a corrupt file is recomputed and replaced
+    array = compute_descriptors(smiles, num_workers=num_workers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return array
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@dataclass
+class DescriptorScaler:
+    """Per-column median fill, quantile clip and z-score, fitted on the corpus; kept in the model folder."""
+
+    names: list[str]
+    median: list[float]
+    low: list[float]
+    high: list[float]
+    mean: list[float]
+    std: list[float]
+
+    @classmethod
+    def fit(cls, raw: np.ndarray, names: list[str], quantile: float = 0.005) -> "DescriptorScaler":
+        x = np.asarray(raw, dtype=np.float64)
+        finite = np.isfinite(x)
+        keep, stats = [], []
+        for j in range(x.shape[1]):
+            col = x[finite[:, j], j]
+            if len(col) < 0.5 * len(x):
+                continue  # RDKit fails on most molecules: not a target worth learning
+            med = float(np.median(col))
+            filled = np.where(finite[:, j], x[:, j], med)
+            lo, hi = np.quantile(filled, [quantile, 1 - quantile])
+            clipped = np.clip(filled, lo, hi)
+            std = float(clipped.std())
+            if std <= 1e-12:
+                continue
+            keep.append(j)
+            stats.append((med, float(lo), float(hi), float(clipped.mean()), std))
+        med, lo, hi, mean, std = (list(v) for v in zip(*stats))
+        return cls([names[j] for j in keep], med, lo, hi, mean, std)
+
+    def transform(self, raw: np.ndarray, names: list[str]) -> np.ndarray:
+        index = {n: i for i, n in enumerate(names)}
+        missing = [n for n in self.names if n not in index]
+        if missing:
+            raise ValueError(f"descriptors {missing[:5]} are not in the raw matrix (another RDKit version?).")
+        x = np.asarray(raw, dtype=np.float64)[:, [index[n] for n in self.names]]
+        x = np.where(np.isfinite(x), x, np.asarray(self.median))
+        x = np.clip(x, self.low, self.high)
+        return ((x - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DescriptorScaler":
+        return cls(**json.loads(Path(path).read_text()))

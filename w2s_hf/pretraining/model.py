@@ -1,0 +1,102 @@
+"""The pretraining model (BERT encoder + masked-LM head + descriptor-regression head) and its collator.
+
+MolBERT's recipe (Fabian et al. 2020) trains one encoder on two tasks at once: masked LM on SMILES
+tokens and regression of standardised RDKit descriptors (MTR, as in ChemBERTa-2). The MTR head
+reads the mean-pooled last layer, pooled with the same `pool` that `FrozenEncoder` uses, so the
+representation the toolkit later extracts is the one the descriptors were regressed from. Only the
+encoder (`model.bert`) is saved as the checkpoint: a plain `BertModel` folder that `AutoModel` loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel, BertPreTrainedModel, DataCollatorForLanguageModeling
+from transformers.modeling_outputs import ModelOutput
+from transformers.models.bert.modeling_bert import BertOnlyMLMHead
+
+from ..features.pooling import pool
+
+
+@dataclass
+class PretrainOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    mlm_loss: torch.Tensor | None = None
+    mtr_loss: torch.Tensor | None = None
+
+
+class BertForMaskedLMAndMTR(BertPreTrainedModel):
+    """`BertModel` with an MLM head and, when `config.num_mtr_targets > 0`, a linear MTR head on mean pooling."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config)
+        n_targets = int(getattr(config, "num_mtr_targets", 0))
+        self.mtr = nn.Linear(config.hidden_size, n_targets) if n_targets > 0 else None
+        self.mtr_weight = float(getattr(config, "mtr_weight", 1.0))
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None, descriptors=None, **_):
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                           return_dict=True).last_hidden_state
+        zero = hidden.new_zeros(())
+        mlm_loss = mtr_loss = zero
+        if labels is not None:
+            # The vocabulary projection runs only where a token was masked (~15% of positions).
+            masked = labels != -100
+            logits = self.cls(hidden[masked])
+            mlm_loss = nn.functional.cross_entropy(logits.float(), labels[masked])
+        if self.mtr is not None and descriptors is not None:
+            pooled = pool(hidden, attention_mask, "mean")
+            mtr_loss = nn.functional.mse_loss(self.mtr(pooled.to(self.mtr.weight.dtype)).float(), descriptors.float())
+        return PretrainOutput(loss=mlm_loss + self.mtr_weight * mtr_loss, mlm_loss=mlm_loss.detach(),
+                              mtr_loss=mtr_loss.detach())
+
+
+class MLMAndMTRCollator:
+    """Rows {"smiles", "descriptors"} -> a padded batch with 15% masking (80/10/10) and descriptor targets.
+
+    With `enumerate_prob` > 0 a row's SMILES is replaced, with that probability, by a random valid
+    SMILES of the same molecule (SMILES enumeration, Bjerrum 2017), drawn from this collator's seeded
+    generator, so the model learns the molecule rather than one spelling of it.
+    """
+
+    def __init__(self, tokenizer, *, max_length: int = 128, mlm_probability: float = 0.15,
+                 enumerate_prob: float = 0.0, seed: int = 0):
+        self.tokenizer, self.max_length, self.enumerate_prob = tokenizer, max_length, float(enumerate_prob)
+        self.mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
+        self.rng = np.random.default_rng(seed)
+
+    def _spell(self, smiles: str) -> str:
+        if self.enumerate_prob <= 0 or self.rng.random() >= self.enumerate_prob:
+            return smiles
+        from rdkit import Chem
+
+        mol = Chem.MolFromSmiles(smiles)
+        if mol is None:
+            return smiles
+        return Chem.MolToRandomSmilesVect(mol, 1, randomSeed=int(self.rng.integers(1, 2**31 - 1)))[0]
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        smiles = [self._spell(r["smiles"]) for r in rows]
+        enc = self.tokenizer(smiles, truncation=True, max_length=self.max_length, return_special_tokens_mask=True,
+                             return_token_type_ids=False)
+        features = [{k: enc[k][i] for k in enc} for i in range(len(rows))]
+        batch = self.mlm(features)
+        if rows and "descriptors" in rows[0]:
+            batch["descriptors"] = torch.tensor(np.asarray([r["descriptors"] for r in rows], dtype=np.float32))
+        return batch
+
+
+def make_config(vocab_size: int, *, hidden_size: int, num_layers: int, num_heads: int, max_position: int,
+                num_mtr_targets: int, mtr_weight: float, dropout: float = 0.1) -> BertConfig:
+    return BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
+        intermediate_size=4 * hidden_size, max_position_embeddings=max_position, hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout, type_vocab_size=1, pad_token_id=0, tie_word_embeddings=False,
+        num_mtr_targets=num_mtr_targets, mtr_weight=mtr_weight,
+    )  # fmt: skip

@@ -1,0 +1,285 @@
+"""Pretrain a SMILES BERT with `transformers.Trainer` (masked LM, optionally + descriptor regression).
+
+    cfg = PretrainConfig(output_dir="models/smiles-bert-h128", hidden_size=128, num_layers=4)
+    summary = pretrain(cfg)   # under `accelerate launch` the Trainer runs DDP over the processes
+
+Steps: build the corpus (corpus.py), hold out `val_fraction` of it (by a seeded permutation) for the
+val losses, build the tokenizer on the training molecules, compute or load the cached descriptors and
+fit their scaler on the training molecules, train, then save the encoder alone (`BertModel`, cast to
+`save_dtype`) with the tokenizer, the scaler and a model card (card.py) into `output_dir`. The folder
+is written under a temporary name and renamed into place, so a failed run never leaves half a model
+and an existing folder is replaced only with `overwrite`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+OBJECTIVES = ("mlm", "mlm+mtr")
+
+
+def _help(text: str, **extra: Any) -> dict:
+    return {"help": text, **extra}
+
+
+@dataclass
+class PretrainConfig:
+    """Every key of a pretraining run (read from YAML by scripts/pretrain_smiles.py)."""
+
+    output_dir: str = field(metadata=_help("Folder of the saved model (a plain HF folder)."))
+    objective: str = field(default="mlm+mtr", metadata=_help("mlm, or mlm+mtr (MolBERT / ChemBERTa-2).",
+                                                             choices=list(OBJECTIVES)))
+    hidden_size: int = field(default=128, metadata=_help("Hidden width."))
+    num_layers: int = field(default=4, metadata=_help("Transformer blocks."))
+    num_heads: int = field(default=4, metadata=_help("Attention heads."))
+    max_length: int = field(default=128, metadata=_help("Token truncation length in pretraining."))
+    max_position: int = field(default=256, metadata=_help("Position table size (task SMILES run longer)."))
+    dropout: float = field(default=0.1, metadata=_help("Hidden and attention dropout."))
+    mtr_weight: float = field(default=1.0, metadata=_help("Weight of the descriptor loss against the MLM loss."))
+    enumerate_prob: float = field(default=0.5, metadata=_help("Probability of a random SMILES spelling per row."))
+    mlm_probability: float = field(default=0.15, metadata=_help("Fraction of tokens masked (80/10/10 rule)."))
+    epochs: float = field(default=10.0, metadata=_help("Passes over the training molecules."))
+    max_steps: int = field(default=-1, metadata=_help("Optimiser steps; overrides epochs when > 0."))
+    batch_size: int = field(default=256, metadata=_help("Molecules per step, summed over processes."))
+    lr: float = field(default=2e-3, metadata=_help("Peak learning rate (AdamW)."))
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay."))
+    warmup_ratio: float = field(default=0.05, metadata=_help("Fraction of steps of linear warmup."))
+    scheduler: str = field(default="cosine", metadata=_help("Learning-rate schedule after warmup.",
+                                                            choices=["cosine", "linear", "constant_with_warmup"]))
+    seed: int = field(default=0, metadata=_help("Seed of the model init, the held-out split, masking and data order."))
+    val_fraction: float = field(default=0.05, metadata=_help("Corpus molecules held out for val losses."))
+    max_chars: int = field(default=120, metadata=_help("Corpus SMILES longer than this are dropped."))
+    limit: int | None = field(default=None, metadata=_help("Use only this many corpus molecules (tests, trials)."))
+    corpus_file: str | None = field(default=None, metadata=_help("A text file of SMILES (one a line) instead of "
+                                                                 "the shipped sources; task molecules are removed."))
+    descriptor_workers: int = field(default=2, metadata=_help("Processes computing descriptors on a cache miss."))
+    cache_dir: str | None = field(default=None, metadata=_help("Descriptor cache (default: the feature cache)."))
+    save_dtype: str = field(default="float16", metadata=_help("dtype of the saved weights.",
+                                                              choices=["float16", "bfloat16", "float32"]))
+    logging_steps: int = field(default=50, metadata=_help("Steps between logged losses."))
+    eval_steps: int = field(default=500, metadata=_help("Steps between val losses."))
+    name: str | None = field(default=None, metadata=_help("Model name for the card (default: the folder name)."))
+    overwrite: bool = field(default=False, metadata=_help("Replace an existing output_dir."))
+    config_file: str | None = field(default=None, metadata=_help("The YAML file read (set by the script)."))
+
+    def validate(self) -> "PretrainConfig":
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective={self.objective!r}: choose one of {', '.join(OBJECTIVES)}.")
+        for key in ("hidden_size", "num_layers", "num_heads", "max_length", "batch_size", "max_position"):
+            if int(getattr(self, key)) <= 0:
+                raise ValueError(f"{key}={getattr(self, key)!r} must be a positive integer.")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}.")
+        if not 0 < self.val_fraction < 0.5:
+            raise ValueError(f"val_fraction={self.val_fraction} must lie in (0, 0.5).")
+        if self.corpus_file is not None and not Path(self.corpus_file).is_file():
+            raise FileNotFoundError(f"corpus_file={self.corpus_file!r} does not exist.")
+        out = Path(self.output_dir)
+        if out.exists() and any(out.iterdir()) and not self.overwrite:
+            raise FileExistsError(f"output_dir={self.output_dir!r} is not empty; pass overwrite: true to replace it.")
+        return self
+
+
+def load_corpus(cfg: PretrainConfig):
+    from .corpus import Corpus, build_corpus, task_canonical_smiles
+
+    if cfg.corpus_file is None:
+        corpus = build_corpus(max_chars=cfg.max_chars)
+    else:
+        from rdkit import Chem
+
+        from ..data.chem import parse_smiles
+
+        lines = [s.strip() for s in Path(cfg.corpus_file).read_text().splitlines() if s.strip()]
+        mols = parse_smiles(lines)
+        bad = [i for i, m in enumerate(mols) if m is None]
+        if bad:
+            raise ValueError(f"{cfg.corpus_file}: line {bad[0] + 1} ({lines[bad[0]]!r}) is not a valid SMILES "
+                             f"({len(bad)} invalid lines in all).")
+        canon = {Chem.MolToSmiles(m) for m in mols}
+        kept = sorted({s for s in canon if len(s) <= cfg.max_chars} - task_canonical_smiles())
+        corpus = Corpus(kept, {"rows_file": len(lines), "molecules": len(kept)})
+    smiles = corpus.smiles
+    if cfg.limit is not None:
+        smiles = sorted(np.random.default_rng(cfg.seed).permutation(smiles)[: cfg.limit].tolist())
+    if len(smiles) < 20:
+        raise ValueError(f"the corpus has {len(smiles)} molecules after filtering; at least 20 are needed.")
+    return Corpus(smiles, corpus.counts)
+
+
+def _datasets(cfg, smiles, targets, tokenizer):
+    import datasets
+
+    rng = np.random.default_rng(cfg.seed)
+    perm = rng.permutation(len(smiles))
+    n_val = max(1, int(round(cfg.val_fraction * len(smiles))))
+    splits = {"val": np.sort(perm[:n_val]), "train": np.sort(perm[n_val:])}
+    lengths = np.array([len(ids) for ids in tokenizer(smiles, add_special_tokens=True)["input_ids"]])
+    out = {}
+    for name, rows in splits.items():
+        data = {"smiles": [smiles[i] for i in rows], "length": lengths[rows].tolist()}
+        if targets is not None:
+            data["descriptors"] = targets[rows]
+        out[name] = datasets.Dataset.from_dict(data)
+    return out, splits
+
+
+class _LossPartsTrainer:  # mixed into transformers.Trainer at run time (import kept lazy)
+    """Logs the two losses apart (`mlm_loss`, `mtr_loss`, and `eval_` ones), averaged over processes."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        outputs = model(**inputs)
+        bucket = "_train_parts" if model.training else "_eval_parts"
+        parts = self.__dict__.setdefault(bucket, {"mlm_loss": [], "mtr_loss": []})
+        for key in parts:
+            parts[key].append(outputs[key].detach())
+        return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+    def _drain(self, bucket: str, prefix: str = "") -> dict[str, float]:
+        parts = self.__dict__.get(bucket) or {}
+        out = {}
+        for key, values in parts.items():
+            if values:
+                mean = torch.stack(values).float().mean()
+                out[prefix + key] = round(float(self.accelerator.gather(mean[None]).mean()), 5)
+                values.clear()
+        return out
+
+    def log(self, logs, *args, **kwargs):
+        if "loss" in logs:
+            logs.update(self._drain("_train_parts"))
+        return super().log(logs, *args, **kwargs)
+
+    def evaluation_loop(self, *args, **kwargs):
+        self._drain("_eval_parts")
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", "eval")
+        output.metrics.update(self._drain("_eval_parts", prefix + "_"))
+        return output
+
+
+def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+    """Run the recipe; returns the summary also written to `output_dir/pretraining.json`."""
+    from accelerate import PartialState
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    from ..config import default_cache_dir
+    from .card import write_model_card
+    from .descriptors import DescriptorScaler, cached_descriptors, descriptor_names
+    from .model import BertForMaskedLMAndMTR, MLMAndMTRCollator, make_config
+    from .tokenizer import build_smiles_tokenizer
+
+    cfg.validate()
+    state = PartialState()
+    started = time.time()
+    corpus = load_corpus(cfg)
+    smiles = corpus.smiles
+    rng = np.random.default_rng(cfg.seed)
+    train_rows = np.sort(rng.permutation(len(smiles))[max(1, int(round(cfg.val_fraction * len(smiles)))):])
+    tokenizer = build_smiles_tokenizer([smiles[i] for i in train_rows], model_max_length=cfg.max_position)
+
+    targets, scaler = None, None
+    if cfg.objective == "mlm+mtr":
+        cache_dir = cfg.cache_dir or default_cache_dir()
+        with state.main_process_first():  # one process computes, the others read the cache
+            raw = cached_descriptors(smiles, cache_dir, num_workers=cfg.descriptor_workers)
+        scaler = DescriptorScaler.fit(raw[train_rows], descriptor_names())
+        targets = scaler.transform(raw, descriptor_names())
+
+    data, _ = _datasets(cfg, smiles, targets, tokenizer)
+    set_seed(cfg.seed)
+    config = make_config(len(tokenizer), hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+                         num_heads=cfg.num_heads, max_position=cfg.max_position,
+                         num_mtr_targets=0 if scaler is None else len(scaler.names), mtr_weight=cfg.mtr_weight,
+                         dropout=cfg.dropout)
+    model = BertForMaskedLMAndMTR(config)
+    world = state.num_processes
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {world} processes.")
+    work = Path(cfg.output_dir).with_name(f".{Path(cfg.output_dir).name}.partial")
+    gpu = torch.cuda.is_available()
+    args = TrainingArguments(
+        output_dir=str(work / "trainer"), per_device_train_batch_size=cfg.batch_size // world,
+        per_device_eval_batch_size=cfg.batch_size // world, learning_rate=cfg.lr, weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed, bf16=gpu, logging_steps=cfg.logging_steps,
+        eval_strategy="steps", eval_steps=cfg.eval_steps, save_strategy="no", report_to=[],
+        train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
+        dataloader_num_workers=0, disable_tqdm=True, prediction_loss_only=True, ddp_find_unused_parameters=False,
+        use_cpu=not gpu,
+    )  # fmt: skip
+    trainer_cls = type("PretrainTrainer", (_LossPartsTrainer, Trainer), {})
+    collator = MLMAndMTRCollator(tokenizer, max_length=cfg.max_length, mlm_probability=cfg.mlm_probability,
+                                 enumerate_prob=cfg.enumerate_prob, seed=cfg.seed + 1000 * state.process_index)
+    trainer = trainer_cls(model=model, args=args, train_dataset=data["train"], eval_dataset=data["val"],
+                          data_collator=collator)
+    result = trainer.train()
+    history = [dict(h) for h in trainer.state.log_history]
+    final_eval = trainer.evaluate()
+    summary = {
+        "name": cfg.name or Path(cfg.output_dir).name,
+        "config": asdict(cfg),
+        "corpus": {"fingerprint": corpus.fingerprint, "molecules": len(smiles), "counts": corpus.counts,
+                   "train": int(len(train_rows)), "val": int(len(smiles) - len(train_rows))},
+        "parameters": int(sum(p.numel() for p in model.bert.parameters())),
+        "steps": int(trainer.state.global_step),
+        "epochs": float(trainer.state.epoch or 0.0),
+        "processes": world,
+        "train_runtime_s": round(float(result.metrics.get("train_runtime", 0.0)), 1),
+        "final": _final_losses(history, final_eval),
+        "history": history,
+        "wall_s": round(time.time() - started, 1),
+        "device": "cuda" if gpu else "cpu",
+    }
+    if state.is_main_process:
+        _save(cfg, model, tokenizer, scaler, summary, work)
+        write_model_card(Path(cfg.output_dir), summary)
+    state.wait_for_everyone()
+    return summary
+
+
+def _final_losses(history: list[dict], final_eval: dict) -> dict[str, float | None]:
+    train = [h for h in history if "mlm_loss" in h]
+    last = train[-1] if train else {}
+    return {
+        "train_mlm_loss": last.get("mlm_loss"), "train_mtr_loss": last.get("mtr_loss"),
+        "val_mlm_loss": final_eval.get("eval_mlm_loss"), "val_mtr_loss": final_eval.get("eval_mtr_loss"),
+        "val_loss": final_eval.get("eval_loss"),
+        "first_train_mlm_loss": train[0].get("mlm_loss") if train else None,
+        "first_train_mtr_loss": train[0].get("mtr_loss") if train else None,
+    }  # fmt: skip
+
+
+def _save(cfg, model, tokenizer, scaler, summary, work: Path) -> None:
+    dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.save_dtype]
+    folder = work / "model"
+    shutil.rmtree(folder, ignore_errors=True)
+    encoder = model.bert.to("cpu").to(dtype)
+    encoder.config.architectures = ["BertModel"]
+    for key in ("num_mtr_targets", "mtr_weight"):
+        if hasattr(encoder.config, key):
+            delattr(encoder.config, key)
+    encoder.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    if scaler is not None:
+        scaler.save(folder / "descriptor_scaler.json")
+    (folder / "pretraining.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    out = Path(cfg.output_dir)
+    if out.exists():
+        shutil.rmtree(out)  # validate() refused a non-empty folder unless overwrite was asked for
+    os.replace(folder, out)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return max(1, math.ceil(n_train / batch_size))
