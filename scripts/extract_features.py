@@ -169,17 +169,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _save_output(path: str, features: dict[int, np.ndarray], layers: list[int]) -> None:
-    import os
-    import tempfile
+    from w2s_hf.atomic import atomic_path
 
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # One layer -> the array itself; several -> a stacked (layers, n, d) array.
     array = features[layers[0]] if len(layers) == 1 else np.stack([features[layer] for layer in layers])
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".npy")
-    with os.fdopen(fd, "wb") as fh:
+    with atomic_path(out, suffix=".npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.asarray(array, dtype=np.float32))
-    os.replace(tmp, out)
     print(f"saved {out}")
 
 

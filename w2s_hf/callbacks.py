@@ -20,17 +20,12 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
+from .arrays import as_real_array
 from .evaluation import QUANTITIES, EvalHook
 
 
 def _as_float_array(values: Any, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim not in (1, 2) or len(arr) == 0:
-        raise ValueError(f"{name} must be a non-empty array of shape (n,) or (n, k), got shape {arr.shape}.")
-    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{name} has a NaN or infinite value in row {int(np.argmax(bad))}.")
-    return arr
+    return as_real_array(values, name).astype(np.float64)
 
 
 class MisfitCallback(TrainerCallback):

@@ -17,7 +17,6 @@ Outputs in `output_dir`:
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 from collections import defaultdict
@@ -165,9 +164,10 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     """Run every (direction, weak model, seed) pipeline and write sweep.csv, sweep.json and the plot."""
     from accelerate import Accelerator
 
+    from .atomic import atomic_path, write_json_atomic
     from .data import load_task
     from .misfit import fit_gain_on_misfit
-    from .pipeline import W2SPipeline, canonical_inputs, _write_json
+    from .pipeline import W2SPipeline, canonical_inputs
     from .plotting import plot_misfit_vs_gain
     from .selection import select_weak_model
 
@@ -200,14 +200,11 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                              "target": target, "split": config.eval_split, **{c: values.get(c) for c in CSV_COLUMNS[6:]}})
     summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".sweep.csv.tmp{os.getpid()}"
-        with open(tmp, "w", newline="") as fh:
+        with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, out / "sweep.csv")
-        _write_json(out / "sweep.json", summary)
+        write_json_atomic(out / "sweep.json", summary, strict=False)
         normal = [r for r in rows if r["direction"] == "normal"]
         plot_misfit_vs_gain(normal, out / "misfit_vs_gain.png", panel_key="target",
                             title=f"{config.name or config.task} ({config.split}), strong = {config.strong.label}")

@@ -292,16 +292,12 @@ def _summarise(variant: str, rows: list[dict[str, Any]], config: SyntheticConfig
 
 # ------------------------------------------------------------------------------------------ driver
 def _atomic_write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same folder, so os.replace is atomic
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)  # floats as repr: they read back bit for bit
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from w2s_hf.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)  # floats as repr: they read back bit for bit
 
 
 class _Representations:
@@ -356,7 +352,7 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike) -> dic
     written atomically. A net pretrained for one variant is reused by the next (`seconds` of a
     variant is its own wall time; each net's training time is under `pretraining`).
     """
-    from w2s_hf.evaluation import write_json_atomic
+    from w2s_hf.atomic import write_json_atomic
     from w2s_hf.plotting import plot_misfit_vs_gain
 
     config = config.resolved()
