@@ -125,8 +125,7 @@ def read_texts(path: str, column: str | None) -> list[str]:
 
 
 def task_texts(name: str, split: str, seed: int) -> list[str]:
-    from w2s_hf.data import load_task
-    from w2s_hf.pipeline import canonical_inputs
+    from w2s_hf.data import canonical_inputs, load_task
 
     return canonical_inputs(load_task(name, split=split, seed=seed))[1]
 

@@ -21,7 +21,8 @@ import numpy as np
 from transformers import TrainerCallback
 
 from .arrays import as_real_array
-from .evaluation import QUANTITIES, EvalHook
+from .evaluation import EvalHook
+from .misfit import QUANTITIES
 
 
 def _as_float_array(values: Any, name: str) -> np.ndarray:

@@ -28,7 +28,6 @@ from typing import Any
 POOLINGS = ("mean", "cls", "last")
 DTYPES = ("float32", "bfloat16", "float16")
 SOLVERS = ("exact", "adamw")
-SPLITS = ("random", "scaffold")
 STAGES = ("extract", "train_weak", "label", "train_w2s", "train_ceiling", "evaluate")
 
 
@@ -107,7 +106,9 @@ class TaskArguments:
     drop_invalid: bool = field(default=False, metadata=_help("Drop rows with invalid SMILES instead of failing."))
 
     def validate(self) -> None:
-        _check_choice("split", self.split, SPLITS)
+        from .data.splits import SPLIT_METHODS
+
+        _check_choice("split", self.split, SPLIT_METHODS)
         if self.task.strip().lower() == "ellipse" and not self.task_path:
             raise ConfigError("task=ellipse needs task_path: the Kaggle 'Feedback Prize - English Language Learning' "
                               "train.csv, e.g. --task_path ../shared/data/ellipse/train.csv (it is not shipped).")

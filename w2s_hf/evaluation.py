@@ -26,13 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .atomic import atomic_path, write_json_atomic
+from .data.rows import EVAL_SPLITS
 from .distributed import gather_predictions  # noqa: F401  (public here: evaluation points gather first)
-
-# Order of the quantities in tables, tracker keys and plots.
-QUANTITIES = (
-    "weak_error", "w2s_error", "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr",
-)
-SPLIT_ORDER = ("w2s_train", "val", "test")
+from .misfit import QUANTITIES
 
 
 def metric_path() -> str:
@@ -151,7 +147,7 @@ def _fmt(v: Any) -> str:
 
 
 def _ordered_splits(splits: dict[str, Any]) -> list[str]:
-    return [s for s in SPLIT_ORDER if s in splits] + [s for s in splits if s not in SPLIT_ORDER]
+    return [s for s in EVAL_SPLITS if s in splits] + [s for s in splits if s not in EVAL_SPLITS]
 
 
 def format_table(results: dict[str, Any]) -> str:

@@ -25,6 +25,8 @@ import numpy as np
 
 from .arrays import as_real_array
 
+# Every quantity, in the order of tables, tracker keys, CSV columns and plots.
+QUANTITIES = ("weak_error", "w2s_error", "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr")
 _BASE = ("weak_error", "w2s_error", "misfit", "ceiling_error")
 _BOOT_ELEMENTS = 1 << 22  # resampling weights held at once (B x n), ~32 MB of float64
 

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from .config import ConfigError, HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
+from .misfit import QUANTITIES
 
 logger = logging.getLogger("w2s_hf.sweep")
 
 _REP_KEYS = ("model", "revision", "layer", "pooling", "max_length", "dtype", "trust_remote_code")
-CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", "weak_error", "w2s_error",
-               "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr")
+CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES)
 
 
 @dataclass
@@ -152,11 +152,11 @@ def _warm_cache(config: SweepConfig, reps: list[RepSpec], texts: list[str], acce
 
 def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
     """Val error of a head fitted on w2s_train gold labels over `role` features (ridge chosen on val)."""
-    from .heads import SufficientStats, select_ridge
+    from .heads import fit_ridge
 
-    stats = SufficientStats.from_arrays(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"])
-    _, head, _ = select_ridge(stats, pipeline.rows(role, "val"), pipeline.gold["val"])
-    err = np.mean((head.predict(pipeline.rows(role, "val")).reshape(pipeline.gold["val"].shape) - pipeline.gold["val"]) ** 2, axis=0)
+    X_val, y_val = pipeline.rows(role, "val"), pipeline.gold["val"]
+    head, _ = fit_ridge(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"], X_val, y_val)
+    err = np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2, axis=0)
     return {"mean": float(err.mean()), **{t: float(e) for t, e in zip(pipeline.targets, err)}}
 
 
@@ -165,9 +165,9 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     from accelerate import Accelerator
 
     from .atomic import atomic_path, write_json_atomic
-    from .data import load_task
+    from .data import canonical_inputs, load_task
     from .misfit import fit_gain_on_misfit
-    from .pipeline import W2SPipeline, canonical_inputs
+    from .pipeline import W2SPipeline
     from .plotting import plot_misfit_vs_gain
     from .selection import select_weak_model
 

@@ -43,11 +43,9 @@ import numpy as np
 import torch
 
 from w2s_hf.heads import fit_exact
-from w2s_hf.misfit import decompose, fit_gain_on_misfit
+from w2s_hf.misfit import QUANTITIES, decompose, fit_gain_on_misfit
 
 VARIANTS = ("realizable", "pretrained", "reversal")
-QUANTITIES = ("weak_error", "w2s_error", "misfit", "gain", "residual", "predicted_w2s_error",
-              "ceiling_error", "pgr")
 # Independent random streams, all derived from `seed`, so that changing one setting (say epochs)
 # leaves the truth, the pretraining data and the downstream tasks as they were.
 _TRUTH, _PRETRAIN_HEADS, _PRETRAIN_DATA, _INIT, _SHUFFLE, _HELDOUT, _TASK = range(7)
