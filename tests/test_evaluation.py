@@ -14,7 +14,6 @@ from w2s_hf.evaluation import (
     PlotHook,
     TableHook,
     TrackerHook,
-    end_hooks,
     evaluate_point,
     format_table,
     gather_predictions,
@@ -61,7 +60,8 @@ def _gather_worker(out_dir):
     hook = JsonResultsHook(os.path.join(out_dir, "results.json"))
     dec = evaluate_point(3, "test", y, weak, got_w2s, hooks=[rec, hook], accelerator=acc,
                          state={"head": "w2s"}, target_names=["a", "b"], n_boot=200, seed=0)
-    end_hooks([hook], {"splits": {"test": dec.as_dict()}}, accelerator=acc)
+    if acc.is_main_process:
+        hook.on_end({"splits": {"test": dec.as_dict()}})
     np.savez(os.path.join(out_dir, f"rank{rank}.npz"), ids=got_ids, w2s=got_w2s, seen=np.array(seen),
              dl_ids=dl_ids, dl_preds=dl_preds, ids_1d=ids_1d, preds_1d=preds_1d,
              hook_calls=len(rec.calls), misfit=dec.misfit)

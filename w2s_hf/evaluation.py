@@ -79,13 +79,6 @@ def evaluate_point(
     return dec
 
 
-def end_hooks(hooks: Iterable[EvalHook], results: dict[str, Any], accelerator: Any = None) -> None:
-    """Call every hook's `on_end(results)` on the main process."""
-    if accelerator is None or accelerator.is_main_process:
-        for hook in hooks:
-            hook.on_end(results)
-
-
 def _scalars(dec: Any) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(averaged quantities, per-target quantities) of a Decomposition or its as_dict(), Nones dropped."""
     d = dec if isinstance(dec, dict) else dec.as_dict()
