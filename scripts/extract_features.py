@@ -64,25 +64,9 @@ class ExtractArgs:
 
 
 def parse_args(argv: list[str]) -> ExtractArgs:
-    from transformers import HfArgumentParser
+    from w2s_hf.cli import W2SArgumentParser
 
-    parser = HfArgumentParser(ExtractArgs)
-    if "--config" in argv:
-        import yaml
-
-        i = argv.index("--config")
-        if i + 1 >= len(argv):
-            raise ValueError("--config needs a YAML file path.")
-        config_path = Path(argv[i + 1])
-        if not config_path.is_file():
-            raise ValueError(f"--config {config_path}: no such file.")
-        values = yaml.safe_load(config_path.read_text()) or {}
-        unknown = set(values) - set(ExtractArgs.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"--config {config_path}: unknown keys {sorted(unknown)}.")
-        parser.set_defaults(**values)
-        argv = argv[:i] + argv[i + 2 :]
-    (args,) = parser.parse_args_into_dataclasses(argv)
+    (args,) = W2SArgumentParser(ExtractArgs).parse_args_and_config(argv)
     if (args.input is None) == (args.task is None):
         raise ValueError("pass exactly one of --input FILE or --task NAME.")
     return args
@@ -93,21 +77,11 @@ def read_texts(path: str, column: str | None) -> list[str]:
     file = Path(path)
     if not file.is_file():
         raise ValueError(f"--input {path}: no such file.")
-    suffix = "".join(file.suffixes[-2:]) if file.suffix == ".gz" else file.suffix
-    if suffix in (".txt", ".txt.gz"):
+    if file.suffix == ".txt":
         return [line for line in file.read_text().splitlines() if line.strip()]
-    import pandas as pd
+    from w2s_hf.data.sources import read_table
 
-    readers = {
-        ".csv": pd.read_csv,
-        ".tsv": lambda f: pd.read_csv(f, sep="\t"),
-        ".jsonl": lambda f: pd.read_json(f, lines=True),
-        ".json": pd.read_json,
-        ".parquet": pd.read_parquet,
-    }
-    if suffix not in readers:
-        raise ValueError(f"--input {path}: unsupported file type {suffix!r}; use {sorted(readers)} or .txt.")
-    table = readers[suffix](file)
+    table = read_table(file, "--input file")
     if column is None:
         column = next((c for c in ("input", "text") if c in table.columns), None)
         if column is None:

@@ -16,17 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from w2s_hf.config import ConfigError  # noqa: E402
+from w2s_hf.config import ConfigError
 
 
 @dataclass
@@ -41,12 +35,12 @@ class SweepArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    (args,) = HfArgumentParser(SweepArguments).parse_args_into_dataclasses(args=argv)
+    from w2s_hf.cli import W2SArgumentParser
     from w2s_hf.sweep import SweepConfig, run_sweep
 
     try:
+        # --config is the sweep's own YAML (weak_models, head, ...), read by SweepConfig
+        (args,) = W2SArgumentParser(SweepArguments).parse_args_and_config(argv, yaml_config=False)
         config = SweepConfig.from_yaml(args.config, **{k: v for k, v in vars(args).items() if k != "config"})
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -26,9 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from w2s_hf.experiments.synthetic import SyntheticConfig  # noqa: E402
+from w2s_hf.experiments.synthetic import SyntheticConfig
 
 
 @dataclass
@@ -37,11 +35,11 @@ class OutputArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
+    from w2s_hf.cli import W2SArgumentParser
 
-    parser = HfArgumentParser((SyntheticConfig, OutputArguments))
+    parser = W2SArgumentParser((SyntheticConfig, OutputArguments))
     try:
-        config, out = parser.parse_args_into_dataclasses(args=argv)
+        config, out = parser.parse_args_and_config(argv)
     except ValueError as err:  # SyntheticConfig validates itself on construction
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-from helpers import Recorder
 import torch
+from helpers import Recorder
 
 from w2s_hf.callbacks import MisfitCallback
-from w2s_hf.evaluation import EvalHook
 from w2s_hf.misfit import decompose
 
 

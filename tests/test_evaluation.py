@@ -9,7 +9,6 @@ import pytest
 from helpers import Recorder, fresh_fork_state
 
 from w2s_hf.evaluation import (
-    EvalHook,
     JsonResultsHook,
     PlotHook,
     TableHook,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port
 import torch
+from helpers import free_port
 from tiny_models import build_tiny_bert, sentences
 from transformers import PreTrainedModel
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port, load_script
 import yaml
+from helpers import free_port, load_script
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["cohesion", "grammar"]

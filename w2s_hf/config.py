@@ -17,10 +17,8 @@ flattened to `<group>_<key>`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +42,8 @@ def default_cache_dir() -> str:
     return str(Path.home() / ".cache" / "w2s_hf")
 
 
-def _help(text: str) -> dict:
-    return {"help": text}
+def _help(text: str, choices: tuple[str, ...] | None = None) -> dict:
+    return {"help": text} if choices is None else {"help": text, "choices": list(choices)}
 
 
 @dataclass
@@ -55,16 +53,16 @@ class ModelArguments:
     weak_model: str = field(default="packaged:all-MiniLM-L6-v2", metadata=_help("Weak model: Hub id, local folder, packaged:NAME or rdkit:KIND."))
     weak_revision: str | None = field(default=None, metadata=_help("Hub revision (branch, tag or commit) of the weak model."))
     weak_layer: int = field(default=-1, metadata=_help("Hidden-state index of the weak model (0 = embeddings, -1 = last)."))
-    weak_pooling: str = field(default="mean", metadata=_help("Weak pooling over the attention mask: mean, cls or last."))
+    weak_pooling: str = field(default="mean", metadata=_help("Weak pooling over the attention mask.", POOLINGS))
     weak_max_length: int = field(default=512, metadata=_help("Weak tokenizer truncation length."))
-    weak_dtype: str = field(default="float32", metadata=_help("Weak model dtype: float32, bfloat16 or float16."))
+    weak_dtype: str = field(default="float32", metadata=_help("Weak model dtype.", DTYPES))
     weak_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the weak model."))
     strong_model: str = field(default="packaged:all-mpnet-base-v2", metadata=_help("Strong model: Hub id, local folder, packaged:NAME or rdkit:KIND."))
     strong_revision: str | None = field(default=None, metadata=_help("Hub revision of the strong model."))
     strong_layer: int = field(default=-1, metadata=_help("Hidden-state index of the strong model (0 = embeddings, -1 = last)."))
-    strong_pooling: str = field(default="mean", metadata=_help("Strong pooling over the attention mask: mean, cls or last."))
+    strong_pooling: str = field(default="mean", metadata=_help("Strong pooling over the attention mask.", POOLINGS))
     strong_max_length: int = field(default=512, metadata=_help("Strong tokenizer truncation length."))
-    strong_dtype: str = field(default="float32", metadata=_help("Strong model dtype: float32, bfloat16 or float16."))
+    strong_dtype: str = field(default="float32", metadata=_help("Strong model dtype.", DTYPES))
     strong_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the strong model."))
 
     def representation(self, role: str) -> dict[str, Any]:
@@ -134,7 +132,7 @@ class TaskArguments:
 class HeadArguments:
     """How the linear heads are fitted."""
 
-    solver: str = field(default="exact", metadata=_help("exact (least squares / ridge from sufficient statistics) or adamw (iterative, DDP)."))
+    solver: str = field(default="exact", metadata=_help("exact (least squares / ridge from sufficient statistics) or adamw (iterative, DDP).", SOLVERS))
     ridge: str = field(default="auto", metadata=_help("Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid)."))
     fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
     lr: float = field(default=1e-2, metadata=_help("adamw: learning rate."))
@@ -225,62 +223,17 @@ def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(allowed)}.")
 
 
-def _known_keys() -> set[str]:
-    return {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
-
-
-def _flatten(values: dict[str, Any], source: str) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            for sub, inner in value.items():
-                flat[f"{key}_{sub}"] = inner
-        else:
-            flat[str(key)] = value
-    known = _known_keys()
-    for key in flat:
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"Unknown key {key!r} in {source}.{hint}")
-    return flat
-
-
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML config file into a flat, checked {key: value} dict."""
-    import yaml
+    from .cli import load_yaml as _load_yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file {str(path)!r} does not exist.")
-    with open(path) as fh:
-        values = yaml.safe_load(fh) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of keys to values.")
-    return _flatten(values, f"config file {str(path)!r}")
+    return _load_yaml(path, {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)})
 
 
 def parse_config(argv: list[str] | None = None) -> W2SConfig:
     """Parse `[--config file.yaml] [--key value ...]` into a validated `W2SConfig`."""
-    from transformers import HfArgumentParser
+    from .cli import W2SArgumentParser
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    defaults: dict[str, Any] = {}
-    if "--config" in argv:
-        i = argv.index("--config")
-        if i + 1 >= len(argv):
-            raise ConfigError("--config needs a path to a YAML file.")
-        defaults = load_yaml(argv[i + 1])
-        del argv[i : i + 2]
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
-    options = {opt[2:] for opt in parser._option_string_actions if opt.startswith("--")}
-    for arg in argv:
-        if arg.startswith("--"):
-            key = arg[2:].split("=", 1)[0]
-            if key not in options:
-                close = difflib.get_close_matches(key, sorted(_known_keys()), n=1)
-                hint = f" Did you mean --{close[0]}?" if close else ""
-                raise ConfigError(f"Unknown command-line option --{key}.{hint}")
-    parser.set_defaults(**{k: (str(v) if k == "ridge" else v) for k, v in defaults.items()})
-    model, task, head, run = parser.parse_args_into_dataclasses(args=argv)
+    parser = W2SArgumentParser(ARGUMENT_CLASSES)
+    model, task, head, run = parser.parse_args_and_config(argv, convert={"ridge": str})
     return W2SConfig(model=model, task=task, head=head, run=run).validate()
