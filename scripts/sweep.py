@@ -30,7 +30,9 @@ class SweepArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Feature cache folder."})
     task_path: str | None = field(default=None, metadata={"help": "Data file for tasks that need one (ellipse)."})
     seeds: list[int] | None = field(default=None, metadata={"help": "Override the split seeds."})
-    swap_roles: bool | None = field(default=None, metadata={"help": "Also train each weak model on the strong model's labels."})
+    swap_roles: bool | None = field(
+        default=None, metadata={"help": "Also train each weak model on the strong model's labels."}
+    )
     n_boot: int | None = field(default=None, metadata={"help": "Bootstrap resamples per run (0 = none)."})
 
 
@@ -50,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     try:
         summary = run_sweep(config, accelerator=accelerator)
     except (ConfigError, ValueError, FileNotFoundError) as err:
@@ -64,9 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         accelerator.end_training()
     if accelerator.is_main_process:
         fit = summary["fit"]["all"]
-        print(json.dumps({"n_runs": summary["n_runs"], "slope": fit["slope"], "r2": fit["r2"],
-                          "mean_residual": summary["mean_residual"], "mean_regret": summary["selection"]["mean_regret"],
-                          "strongest_by_val_ceiling": summary["ceiling_error_val"]["strongest"]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "n_runs": summary["n_runs"],
+                    "slope": fit["slope"],
+                    "r2": fit["r2"],
+                    "mean_residual": summary["mean_residual"],
+                    "mean_regret": summary["selection"]["mean_regret"],
+                    "strongest_by_val_ceiling": summary["ceiling_error_val"]["strongest"],
+                },
+                indent=2,
+            )
+        )
         print(f"wrote {Path(config.output_dir) / 'sweep.csv'}, sweep.json, misfit_vs_gain.png")
     return 0
 

@@ -31,7 +31,9 @@ from w2s_hf.experiments.synthetic import SyntheticConfig
 
 @dataclass
 class OutputArguments:
-    output_dir: str = field(default="runs/synthetic", metadata={"help": "Folder for the results (one subfolder per variant)."})
+    output_dir: str = field(
+        default="runs/synthetic", metadata={"help": "Folder for the results (one subfolder per variant)."}
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     reversal = results.get("reversal")
     if reversal is not None:
         gold = reversal["gold_head_error"]
-        print(f"reversal: better representation (gold-label heads) = {reversal['better_representation']}; "
-              f"mean gold error weak {gold['weak_representation']:.4g} vs strong {gold['strong_representation']:.4g}")
+        print(
+            f"reversal: better representation (gold-label heads) = {reversal['better_representation']}; "
+            f"mean gold error weak {gold['weak_representation']:.4g} vs strong {gold['strong_representation']:.4g}"
+        )
     print(f"results: {Path(out.output_dir).resolve()}  ({time.perf_counter() - start:.1f} s)")
     return 0
 

@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {err}", file=sys.stderr)
             return 2
         if report_to:
-            accelerator.init_trackers("w2s", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))})
+            accelerator.init_trackers(
+                "w2s", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
+            )
         results = pipeline.run()
     finally:
         accelerator.end_training()  # trackers closed, process group torn down, on every exit path

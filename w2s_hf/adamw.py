@@ -143,7 +143,8 @@ def train_adamw(
     """Train a linear head with AdamW and early stopping on (X_val, Y_val); see `fit_adamw`."""
     import torch
 
-    for name, value, low in (("lr", lr, 0.0), ("epochs", epochs, 0), ("batch_size", batch_size, 0), ("patience", patience, 0)):
+    positive = (("lr", lr, 0.0), ("epochs", epochs, 0), ("batch_size", batch_size, 0), ("patience", patience, 0))
+    for name, value, low in positive:
         if not value > low:
             raise ValueError(f"{name}={value} must be > {low}.")
     if precondition not in ("whiten", "standardize"):
@@ -151,7 +152,10 @@ def train_adamw(
     if weight_decay < 0:
         raise ValueError(f"weight_decay={weight_decay} must be >= 0.")
     if eval_every is not None and eval_every <= 0:
-        raise ValueError(f"eval_every={eval_every} must be a positive number of steps (or None: once per epoch, at least 5 steps apart).")
+        raise ValueError(
+            f"eval_every={eval_every} must be a positive number of steps "
+            "(or None: once per epoch, at least 5 steps apart)."
+        )
     n_proc = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     X_train, Y_train, X_val, Y_val = _checked_inputs(accelerator, X_train, Y_train, X_val, Y_val)
@@ -226,8 +230,15 @@ def train_adamw(
             step += 1
             if step % eval_every == 0 or step == total_steps:
                 err_val, loss_train = errors()
-                history.append({"step": step, "epoch": epoch + ((step - 1) % steps_per_epoch + 1) / steps_per_epoch,
-                                "val_error": err_val, "train_loss": loss_train, "lr": optimizer.param_groups[0]["lr"]})
+                history.append(
+                    {
+                        "step": step,
+                        "epoch": epoch + ((step - 1) % steps_per_epoch + 1) / steps_per_epoch,
+                        "val_error": err_val,
+                        "train_loss": loss_train,
+                        "lr": optimizer.param_groups[0]["lr"],
+                    }
+                )
                 if on_eval is not None:
                     on_eval(step, head_now())
                 if stopper.update(err_val, loss_train, step):
@@ -238,8 +249,14 @@ def train_adamw(
             break
     if stopper.best_state is not None:
         unwrapped.load_state_dict(stopper.best_state)
-    return AdamWFit(head=head_now(), best_step=stopper.best_step, best_val_error=stopper.best, steps=step,
-                    stopped_early=stopper.should_stop, history=history)
+    return AdamWFit(
+        head=head_now(),
+        best_step=stopper.best_step,
+        best_val_error=stopper.best,
+        steps=step,
+        stopped_early=stopper.should_stop,
+        history=history,
+    )
 
 
 class _Plateau:
@@ -281,7 +298,9 @@ class _Plateau:
         return improved
 
 
-def _fold(model: Any, x_mean: np.ndarray, x_map: np.ndarray, y_mean: np.ndarray, y_std: np.ndarray, one_d: bool) -> LinearHead:
+def _fold(
+    model: Any, x_mean: np.ndarray, x_map: np.ndarray, y_mean: np.ndarray, y_std: np.ndarray, one_d: bool
+) -> LinearHead:
     """Undo the preconditioning: y = ((x - mu) M W + b) s_y + mu_y becomes x W' + b' in raw units."""
     W = model.weight.detach().cpu().double().numpy().T  # (p, k)
     b = model.bias.detach().cpu().double().numpy()
@@ -319,6 +338,17 @@ def fit_adamw(
     `warmup_fraction` and `precondition`) and also returns the best step and the validation curve.
     """
     return train_adamw(
-        X_train, Y_train, X_val, Y_val, accelerator=accelerator, lr=lr, epochs=epochs, batch_size=batch_size,
-        weight_decay=weight_decay, eval_every=eval_every, patience=patience, seed=seed, on_eval=on_eval,
+        X_train,
+        Y_train,
+        X_val,
+        Y_val,
+        accelerator=accelerator,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        eval_every=eval_every,
+        patience=patience,
+        seed=seed,
+        on_eval=on_eval,
     ).head

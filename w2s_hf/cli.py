@@ -76,7 +76,9 @@ class W2SArgumentParser(HfArgumentParser):
             if arg.startswith("--"):
                 key = arg[2:].split("=", 1)[0]
                 if key not in options:
-                    raise ConfigError(f"Unknown command-line option --{key}.{_hint(key, self.known_keys(), flag=True)}")
+                    raise ConfigError(
+                        f"Unknown command-line option --{key}.{_hint(key, self.known_keys(), flag=True)}"
+                    )
         convert = convert or {}
         self.set_defaults(**{k: convert[k](v) if k in convert else v for k, v in values.items()})
         return tuple(self.parse_args_into_dataclasses(args=argv))

@@ -105,7 +105,9 @@ def agree(accelerator: Any, error: Exception | None, shape: Sequence[float], wha
         )
 
 
-def gather_predictions(accelerator: Any, ids: Sequence | np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gather_predictions(
+    accelerator: Any, ids: Sequence | np.ndarray, preds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Gather this process's `(ids, preds)` from every process; return all rows, deduplicated, sorted by id.
 
     `ids` are one id per row (ints or strings), `preds` an array (n_local,) or (n_local, k). A process
@@ -131,7 +133,9 @@ def gather_predictions(accelerator: Any, ids: Sequence | np.ndarray, preds: np.n
         if np.ndim(i) != 1:
             raise ValueError(f"ids must be 1-D (one id per row){where}, got shape {np.shape(i)}.")
         if np.ndim(p) not in (1, 2) or len(p) != len(i):
-            raise ValueError(f"preds must have shape (n,) or (n, k) with n = len(ids) = {len(i)}{where}, got {np.shape(p)}.")
+            raise ValueError(
+                f"preds must have shape (n,) or (n, k) with n = len(ids) = {len(i)}{where}, got {np.shape(p)}."
+            )
     parts = [(np.asarray(i), np.asarray(p, dtype=np.float64)) for i, p in parts if len(i)]
     if not parts:
         return ids[:0], np.asarray(preds, dtype=np.float64)[:0]

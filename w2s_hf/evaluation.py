@@ -83,7 +83,9 @@ def _scalars(dec: Any) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(averaged quantities, per-target quantities) of a Decomposition or its as_dict(), Nones dropped."""
     d = dec if isinstance(dec, dict) else dec.as_dict()
     avg = {q: float(d[q]) for q in QUANTITIES if d.get(q) is not None}
-    per = {t: {q: float(v[q]) for q in QUANTITIES if v.get(q) is not None} for t, v in (d.get("per_target") or {}).items()}
+    per = {
+        t: {q: float(v[q]) for q in QUANTITIES if v.get(q) is not None} for t, v in (d.get("per_target") or {}).items()
+    }
     return avg, per
 
 
@@ -199,7 +201,12 @@ class PlotHook(EvalHook):
     between the tick and the bar top is the residual the theorem bounds.
     """
 
-    COLORS: ClassVar[dict[str, str]] = {"weak_error": "#d62728", "w2s_error": "#1f77b4", "ceiling_error": "#2ca02c", "misfit": "#ff7f0e"}
+    COLORS: ClassVar[dict[str, str]] = {
+        "weak_error": "#d62728",
+        "w2s_error": "#1f77b4",
+        "ceiling_error": "#2ca02c",
+        "misfit": "#ff7f0e",
+    }
 
     def __init__(self, path: str | os.PathLike, splits: Sequence[str] | None = None, dpi: int = 120):
         self.path = Path(path)
@@ -222,7 +229,9 @@ class PlotHook(EvalHook):
             self._draw(ax, split, splits[split])
         axes[0].set_ylabel("mean squared error")
         found = dict(zip(*reversed(axes[0].get_legend_handles_labels())))
-        order = [q for q in ("weak_error", "w2s_error", "predicted_w2s_error", "ceiling_error", "misfit") if q in found]
+        order = [
+            q for q in ("weak_error", "w2s_error", "predicted_w2s_error", "ceiling_error", "misfit") if q in found
+        ]
         fig.legend([found[q] for q in order], order, loc="lower center", ncol=len(order), frameon=False, fontsize=8)
         fig.tight_layout(rect=(0, 0.08, 1, 1))
         fmt = self.path.suffix.lstrip(".") or "png"
@@ -237,15 +246,30 @@ class PlotHook(EvalHook):
         for j, q in enumerate(bars):
             xs = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(groups))]
             ys = [float(g.get(q) or 0.0) for g in groups.values()]
-            ax.bar(xs, ys, width, color=self.COLORS[q], label=q, hatch="//" if q == "misfit" else None,
-                   edgecolor="white" if q == "misfit" else None)
+            ax.bar(
+                xs,
+                ys,
+                width,
+                color=self.COLORS[q],
+                label=q,
+                hatch="//" if q == "misfit" else None,
+                edgecolor="white" if q == "misfit" else None,
+            )
             if q == "w2s_error":
                 pred = [float(g.get("predicted_w2s_error") or 0.0) for g in groups.values()]
-                ax.hlines(pred, [x - width / 2 for x in xs], [x + width / 2 for x in xs], colors="black",
-                          linestyles="dashed", label="predicted_w2s_error")
+                ax.hlines(
+                    pred,
+                    [x - width / 2 for x in xs],
+                    [x + width / 2 for x in xs],
+                    colors="black",
+                    linestyles="dashed",
+                    label="predicted_w2s_error",
+                )
         ax.axhline(0.0, color="grey", linewidth=0.6)
         ax.set_xticks(range(len(groups)))
-        ax.set_xticklabels(list(groups) if len(groups) > 1 else [""], rotation=30 if len(groups) > 3 else 0, fontsize=8)
+        ax.set_xticklabels(
+            list(groups) if len(groups) > 1 else [""], rotation=30 if len(groups) > 3 else 0, fontsize=8
+        )
         ax.set_title(f"{split} (n={d.get('n', '?')})", fontsize=10)
 
 

@@ -150,23 +150,39 @@ class W2SPipeline:
         preds = {s.name: self.load_predictions(s.name) for s in PROTOCOL if folder.predictions(s.name).exists()}
         for needed in ("weak", "w2s"):
             if needed not in preds:
-                raise RuntimeError(f"evaluate needs predictions/{needed}.csv in {self.out}: run the earlier stages first.")
+                raise RuntimeError(
+                    f"evaluate needs predictions/{needed}.csv in {self.out}: run the earlier stages first."
+                )
         hooks = [TrackerHook(self.accelerator), JsonResultsHook(folder.results), TableHook(), *self.extra_hooks]
         if self.config.run.plot:
             hooks.append(PlotHook(folder.plot))
         run = self.config.run
         splits = {}
         for split in EVAL_SPLITS:
-            dec = evaluate_point(0, split, self.gold[split], preds["weak"][split], preds["w2s"][split],
-                                 preds["ceiling"][split] if "ceiling" in preds else None,
-                                 hooks=hooks, state={"head": "w2s"}, accelerator=self.accelerator,
-                                 target_names=self.targets, n_boot=run.n_boot, seed=run.seed)
+            dec = evaluate_point(
+                0,
+                split,
+                self.gold[split],
+                preds["weak"][split],
+                preds["w2s"][split],
+                preds["ceiling"][split] if "ceiling" in preds else None,
+                hooks=hooks,
+                state={"head": "w2s"},
+                accelerator=self.accelerator,
+                target_names=self.targets,
+                n_boot=run.n_boot,
+                seed=run.seed,
+            )
             splits[split] = dec.as_dict()
         features = folder.read_json(folder.features, {})
         results = {
             "config": self.config.to_dict(),
-            "task": {"name": self.task.name, "targets": self.targets, "input_kind": self.task.input_kind,
-                     "sizes": self.data.sizes()},
+            "task": {
+                "name": self.task.name,
+                "targets": self.targets,
+                "input_kind": self.task.input_kind,
+                "sizes": self.data.sizes(),
+            },
             "fingerprints": {r: features.get(r, {}).get("fingerprint") for r in ROLES},
             "heads": {n: folder.read_json(folder.head_record(n)) for n in preds if folder.head_record(n).exists()},
             "splits": splits,
@@ -182,26 +198,51 @@ class W2SPipeline:
         """Fit one head of the protocol: its features, training rows and labels, selection labels."""
         spec = HEADS[spec] if isinstance(spec, str) else spec
         X, X_val = self.rows(spec.features, spec.train_split), self.rows(spec.features, spec.select_split)
-        y_train, y_val = self.labels(spec.train_labels, spec.train_split), self.labels(spec.select_labels, spec.select_split)
+        y_train, y_val = (
+            self.labels(spec.train_labels, spec.train_split),
+            self.labels(spec.select_labels, spec.select_split),
+        )
         cfg, acc = self.config.head, self.accelerator
-        record: dict[str, Any] = {"solver": cfg.solver, "features": spec.features, "train_split": spec.train_split,
-                                  "selected_on": spec.selected_on}
+        record: dict[str, Any] = {
+            "solver": cfg.solver,
+            "features": spec.features,
+            "train_split": spec.train_split,
+            "selected_on": spec.selected_on,
+        }
         # Each process fits on its own rows; the all-reduce (exact) or DDP (adamw) makes the head
         # that of all rows.
         shard = slice(acc.process_index, None, acc.num_processes)
         if cfg.solver == "exact":
             from .heads import fit_ridge
 
-            head, fitted = fit_ridge(X[shard], y_train[shard], X_val, y_val, ridge=cfg.ridge_value(),
-                                     fit_intercept=cfg.fit_intercept, accelerator=acc)
+            head, fitted = fit_ridge(
+                X[shard],
+                y_train[shard],
+                X_val,
+                y_val,
+                ridge=cfg.ridge_value(),
+                fit_intercept=cfg.fit_intercept,
+                accelerator=acc,
+            )
             record.update(fitted)
         else:
             from .adamw import fit_adamw
 
-            head = fit_adamw(X[shard], y_train[shard], X_val[shard], y_val[shard], accelerator=acc, lr=cfg.lr,
-                             epochs=cfg.epochs, batch_size=cfg.batch_size, weight_decay=cfg.weight_decay,
-                             eval_every=cfg.eval_every, patience=cfg.patience, seed=self.config.run.seed,
-                             on_eval=self._on_eval(spec))
+            head = fit_adamw(
+                X[shard],
+                y_train[shard],
+                X_val[shard],
+                y_val[shard],
+                accelerator=acc,
+                lr=cfg.lr,
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                weight_decay=cfg.weight_decay,
+                eval_every=cfg.eval_every,
+                patience=cfg.patience,
+                seed=self.config.run.seed,
+                on_eval=self._on_eval(spec),
+            )
         record["train_val_mse"] = float(np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2))
         if self.is_main:
             head.save(self.folder.head(spec.name))
@@ -236,9 +277,18 @@ class W2SPipeline:
 
         def decompose_now(step: int, head) -> None:
             for split in EVAL_SPLITS:
-                evaluate_point(step, split, self.gold[split], teacher[split],
-                               self._gathered_predictions(head, spec.features, split), hooks=hooks, state=state,
-                               accelerator=acc, target_names=self.targets, n_boot=0)
+                evaluate_point(
+                    step,
+                    split,
+                    self.gold[split],
+                    teacher[split],
+                    self._gathered_predictions(head, spec.features, split),
+                    hooks=hooks,
+                    state=state,
+                    accelerator=acc,
+                    target_names=self.targets,
+                    n_boot=0,
+                )
 
         return decompose_now
 
@@ -297,8 +347,10 @@ def _check_input_kinds(config: W2SConfig, task) -> None:
     for role in ROLES:
         name = getattr(config.model, f"{role}_model")
         if name.lower().startswith("rdkit:") and task.input_kind != "smiles":
-            raise ConfigError(f"{role}_model={name!r} featurizes SMILES, but task {task.name!r} has "
-                              f"{task.input_kind} inputs; use a language model for it.")
+            raise ConfigError(
+                f"{role}_model={name!r} featurizes SMILES, but task {task.name!r} has "
+                f"{task.input_kind} inputs; use a language model for it."
+            )
 
 
 def run_w2s(config: W2SConfig, accelerator=None, hooks: list | None = None) -> dict[str, Any]:

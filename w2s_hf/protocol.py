@@ -43,7 +43,9 @@ class HeadSpec:
 PROTOCOL: tuple[HeadSpec, ...] = (
     HeadSpec("weak", "weak", "weak_train", GOLD, "val", GOLD, stage="train_weak", predict_stage="label"),
     HeadSpec("w2s", "strong", "w2s_train", WEAK, "val", WEAK, stage="train_w2s", predict_stage="train_w2s"),
-    HeadSpec("ceiling", "strong", "w2s_train", GOLD, "val", GOLD, stage="train_ceiling", predict_stage="train_ceiling"),
+    HeadSpec(
+        "ceiling", "strong", "w2s_train", GOLD, "val", GOLD, stage="train_ceiling", predict_stage="train_ceiling"
+    ),
 )
 HEADS = {spec.name: spec for spec in PROTOCOL}
 # The head whose labels the students learn from.

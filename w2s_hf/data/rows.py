@@ -17,7 +17,9 @@ def canonical_inputs(task: Any) -> tuple[list[str], list[str]]:
 
     It does not depend on the split kind or seed, so every split of a task shares one cache entry.
     """
-    pairs = sorted({str(i): t for s in SPLIT_NAMES for i, t in zip(task.splits[s]["id"], task.splits[s]["input"])}.items())
+    pairs = sorted(
+        {str(i): t for s in SPLIT_NAMES for i, t in zip(task.splits[s]["id"], task.splits[s]["input"])}.items()
+    )
     return [i for i, _ in pairs], [t for _, t in pairs]
 
 
@@ -36,8 +38,10 @@ class TaskRows:
     def of(cls, task: Any) -> TaskRows:
         targets = list(task.targets)
         ids = {s: [str(i) for i in task.splits[s]["id"]] for s in SPLIT_NAMES}
-        gold = {s: np.stack([np.asarray(task.splits[s][t], dtype=np.float64) for t in targets], axis=1)
-                for s in SPLIT_NAMES}
+        gold = {
+            s: np.stack([np.asarray(task.splits[s][t], dtype=np.float64) for t in targets], axis=1)
+            for s in SPLIT_NAMES
+        }
         canonical_ids, canonical_texts = canonical_inputs(task)
         position = {i: k for k, i in enumerate(canonical_ids)}
         index = {s: np.array([position[i] for i in ids[s]], dtype=np.int64) for s in SPLIT_NAMES}

@@ -252,7 +252,9 @@ class FeatureCache:
             for index, rows in enumerate(shards):
                 part = first if index == 0 else self.load_shard(index, n_shards, rows)
                 if part is None or part.shape[1] != dim:
-                    raise RuntimeError(f"feature cache {self.path}: shard {index} of {n_shards} is missing or corrupt.")
+                    raise RuntimeError(
+                        f"feature cache {self.path}: shard {index} of {n_shards} is missing or corrupt."
+                    )
                 out[rows] = part
             out.flush()
             del out  # close the memory map before the rename

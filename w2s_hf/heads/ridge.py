@@ -62,7 +62,9 @@ class RidgePath:
         self.targets_1d = stats.targets_1d
         self.n = stats.n
         gram, cross, self.x_mean, self.y_mean = stats.normal_equations(fit_intercept)
-        evals, self.evecs = eigh(gram, overwrite_a=True, check_finite=False, driver="evd")  # divide & conquer: ~4x faster than evr
+        evals, self.evecs = eigh(
+            gram, overwrite_a=True, check_finite=False, driver="evd"
+        )  # divide & conquer: ~4x faster than evr
         self.evals = np.clip(evals, 0.0, None)  # a Gram matrix is PSD; negatives are round-off
         self.proj = self.evecs.T @ cross  # (d, k): cross in the eigenbasis
         self.rcond = float(max(stats.n, stats.dim) * EPS if rcond is None else rcond)
