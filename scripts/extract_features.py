@@ -64,25 +64,9 @@ class ExtractArgs:
 
 
 def parse_args(argv: list[str]) -> ExtractArgs:
-    from transformers import HfArgumentParser
+    from w2s_hf.cli import W2SArgumentParser
 
-    parser = HfArgumentParser(ExtractArgs)
-    if "--config" in argv:
-        import yaml
-
-        i = argv.index("--config")
-        if i + 1 >= len(argv):
-            raise ValueError("--config needs a YAML file path.")
-        config_path = Path(argv[i + 1])
-        if not config_path.is_file():
-            raise ValueError(f"--config {config_path}: no such file.")
-        values = yaml.safe_load(config_path.read_text()) or {}
-        unknown = set(values) - set(ExtractArgs.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"--config {config_path}: unknown keys {sorted(unknown)}.")
-        parser.set_defaults(**values)
-        argv = argv[:i] + argv[i + 2 :]
-    (args,) = parser.parse_args_into_dataclasses(argv)
+    (args,) = W2SArgumentParser(ExtractArgs).parse_args_and_config(argv)
     if (args.input is None) == (args.task is None):
         raise ValueError("pass exactly one of --input FILE or --task NAME.")
     return args
@@ -93,21 +77,11 @@ def read_texts(path: str, column: str | None) -> list[str]:
     file = Path(path)
     if not file.is_file():
         raise ValueError(f"--input {path}: no such file.")
-    suffix = "".join(file.suffixes[-2:]) if file.suffix == ".gz" else file.suffix
-    if suffix in (".txt", ".txt.gz"):
+    if file.suffix == ".txt":
         return [line for line in file.read_text().splitlines() if line.strip()]
-    import pandas as pd
+    from w2s_hf.data.sources import read_table
 
-    readers = {
-        ".csv": pd.read_csv,
-        ".tsv": lambda f: pd.read_csv(f, sep="\t"),
-        ".jsonl": lambda f: pd.read_json(f, lines=True),
-        ".json": pd.read_json,
-        ".parquet": pd.read_parquet,
-    }
-    if suffix not in readers:
-        raise ValueError(f"--input {path}: unsupported file type {suffix!r}; use {sorted(readers)} or .txt.")
-    table = readers[suffix](file)
+    table = read_table(file, "--input file")
     if column is None:
         column = next((c for c in ("input", "text") if c in table.columns), None)
         if column is None:
@@ -125,8 +99,7 @@ def read_texts(path: str, column: str | None) -> list[str]:
 
 
 def task_texts(name: str, split: str, seed: int) -> list[str]:
-    from w2s_hf.data import load_task
-    from w2s_hf.pipeline import canonical_inputs
+    from w2s_hf.data import canonical_inputs, load_task
 
     return canonical_inputs(load_task(name, split=split, seed=seed))[1]
 
@@ -169,17 +142,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _save_output(path: str, features: dict[int, np.ndarray], layers: list[int]) -> None:
-    import os
-    import tempfile
+    from w2s_hf.atomic import atomic_path
 
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # One layer -> the array itself; several -> a stacked (layers, n, d) array.
     array = features[layers[0]] if len(layers) == 1 else np.stack([features[layer] for layer in layers])
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".npy")
-    with os.fdopen(fd, "wb") as fh:
+    with atomic_path(out, suffix=".npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.asarray(array, dtype=np.float32))
-    os.replace(tmp, out)
     print(f"saved {out}")
 
 

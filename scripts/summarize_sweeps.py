@@ -15,25 +15,29 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def _fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def table(sweeps: list[Path]) -> str:
-    lines = ["| sweep | strong | points | slope [95% CI] | R² | mean residual | gain > 0 | regret: predicted_w2s_error / lowest weak_error / largest misfit | strongest by val ceiling |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| sweep | strong | points | slope [95% CI] | R² | mean residual | gain > 0 "
+        "| regret: predicted_w2s_error / lowest weak_error / largest misfit | strongest by val ceiling |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for folder in sweeps:
         s = json.loads((folder / "sweep.json").read_text())
         fit, regret = s["fit"]["all"], s["selection"]["mean_regret"]
         lo, hi = fit["ci"].get("slope", (None, None))  # no interval without bootstrap or a line
         lines.append(
-            f"| {s['config'].get('name') or folder.name} | {s['config']['strong'].get('name') or s['config']['strong']['model']} | {fit['n']} "
-            f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] | {_fmt(fit['r2'], 2)} | {_fmt(s['mean_residual'], 4)} "
-            f"| {s['share_positive_gain']:.0%} | {_fmt(regret['predicted_w2s_error'], 4)} / {_fmt(regret['lowest_weak_error'], 4)} / "
-            f"{_fmt(regret['largest_misfit'], 4)} | {s['ceiling_error_val']['strongest']} |")
+            f"| {s['config'].get('name') or folder.name} "
+            f"| {s['config']['strong'].get('name') or s['config']['strong']['model']} | {fit['n']} "
+            f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] | {_fmt(fit['r2'], 2)} "
+            f"| {_fmt(s['mean_residual'], 4)} | {s['share_positive_gain']:.0%} "
+            f"| {_fmt(regret['predicted_w2s_error'], 4)} / {_fmt(regret['lowest_weak_error'], 4)} / "
+            f"{_fmt(regret['largest_misfit'], 4)} | {s['ceiling_error_val']['strongest']} |"
+        )
     return "\n".join(lines)
 
 

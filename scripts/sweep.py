@@ -16,17 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from w2s_hf.config import ConfigError  # noqa: E402
+from w2s_hf.config import ConfigError
 
 
 @dataclass
@@ -36,17 +30,19 @@ class SweepArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Feature cache folder."})
     task_path: str | None = field(default=None, metadata={"help": "Data file for tasks that need one (ellipse)."})
     seeds: list[int] | None = field(default=None, metadata={"help": "Override the split seeds."})
-    swap_roles: bool | None = field(default=None, metadata={"help": "Also train each weak model on the strong model's labels."})
+    swap_roles: bool | None = field(
+        default=None, metadata={"help": "Also train each weak model on the strong model's labels."}
+    )
     n_boot: int | None = field(default=None, metadata={"help": "Bootstrap resamples per run (0 = none)."})
 
 
 def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    (args,) = HfArgumentParser(SweepArguments).parse_args_into_dataclasses(args=argv)
+    from w2s_hf.cli import W2SArgumentParser
     from w2s_hf.sweep import SweepConfig, run_sweep
 
     try:
+        # --config is the sweep's own YAML (weak_models, head, ...), read by SweepConfig
+        (args,) = W2SArgumentParser(SweepArguments).parse_args_and_config(argv, yaml_config=False)
         config = SweepConfig.from_yaml(args.config, **{k: v for k, v in vars(args).items() if k != "config"})
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -56,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import Accelerator
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     try:
         summary = run_sweep(config, accelerator=accelerator)
     except (ConfigError, ValueError, FileNotFoundError) as err:
@@ -70,9 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         accelerator.end_training()
     if accelerator.is_main_process:
         fit = summary["fit"]["all"]
-        print(json.dumps({"n_runs": summary["n_runs"], "slope": fit["slope"], "r2": fit["r2"],
-                          "mean_residual": summary["mean_residual"], "mean_regret": summary["selection"]["mean_regret"],
-                          "strongest_by_val_ceiling": summary["ceiling_error_val"]["strongest"]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "n_runs": summary["n_runs"],
+                    "slope": fit["slope"],
+                    "r2": fit["r2"],
+                    "mean_residual": summary["mean_residual"],
+                    "mean_regret": summary["selection"]["mean_regret"],
+                    "strongest_by_val_ceiling": summary["ceiling_error_val"]["strongest"],
+                },
+                indent=2,
+            )
+        )
         print(f"wrote {Path(config.output_dir) / 'sweep.csv'}, sweep.json, misfit_vs_gain.png")
     return 0
 

@@ -26,22 +26,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from w2s_hf.experiments.synthetic import SyntheticConfig  # noqa: E402
+from w2s_hf.experiments.synthetic import SyntheticConfig
 
 
 @dataclass
 class OutputArguments:
-    output_dir: str = field(default="runs/synthetic", metadata={"help": "Folder for the results (one subfolder per variant)."})
+    output_dir: str = field(
+        default="runs/synthetic", metadata={"help": "Folder for the results (one subfolder per variant)."}
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
+    from w2s_hf.cli import W2SArgumentParser
 
-    parser = HfArgumentParser((SyntheticConfig, OutputArguments))
+    parser = W2SArgumentParser((SyntheticConfig, OutputArguments))
     try:
-        config, out = parser.parse_args_into_dataclasses(args=argv)
+        config, out = parser.parse_args_and_config(argv)
     except ValueError as err:  # SyntheticConfig validates itself on construction
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     reversal = results.get("reversal")
     if reversal is not None:
         gold = reversal["gold_head_error"]
-        print(f"reversal: better representation (gold-label heads) = {reversal['better_representation']}; "
-              f"mean gold error weak {gold['weak_representation']:.4g} vs strong {gold['strong_representation']:.4g}")
+        print(
+            f"reversal: better representation (gold-label heads) = {reversal['better_representation']}; "
+            f"mean gold error weak {gold['weak_representation']:.4g} vs strong {gold['strong_representation']:.4g}"
+        )
     print(f"results: {Path(out.output_dir).resolve()}  ({time.perf_counter() - start:.1f} s)")
     return 0
 

@@ -29,14 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-# Quiet, offline-friendly defaults; a user's own settings win.
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
-
-from w2s_hf.config import ConfigError, parse_config  # noqa: E402
+from w2s_hf.config import ConfigError, parse_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {err}", file=sys.stderr)
             return 2
         if report_to:
-            accelerator.init_trackers("w2s", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))})
+            accelerator.init_trackers(
+                "w2s", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
+            )
         results = pipeline.run()
     finally:
         accelerator.end_training()  # trackers closed, process group torn down, on every exit path

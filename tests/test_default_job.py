@@ -42,7 +42,10 @@ def test_default_main_job_cold_then_warm(tmp_path):
     results = json.loads((tmp_path / "cold" / "results.json").read_text())
     config = results["config"]
     assert (config["task"], config["split"], config["split_seed"]) == ("esol", "scaffold", 0)
-    assert (config["weak_model"], config["strong_model"]) == ("packaged:all-MiniLM-L6-v2", "packaged:all-mpnet-base-v2")
+    assert (config["weak_model"], config["strong_model"]) == (
+        "packaged:all-MiniLM-L6-v2",
+        "packaged:all-mpnet-base-v2",
+    )
     assert results["task"]["sizes"] == {"weak_train": 447, "w2s_train": 446, "val": 112, "test": 112}
     assert (tmp_path / "hf_home" / "w2s_hf" / "features").is_dir()  # extracted into the cache
     test = results["splits"]["test"]

@@ -9,12 +9,10 @@ import pytest
 from helpers import Recorder, fresh_fork_state
 
 from w2s_hf.evaluation import (
-    EvalHook,
     JsonResultsHook,
     PlotHook,
     TableHook,
     TrackerHook,
-    end_hooks,
     evaluate_point,
     format_table,
     gather_predictions,
@@ -61,7 +59,8 @@ def _gather_worker(out_dir):
     hook = JsonResultsHook(os.path.join(out_dir, "results.json"))
     dec = evaluate_point(3, "test", y, weak, got_w2s, hooks=[rec, hook], accelerator=acc,
                          state={"head": "w2s"}, target_names=["a", "b"], n_boot=200, seed=0)
-    end_hooks([hook], {"splits": {"test": dec.as_dict()}}, accelerator=acc)
+    if acc.is_main_process:
+        hook.on_end({"splits": {"test": dec.as_dict()}})
     np.savez(os.path.join(out_dir, f"rank{rank}.npz"), ids=got_ids, w2s=got_w2s, seen=np.array(seen),
              dl_ids=dl_ids, dl_preds=dl_preds, ids_1d=ids_1d, preds_1d=preds_1d,
              hook_calls=len(rec.calls), misfit=dec.misfit)
@@ -78,7 +77,11 @@ def test_two_processes_gather_exactly_the_one_process_rows(tmp_path):
     for rank in (0, 1):
         got = np.load(tmp_path / f"rank{rank}.npz")
         seen += got["seen"].tolist()
-        for key_ids, key_preds, want in (("ids", "w2s", one_w2s), ("dl_ids", "dl_preds", one_w2s), ("ids_1d", "preds_1d", w2s[:, 0])):
+        for key_ids, key_preds, want in (
+            ("ids", "w2s", one_w2s),
+            ("dl_ids", "dl_preds", one_w2s),
+            ("ids_1d", "preds_1d", w2s[:, 0]),
+        ):
             assert got[key_ids].tolist() == one_ids.tolist()  # all 7 rows, once each, same order
             np.testing.assert_array_equal(got[key_preds], want)
         assert float(got["misfit"]) == pytest.approx(expected.misfit, rel=1e-12)
@@ -108,7 +111,7 @@ def test_evaluate_point_calls_hooks_with_the_decomposition():
     _, y, weak, w2s = seven_rows()
     rec = Recorder()
     dec = evaluate_point(5, "val", y, weak, w2s, y + 0.01, hooks=[rec], state={"epoch": 2}, n_boot=0)
-    (step, split, got, state), = rec.calls
+    ((step, split, got, state),) = rec.calls
     assert (step, split, state) == (5, "val", {"epoch": 2})
     assert got is dec
     assert dec.misfit == pytest.approx(np.mean((w2s - weak) ** 2))
@@ -122,11 +125,22 @@ def results_dict(k=2, n_boot=100):
     names = ["cohesion", "syntax"][:k] if k <= 2 else [f"t{j}" for j in range(k)]
     splits = {}
     for split, noise in (("w2s_train", 0.6), ("val", 0.7), ("test", 0.8)):
-        dec = decompose(y, y + rng.normal(size=y.shape), y + noise * rng.normal(size=y.shape),
-                        y + 0.3 * rng.normal(size=y.shape), target_names=names, n_boot=n_boot, seed=0)
+        dec = decompose(
+            y,
+            y + rng.normal(size=y.shape),
+            y + noise * rng.normal(size=y.shape),
+            y + 0.3 * rng.normal(size=y.shape),
+            target_names=names,
+            n_boot=n_boot,
+            seed=0,
+        )
         splits[split] = dec.as_dict()
-    return {"config": {"task": "toy"}, "fingerprints": {"weak": "abc", "strong": "def"}, "splits": splits,
-            "timings": {"total": 1.5}}
+    return {
+        "config": {"task": "toy"},
+        "fingerprints": {"weak": "abc", "strong": "def"},
+        "splits": splits,
+        "timings": {"total": 1.5},
+    }
 
 
 def test_write_json_atomic_survives_a_failed_write(tmp_path, monkeypatch):
@@ -191,8 +205,21 @@ def test_table_hook_prints_splits_quantities_and_targets(capsys):
     res = results_dict(k=2)
     TableHook().on_end(res)
     out = capsys.readouterr().out
-    for name in ("w2s_train", "val", "test", "weak_error", "w2s_error", "misfit", "gain", "residual",
-                 "predicted_w2s_error", "ceiling_error", "pgr", "target cohesion", "target syntax"):
+    for name in (
+        "w2s_train",
+        "val",
+        "test",
+        "weak_error",
+        "w2s_error",
+        "misfit",
+        "gain",
+        "residual",
+        "predicted_w2s_error",
+        "ceiling_error",
+        "pgr",
+        "target cohesion",
+        "target syntax",
+    ):
         assert name in out, name
     test = res["splits"]["test"]
     assert f"{test['misfit']:.4f}" in out

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port
 import torch
+from helpers import free_port
 from tiny_models import build_tiny_bert, sentences
 from transformers import PreTrainedModel
 
@@ -219,7 +219,10 @@ def test_two_processes_equal_one(tiny_bert, tmp_path):
                "--input", str(texts_file), "--shard_size", "8", "--token_budget", "200", "--layers", "2", "4", *extra]
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    jobs = [launch("--cache_dir", str(tmp_path / "cache")), launch("--no_cache", "--output", str(tmp_path / "out.npy"))]
+    jobs = [
+        launch("--cache_dir", str(tmp_path / "cache")),
+        launch("--no_cache", "--output", str(tmp_path / "out.npy")),
+    ]
     logs = [job.communicate(timeout=300)[0] for job in jobs]
     for job, log in zip(jobs, logs):
         assert job.returncode == 0, log[-3000:]

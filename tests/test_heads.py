@@ -91,7 +91,7 @@ def test_chunked_and_summed_statistics_equal_one_shot(k):
 def test_threaded_accumulation_matches_single_stream(monkeypatch):
     # The chunk loop runs in several single-threaded BLAS streams when BLAS has several threads;
     # force both paths (whatever this machine's core count) and compare.
-    import w2s_hf.heads as heads
+    import w2s_hf.heads.stats as heads
 
     X, Y = _problem(1000, 30, 2, seed=6)
     monkeypatch.setattr(heads, "_blas_threads", lambda: 1)

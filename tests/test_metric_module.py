@@ -51,7 +51,9 @@ def test_metric_batches_and_several_targets(metric):
     y, weak, w2s, ceiling = arrays(k=3, seed=1)
     for start in range(0, 50, 16):  # add_batch in pieces, like an evaluation loop
         rows = slice(start, start + 16)
-        metric.add_batch(predictions=w2s[rows].tolist(), weak_predictions=weak[rows].tolist(), references=y[rows].tolist())
+        metric.add_batch(
+            predictions=w2s[rows].tolist(), weak_predictions=weak[rows].tolist(), references=y[rows].tolist()
+        )
     out = metric.compute(ceiling_predictions=ceiling.tolist(), target_names=["a", "b", "c"], n_boot=0)
     want = decompose(y, weak, w2s, ceiling, target_names=["a", "b", "c"], n_boot=0)
     for q in QUANTITIES:
@@ -61,8 +63,15 @@ def test_metric_batches_and_several_targets(metric):
 
 
 def test_metric_docstring_example(metric):
-    out = metric.compute(predictions=[1.0, 2.0, 2.5], weak_predictions=[1.5, 1.0, 3.0], references=[1.0, 2.0, 3.0], n_boot=0)
+    out = metric.compute(
+        predictions=[1.0, 2.0, 2.5], weak_predictions=[1.5, 1.0, 3.0], references=[1.0, 2.0, 3.0], n_boot=0
+    )
     assert (round(out["misfit"], 4), round(out["gain"], 4)) == (0.5, 0.3333)
     with pytest.raises(ValueError, match="shape"):
-        metric.compute(predictions=[1.0, 2.0], weak_predictions=[1.0, 2.0], references=[1.0, 2.0],
-                       ceiling_predictions=[1.0], n_boot=0)
+        metric.compute(
+            predictions=[1.0, 2.0],
+            weak_predictions=[1.0, 2.0],
+            references=[1.0, 2.0],
+            ceiling_predictions=[1.0],
+            n_boot=0,
+        )

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port, load_script
 import yaml
+from helpers import free_port, load_script
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["cohesion", "grammar"]
@@ -120,12 +120,28 @@ def test_two_processes_give_the_same_results(setup):
 
 def test_rerun_skips_finished_stages_and_overwrite_redoes_them(setup):
     main = _train_main()
-    artifacts = [setup["out"] / p for p in ("heads/weak.safetensors", "heads/w2s.safetensors", "predictions/weak.csv", "results.json")]
+    artifacts = [
+        setup["out"] / p
+        for p in ("heads/weak.safetensors", "heads/w2s.safetensors", "predictions/weak.csv", "results.json")
+    ]
     before = [p.stat().st_mtime_ns for p in artifacts]
     assert main(["--config", str(setup["config"]), "--output_dir", str(setup["out"])]) == 0
     assert [p.stat().st_mtime_ns for p in artifacts] == before
-    assert main(["--config", str(setup["config"]), "--output_dir", str(setup["out"]), "--overwrite",
-                 "--stages", "train_w2s", "evaluate"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(setup["config"]),
+                "--output_dir",
+                str(setup["out"]),
+                "--overwrite",
+                "--stages",
+                "train_w2s",
+                "evaluate",
+            ]
+        )
+        == 0
+    )
     after = [p.stat().st_mtime_ns for p in artifacts]
     assert after[0] == before[0] and after[2] == before[2]  # weak head and labels untouched
     assert after[1] != before[1] and after[3] != before[3]  # w2s head and results redone
@@ -138,14 +154,17 @@ def test_changed_config_in_same_folder_is_refused(setup, capsys):
     assert (setup["out"] / "results.json").read_bytes() == results
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"wek_model": "x"}, "wek_model"),
-    ({"weak": {"pooling": "max"}}, "weak_pooling"),
-    ({"strong": {"model": "/nonexistent/model/folder"}}, "/nonexistent/model/folder"),
-    ({"targets": ["cohesion", "no_such_rubric"]}, "no_such_rubric"),
-    ({"task": "ellipse"}, "task_path"),
-    ({"ridge": "-1"}, "ridge"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"wek_model": "x"}, "wek_model"),
+        ({"weak": {"pooling": "max"}}, "weak_pooling"),
+        ({"strong": {"model": "/nonexistent/model/folder"}}, "/nonexistent/model/folder"),
+        ({"targets": ["cohesion", "no_such_rubric"]}, "no_such_rubric"),
+        ({"task": "ellipse"}, "task_path"),
+        ({"ridge": "-1"}, "ridge"),
+    ],
+)
 def test_bad_config_fails_before_extraction(setup, tmp_path, capsys, change, expected):
     values = json.loads(json.dumps(setup["values"]))
     for key, value in change.items():
@@ -171,8 +190,23 @@ def test_unknown_command_line_option_names_the_key(capsys):
 
 def test_adamw_solver_runs_the_same_stages(setup, tmp_path):
     out = tmp_path / "adamw"
-    assert _train_main()(["--config", str(setup["config"]), "--output_dir", str(out), "--solver", "adamw",
-                          "--epochs", "30", "--n_boot", "0"]) == 0
+    assert (
+        _train_main()(
+            [
+                "--config",
+                str(setup["config"]),
+                "--output_dir",
+                str(out),
+                "--solver",
+                "adamw",
+                "--epochs",
+                "30",
+                "--n_boot",
+                "0",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     exact = json.loads((setup["out"] / "results.json").read_text())
     assert results["config"]["solver"] == "adamw"
@@ -191,8 +225,22 @@ def test_adamw_student_reports_the_decomposition_at_every_evaluation_point(setup
     from w2s_hf.pipeline import W2SPipeline
 
     recorder = Recorder()
-    config = parse_config(["--config", str(setup["config"]), "--output_dir", str(tmp_path / "adamw"),
-                           "--solver", "adamw", "--epochs", "40", "--eval_every", "10", "--n_boot", "0"])
+    config = parse_config(
+        [
+            "--config",
+            str(setup["config"]),
+            "--output_dir",
+            str(tmp_path / "adamw"),
+            "--solver",
+            "adamw",
+            "--epochs",
+            "40",
+            "--eval_every",
+            "10",
+            "--n_boot",
+            "0",
+        ]
+    )
     W2SPipeline(config, hooks=[recorder]).run()
     during = [c for c in recorder.calls if c[3].get("stage") == "train_w2s"]
     steps = sorted({c[0] for c in during})

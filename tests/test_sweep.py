@@ -51,14 +51,20 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
         assert float(r["gain"]) == pytest.approx(float(r["weak_error"]) - float(r["w2s_error"]), abs=1e-9)
         assert float(r["residual"]) == pytest.approx(float(r["gain"]) - float(r["misfit"]), abs=1e-9)
     # reversed rows train each weak model on the strong model's labels
-    assert {r["weak_model"] for r in reversed_} == {"gpt2"} and {r["strong_model"] for r in reversed_} == {"bert@L1", "bert@L3", "gpt2-L1"}
+    assert {r["weak_model"] for r in reversed_} == {"gpt2"} and {r["strong_model"] for r in reversed_} == {
+        "bert@L1",
+        "bert@L3",
+        "gpt2-L1",
+    }
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["n_runs"] == summary["n_runs"] == 6
     fit = saved["fit"]["all"]
     x = np.array([float(r["misfit"]) for r in normal])
     y = np.array([float(r["gain"]) for r in normal])
     slope, intercept = np.polyfit(x, y, 1)
-    assert fit["slope"] == pytest.approx(slope, rel=1e-6) and fit["intercept"] == pytest.approx(intercept, rel=1e-6, abs=1e-9)
+    assert fit["slope"] == pytest.approx(slope, rel=1e-6) and fit["intercept"] == pytest.approx(
+        intercept, rel=1e-6, abs=1e-9
+    )
     assert set(fit["ci"]) >= {"slope", "intercept", "r2"}
     assert set(saved["fit"]["per_target"]) == set(TARGETS)
     assert set(saved["selection"]["mean_regret"]) == {"predicted_w2s_error", "lowest_weak_error", "largest_misfit"}
@@ -70,7 +76,10 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
 def _candidates(rng, names=("a", "b", "c", "d")):
     def block():
         per = {t: {k: float(rng.uniform(0.1, 2)) for k in ("weak_error", "w2s_error", "misfit")} for t in TARGETS}
-        return {**{k: float(np.mean([per[t][k] for t in TARGETS])) for k in ("weak_error", "w2s_error", "misfit")}, "per_target": per}
+        return {
+            **{k: float(np.mean([per[t][k] for t in TARGETS])) for k in ("weak_error", "w2s_error", "misfit")},
+            "per_target": per,
+        }
 
     return {n: {"splits": {s: block() for s in ("w2s_train", "val", "test")}} for n in names}
 
@@ -78,7 +87,7 @@ def _candidates(rng, names=("a", "b", "c", "d")):
 def _poison(results, rng):
     """Replace every number the selection rule must not read: all of w2s_train and test, and val's w2s_error."""
     out = copy.deepcopy(results)
-    for name, res in out.items():
+    for res in out.values():
         for split in ("w2s_train", "test"):
             for key in ("weak_error", "w2s_error", "misfit"):
                 res["splits"][split][key] = float(rng.normal() * 100)
@@ -100,7 +109,9 @@ def test_selection_ranks_by_predicted_w2s_error_and_reports_regret():
     test = {n: r["splits"]["test"]["w2s_error"] for n, r in cands.items()}
     assert pick.true_best == min(test, key=test.get)
     assert pick.regret == pytest.approx(test[pick.chosen] - min(test.values()))
-    assert pick.baselines["lowest_weak_error"]["chosen"] == min(cands, key=lambda n: cands[n]["splits"]["val"]["weak_error"])
+    assert pick.baselines["lowest_weak_error"]["chosen"] == min(
+        cands, key=lambda n: cands[n]["splits"]["val"]["weak_error"]
+    )
     assert pick.baselines["largest_misfit"]["chosen"] == max(cands, key=lambda n: cands[n]["splits"]["val"]["misfit"])
 
 
@@ -116,7 +127,9 @@ def test_selection_never_reads_student_or_test_gold(seed):
         assert poisoned.chosen == clean.chosen and poisoned.ranking == clean.ranking
 
 
-def test_selection_unchanged_when_gold_labels_of_w2s_train_and_test_are_poisoned(essays, tiny_bert, tiny_gpt2, tmp_path):
+def test_selection_unchanged_when_gold_labels_of_w2s_train_and_test_are_poisoned(
+    essays, tiny_bert, tiny_gpt2, tmp_path
+):
     """Through the real pipeline: scramble the gold labels the student must not see; the choice stays."""
     from w2s_hf.data import load_task
     from w2s_hf.pipeline import W2SPipeline
@@ -157,8 +170,12 @@ def test_plot_has_one_point_per_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
     rng = np.random.default_rng(0)
-    rows = [{"weak_model": w, "seed": s, "panel": p, "misfit": float(rng.uniform()), "gain": float(rng.uniform())}
-            for w in ("m1", "m2", "m3") for s in range(3) for p in ("esol", "freesolv")]
+    rows = [
+        {"weak_model": w, "seed": s, "panel": p, "misfit": float(rng.uniform()), "gain": float(rng.uniform())}
+        for w in ("m1", "m2", "m3")
+        for s in range(3)
+        for p in ("esol", "freesolv")
+    ]
     path = plot_misfit_vs_gain(rows, tmp_path / "fig.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     [fig] = figures
@@ -173,12 +190,19 @@ def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp
     from w2s_hf.sweep import SweepConfig, run_sweep
 
     out = tmp_path / "one"
-    config = SweepConfig.from_dict({
-        "task": essays, "split": "random", "seeds": [0], "targets": ["cohesion"],
-        "strong": {"model": tiny_bert, "layer": 3, "max_length": 48},
-        "weak_models": [{"model": tiny_bert, "layer": 1, "max_length": 48}],
-        "output_dir": str(out), "cache_dir": str(tmp_path / "cache"), "n_boot": 0,
-    })
+    config = SweepConfig.from_dict(
+        {
+            "task": essays,
+            "split": "random",
+            "seeds": [0],
+            "targets": ["cohesion"],
+            "strong": {"model": tiny_bert, "layer": 3, "max_length": 48},
+            "weak_models": [{"model": tiny_bert, "layer": 1, "max_length": 48}],
+            "output_dir": str(out),
+            "cache_dir": str(tmp_path / "cache"),
+            "n_boot": 0,
+        }
+    )
     summary = run_sweep(config)
     with open(out / "sweep.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import as_real_array, check_same_rows
+from .distributed import agree, sum_arrays
 from .heads import LinearHead
 
 
@@ -46,20 +48,9 @@ class AdamWFit:
 
 
 def _check(X: Any, Y: Any, xname: str, yname: str) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X)
-    Y = np.asarray(Y, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"{xname} must be a 2-D array (rows, features), got shape {X.shape}.")
-    if Y.ndim not in (1, 2):
-        raise ValueError(f"{yname} must have shape (n,) or (n, k), got {Y.shape}.")
-    if len(X) != len(Y):
-        raise ValueError(f"{xname} has {len(X)} rows but {yname} has {len(Y)}: they must be aligned row by row.")
-    if not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"{xname} must be numeric, got dtype {X.dtype}.")
-    for name, arr in ((xname, X), (yname, Y)):
-        bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
-        if bad.any():
-            raise ValueError(f"{name} has a NaN or infinite value in row {int(np.argmax(bad))}: drop or impute it before fitting.")
+    X = as_real_array(X, xname, ndim=(2,), allow_empty=True)
+    Y = as_real_array(Y, yname, allow_empty=True).astype(np.float64, copy=False)
+    check_same_rows(X, xname, Y, yname)
     return X, Y
 
 
@@ -84,44 +75,20 @@ def _checked_inputs(accelerator: Any, X_train: Any, Y_train: Any, X_val: Any, Y_
             raise
         error = exc
     if n_proc > 1:
-        flags = np.array([error is not None, *shapes, *np.square(shapes)], dtype=np.float64)
-        total = _allreduce_sum(accelerator, [flags])[0]
-        if error is not None:
-            raise error
-        if total[0] > 0:
-            raise ValueError("another process rejected its X_train/Y_train/X_val/Y_val (its error says why).")
-        if not np.allclose(total[4:7] * n_proc, total[1:4] ** 2):
-            raise ValueError("processes passed arrays with different numbers of features or targets; "
-                             "every process must pass rows of the same representation and targets.")
+        agree(accelerator, error, shapes, "X_train/Y_train/X_val/Y_val")
     return X_train, Y_train, X_val, Y_val
-
-
-def _allreduce_sum(accelerator: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Sum float64 arrays over processes (one collective call)."""
-    import torch
-
-    if accelerator is None or accelerator.num_processes == 1:
-        return arrays
-    flat = torch.from_numpy(np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64))
-    total = accelerator.reduce(flat.to(accelerator.device), reduction="sum").cpu().numpy()
-    out, start = [], 0
-    for a in arrays:
-        size = np.size(a)
-        out.append(total[start:start + size].reshape(np.shape(a)))
-        start += size
-    return out
 
 
 def _moments(accelerator: Any, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Global mean and (population) std of the columns of A across processes; a zero std becomes 1."""
     A = A.astype(np.float64, copy=False)
-    n, s = _allreduce_sum(accelerator, [np.array([len(A)], dtype=np.float64), A.sum(0)])
+    n, s = sum_arrays(accelerator, [np.array([len(A)], dtype=np.float64), A.sum(0)])
     n_total = int(n[0])
     if n_total == 0:
         raise ValueError("no training rows on any process: X_train is empty.")
     mean = s / n_total
     # Two passes (centre, then square): values far from zero lose no precision.
-    std = np.sqrt(_allreduce_sum(accelerator, [((A - mean) ** 2).sum(0)])[0] / n_total)
+    std = np.sqrt(sum_arrays(accelerator, [((A - mean) ** 2).sum(0)])[0] / n_total)
     std[std <= 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
     return mean, std, n_total
 
@@ -139,14 +106,14 @@ def _feature_map(accelerator: Any, X: np.ndarray, precondition: str) -> tuple[np
         mean, std, n = _moments(accelerator, X)
         return mean, np.diag(1.0 / std), n
     X = X.astype(np.float64, copy=False)
-    n, s = _allreduce_sum(accelerator, [np.array([len(X)], dtype=np.float64), X.sum(0)])
+    n, s = sum_arrays(accelerator, [np.array([len(X)], dtype=np.float64), X.sum(0)])
     n_total = int(n[0])
     if n_total == 0:
         raise ValueError("no training rows on any process: X_train is empty.")
     mean = s / n_total
     # Centred before the products: embeddings often have means far larger than their spread.
     Xc = X - mean
-    cov = _allreduce_sum(accelerator, [Xc.T @ Xc])[0] / n_total
+    cov = sum_arrays(accelerator, [Xc.T @ Xc])[0] / n_total
     lam, V = np.linalg.eigh((cov + cov.T) / 2)
     keep = lam > 1e-10 * max(lam.max(), 1e-300)
     if not keep.any():
@@ -176,7 +143,8 @@ def train_adamw(
     """Train a linear head with AdamW and early stopping on (X_val, Y_val); see `fit_adamw`."""
     import torch
 
-    for name, value, low in (("lr", lr, 0.0), ("epochs", epochs, 0), ("batch_size", batch_size, 0), ("patience", patience, 0)):
+    positive = (("lr", lr, 0.0), ("epochs", epochs, 0), ("batch_size", batch_size, 0), ("patience", patience, 0))
+    for name, value, low in positive:
         if not value > low:
             raise ValueError(f"{name}={value} must be > {low}.")
     if precondition not in ("whiten", "standardize"):
@@ -184,7 +152,10 @@ def train_adamw(
     if weight_decay < 0:
         raise ValueError(f"weight_decay={weight_decay} must be >= 0.")
     if eval_every is not None and eval_every <= 0:
-        raise ValueError(f"eval_every={eval_every} must be a positive number of steps (or None: once per epoch, at least 5 steps apart).")
+        raise ValueError(
+            f"eval_every={eval_every} must be a positive number of steps "
+            "(or None: once per epoch, at least 5 steps apart)."
+        )
     n_proc = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     X_train, Y_train, X_val, Y_val = _checked_inputs(accelerator, X_train, Y_train, X_val, Y_val)
@@ -194,7 +165,7 @@ def train_adamw(
     k = Y_train.shape[1]
     x_mean, x_map, n_total = _feature_map(accelerator, X_train, precondition)
     y_mean, y_std, _ = _moments(accelerator, Y_train)
-    n_val_total = int(_allreduce_sum(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
+    n_val_total = int(sum_arrays(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
     if n_val_total == 0:
         raise ValueError("X_val is empty on every process: early stopping needs validation rows.")
 
@@ -235,7 +206,7 @@ def train_adamw(
         with torch.no_grad():
             sse_val = ((unwrapped(Xv) - Yv).double() ** 2).sum(0) * y_var
             sse_train = ((unwrapped(Xs) - Ys).double() ** 2).sum()
-        val, train = _allreduce_sum(accelerator, [sse_val.cpu().numpy(), sse_train.cpu().numpy().reshape(1)])
+        val, train = sum_arrays(accelerator, [sse_val.cpu().numpy(), sse_train.cpu().numpy().reshape(1)])
         return float(val.mean() / n_val_total), float(train[0] / (n_total * k))
 
     history: list[dict[str, float]] = []
@@ -244,7 +215,7 @@ def train_adamw(
     for epoch in range(epochs):
         chunks = np.array_split(rng.permutation(len(Xs)), steps_per_epoch)
         # Rows in each global step, known to every process before the step (one collective per epoch).
-        global_rows = _allreduce_sum(accelerator, [np.array([len(c) for c in chunks], dtype=np.float64)])[0]
+        global_rows = sum_arrays(accelerator, [np.array([len(c) for c in chunks], dtype=np.float64)])[0]
         for chunk, rows in zip(chunks, global_rows):
             # Linear warm-up, then the plateau schedule (a prepared scheduler would step per process).
             for group in optimizer.param_groups:
@@ -259,8 +230,15 @@ def train_adamw(
             step += 1
             if step % eval_every == 0 or step == total_steps:
                 err_val, loss_train = errors()
-                history.append({"step": step, "epoch": epoch + ((step - 1) % steps_per_epoch + 1) / steps_per_epoch,
-                                "val_error": err_val, "train_loss": loss_train, "lr": optimizer.param_groups[0]["lr"]})
+                history.append(
+                    {
+                        "step": step,
+                        "epoch": epoch + ((step - 1) % steps_per_epoch + 1) / steps_per_epoch,
+                        "val_error": err_val,
+                        "train_loss": loss_train,
+                        "lr": optimizer.param_groups[0]["lr"],
+                    }
+                )
                 if on_eval is not None:
                     on_eval(step, head_now())
                 if stopper.update(err_val, loss_train, step):
@@ -271,8 +249,14 @@ def train_adamw(
             break
     if stopper.best_state is not None:
         unwrapped.load_state_dict(stopper.best_state)
-    return AdamWFit(head=head_now(), best_step=stopper.best_step, best_val_error=stopper.best, steps=step,
-                    stopped_early=stopper.should_stop, history=history)
+    return AdamWFit(
+        head=head_now(),
+        best_step=stopper.best_step,
+        best_val_error=stopper.best,
+        steps=step,
+        stopped_early=stopper.should_stop,
+        history=history,
+    )
 
 
 class _Plateau:
@@ -314,7 +298,9 @@ class _Plateau:
         return improved
 
 
-def _fold(model: Any, x_mean: np.ndarray, x_map: np.ndarray, y_mean: np.ndarray, y_std: np.ndarray, one_d: bool) -> LinearHead:
+def _fold(
+    model: Any, x_mean: np.ndarray, x_map: np.ndarray, y_mean: np.ndarray, y_std: np.ndarray, one_d: bool
+) -> LinearHead:
     """Undo the preconditioning: y = ((x - mu) M W + b) s_y + mu_y becomes x W' + b' in raw units."""
     W = model.weight.detach().cpu().double().numpy().T  # (p, k)
     b = model.bias.detach().cpu().double().numpy()
@@ -352,6 +338,17 @@ def fit_adamw(
     `warmup_fraction` and `precondition`) and also returns the best step and the validation curve.
     """
     return train_adamw(
-        X_train, Y_train, X_val, Y_val, accelerator=accelerator, lr=lr, epochs=epochs, batch_size=batch_size,
-        weight_decay=weight_decay, eval_every=eval_every, patience=patience, seed=seed, on_eval=on_eval,
+        X_train,
+        Y_train,
+        X_val,
+        Y_val,
+        accelerator=accelerator,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        eval_every=eval_every,
+        patience=patience,
+        seed=seed,
+        on_eval=on_eval,
     ).head

@@ -20,17 +20,13 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
-from .evaluation import QUANTITIES, EvalHook
+from .arrays import as_real_array
+from .evaluation import EvalHook
+from .misfit import QUANTITIES
 
 
 def _as_float_array(values: Any, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim not in (1, 2) or len(arr) == 0:
-        raise ValueError(f"{name} must be a non-empty array of shape (n,) or (n, k), got shape {arr.shape}.")
-    bad = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
-    if bad.any():
-        raise ValueError(f"{name} has a NaN or infinite value in row {int(np.argmax(bad))}.")
-    return arr
+    return as_real_array(values, name).astype(np.float64)
 
 
 class MisfitCallback(TrainerCallback):
@@ -80,11 +76,15 @@ class MisfitCallback(TrainerCallback):
     ):
         self.weak = _as_float_array(weak_predictions, "weak_predictions")
         self.references = None if references is None else _as_float_array(references, "references")
-        self.ceiling = None if ceiling_predictions is None else _as_float_array(ceiling_predictions, "ceiling_predictions")
+        self.ceiling = (
+            None if ceiling_predictions is None else _as_float_array(ceiling_predictions, "ceiling_predictions")
+        )
         for name, arr in (("references", self.references), ("ceiling_predictions", self.ceiling)):
             if arr is not None and arr.shape != self.weak.shape:
-                raise ValueError(f"{name} has shape {arr.shape} but weak_predictions has {self.weak.shape}; "
-                                 "they must cover the same eval rows in the same order.")
+                raise ValueError(
+                    f"{name} has shape {arr.shape} but weak_predictions has {self.weak.shape}; "
+                    "they must cover the same eval rows in the same order."
+                )
         self.target_names = target_names
         self.split = split
         self.hooks = list(hooks)
@@ -106,7 +106,9 @@ class MisfitCallback(TrainerCallback):
             refs = self.references
         else:
             if eval_pred.label_ids is None:
-                raise ValueError("MisfitCallback needs gold labels: pass references=... or give the eval dataset a labels column.")
+                raise ValueError(
+                    "MisfitCallback needs gold labels: pass references=... or give the eval dataset a labels column."
+                )
             labels = eval_pred.label_ids[0] if isinstance(eval_pred.label_ids, (tuple, list)) else eval_pred.label_ids
             refs = self._match(np.asarray(labels, dtype=np.float64), "the eval labels")
         dec = decompose(refs, self.weak, preds, self.ceiling, target_names=self.target_names, **self.decompose_kwargs)
@@ -126,7 +128,9 @@ class MisfitCallback(TrainerCallback):
     def attach(self, trainer: Any) -> Any:
         """Add this callback to `trainer` and its metrics to the trainer's `compute_metrics`; returns trainer."""
         own: Callable | None = trainer.compute_metrics
-        trainer.compute_metrics = self.compute_metrics if own is None else (lambda p: {**own(p), **self.compute_metrics(p)})
+        trainer.compute_metrics = (
+            self.compute_metrics if own is None else (lambda p: {**own(p), **self.compute_metrics(p)})
+        )
         trainer.add_callback(self)
         return trainer
 

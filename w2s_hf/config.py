@@ -17,10 +17,8 @@ flattened to `<group>_<key>`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,6 @@ from typing import Any
 POOLINGS = ("mean", "cls", "last")
 DTYPES = ("float32", "bfloat16", "float16")
 SOLVERS = ("exact", "adamw")
-SPLITS = ("random", "scaffold")
 STAGES = ("extract", "train_weak", "label", "train_w2s", "train_ceiling", "evaluate")
 
 
@@ -45,28 +42,42 @@ def default_cache_dir() -> str:
     return str(Path.home() / ".cache" / "w2s_hf")
 
 
-def _help(text: str) -> dict:
-    return {"help": text}
+def _help(text: str, choices: tuple[str, ...] | None = None) -> dict:
+    return {"help": text} if choices is None else {"help": text, "choices": list(choices)}
 
 
 @dataclass
 class ModelArguments:
     """The weak and the strong representation (a Hub id, a local folder, `packaged:NAME` or `rdkit:KIND`)."""
 
-    weak_model: str = field(default="packaged:all-MiniLM-L6-v2", metadata=_help("Weak model: Hub id, local folder, packaged:NAME or rdkit:KIND."))
-    weak_revision: str | None = field(default=None, metadata=_help("Hub revision (branch, tag or commit) of the weak model."))
-    weak_layer: int = field(default=-1, metadata=_help("Hidden-state index of the weak model (0 = embeddings, -1 = last)."))
-    weak_pooling: str = field(default="mean", metadata=_help("Weak pooling over the attention mask: mean, cls or last."))
+    weak_model: str = field(
+        default="packaged:all-MiniLM-L6-v2",
+        metadata=_help("Weak model: Hub id, local folder, packaged:NAME or rdkit:KIND."),
+    )
+    weak_revision: str | None = field(
+        default=None, metadata=_help("Hub revision (branch, tag or commit) of the weak model.")
+    )
+    weak_layer: int = field(
+        default=-1, metadata=_help("Hidden-state index of the weak model (0 = embeddings, -1 = last).")
+    )
+    weak_pooling: str = field(default="mean", metadata=_help("Weak pooling over the attention mask.", POOLINGS))
     weak_max_length: int = field(default=512, metadata=_help("Weak tokenizer truncation length."))
-    weak_dtype: str = field(default="float32", metadata=_help("Weak model dtype: float32, bfloat16 or float16."))
+    weak_dtype: str = field(default="float32", metadata=_help("Weak model dtype.", DTYPES))
     weak_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the weak model."))
-    strong_model: str = field(default="packaged:all-mpnet-base-v2", metadata=_help("Strong model: Hub id, local folder, packaged:NAME or rdkit:KIND."))
+    strong_model: str = field(
+        default="packaged:all-mpnet-base-v2",
+        metadata=_help("Strong model: Hub id, local folder, packaged:NAME or rdkit:KIND."),
+    )
     strong_revision: str | None = field(default=None, metadata=_help("Hub revision of the strong model."))
-    strong_layer: int = field(default=-1, metadata=_help("Hidden-state index of the strong model (0 = embeddings, -1 = last)."))
-    strong_pooling: str = field(default="mean", metadata=_help("Strong pooling over the attention mask: mean, cls or last."))
+    strong_layer: int = field(
+        default=-1, metadata=_help("Hidden-state index of the strong model (0 = embeddings, -1 = last).")
+    )
+    strong_pooling: str = field(default="mean", metadata=_help("Strong pooling over the attention mask.", POOLINGS))
     strong_max_length: int = field(default=512, metadata=_help("Strong tokenizer truncation length."))
-    strong_dtype: str = field(default="float32", metadata=_help("Strong model dtype: float32, bfloat16 or float16."))
-    strong_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the strong model."))
+    strong_dtype: str = field(default="float32", metadata=_help("Strong model dtype.", DTYPES))
+    strong_trust_remote_code: bool = field(
+        default=False, metadata=_help("Allow custom model code for the strong model.")
+    )
 
     def representation(self, role: str) -> dict[str, Any]:
         """Keyword arguments for `w2s_hf.features.build_representation` for role 'weak' or 'strong'."""
@@ -95,22 +106,37 @@ class ModelArguments:
 class TaskArguments:
     """Which data, which targets, which split."""
 
-    task: str = field(default="esol", metadata=_help("Built-in task (esol, freesolv, lipophilicity, ellipse) or a CSV / JSON lines / parquet file."))
-    task_path: str | None = field(default=None, metadata=_help("Data file for tasks that need one (ellipse: the Kaggle train.csv)."))
-    split: str = field(default="scaffold", metadata=_help("Split kind: random or scaffold (scaffold needs SMILES inputs)."))
+    task: str = field(
+        default="esol",
+        metadata=_help("Built-in task (esol, freesolv, lipophilicity, ellipse) or a CSV / JSON lines / parquet file."),
+    )
+    task_path: str | None = field(
+        default=None, metadata=_help("Data file for tasks that need one (ellipse: the Kaggle train.csv).")
+    )
+    split: str = field(
+        default="scaffold", metadata=_help("Split kind: random or scaffold (scaffold needs SMILES inputs).")
+    )
     split_seed: int = field(default=0, metadata=_help("Seed of the split (the paper uses 0, 1, 2)."))
-    targets: list[str] | None = field(default=None, metadata=_help("Target columns to use (default: all of the task's targets)."))
+    targets: list[str] | None = field(
+        default=None, metadata=_help("Target columns to use (default: all of the task's targets).")
+    )
     input_column: str | None = field(default=None, metadata=_help("Input column of a user file."))
     target_columns: list[str] | None = field(default=None, metadata=_help("Target columns of a user file."))
     id_column: str | None = field(default=None, metadata=_help("Id column of a user file (default: the row number)."))
-    weak_fraction: float = field(default=0.5, metadata=_help("Share of the training part given to weak_train (the rest is w2s_train)."))
+    weak_fraction: float = field(
+        default=0.5, metadata=_help("Share of the training part given to weak_train (the rest is w2s_train).")
+    )
     drop_invalid: bool = field(default=False, metadata=_help("Drop rows with invalid SMILES instead of failing."))
 
     def validate(self) -> None:
-        _check_choice("split", self.split, SPLITS)
+        from .data.splits import SPLIT_METHODS
+
+        _check_choice("split", self.split, SPLIT_METHODS)
         if self.task.strip().lower() == "ellipse" and not self.task_path:
-            raise ConfigError("task=ellipse needs task_path: the Kaggle 'Feedback Prize - English Language Learning' "
-                              "train.csv, e.g. --task_path ../shared/data/ellipse/train.csv (it is not shipped).")
+            raise ConfigError(
+                "task=ellipse needs task_path: the Kaggle 'Feedback Prize - English Language Learning' "
+                "train.csv, e.g. --task_path ../shared/data/ellipse/train.csv (it is not shipped)."
+            )
         if not 0.0 < self.weak_fraction < 1.0:
             raise ConfigError(f"weak_fraction={self.weak_fraction} must be strictly between 0 and 1.")
 
@@ -133,15 +159,29 @@ class TaskArguments:
 class HeadArguments:
     """How the linear heads are fitted."""
 
-    solver: str = field(default="exact", metadata=_help("exact (least squares / ridge from sufficient statistics) or adamw (iterative, DDP)."))
-    ridge: str = field(default="auto", metadata=_help("Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid)."))
+    solver: str = field(
+        default="exact",
+        metadata=_help("exact (least squares / ridge from sufficient statistics) or adamw (iterative, DDP).", SOLVERS),
+    )
+    ridge: str = field(
+        default="auto", metadata=_help("Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid).")
+    )
     fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
     lr: float = field(default=1e-2, metadata=_help("adamw: learning rate."))
     epochs: int = field(default=300, metadata=_help("adamw: maximum number of epochs."))
-    batch_size: int = field(default=4096, metadata=_help("adamw: global batch size (rows per optimizer step, all processes together)."))
+    batch_size: int = field(
+        default=4096, metadata=_help("adamw: global batch size (rows per optimizer step, all processes together).")
+    )
     weight_decay: float = field(default=0.0, metadata=_help("adamw: decoupled weight decay."))
-    eval_every: int | None = field(default=None, metadata=_help("adamw: evaluate on val every N optimizer steps (default: once per epoch, at least 5 steps apart)."))
-    patience: int = field(default=10, metadata=_help("adamw: stop after this many evaluations without improvement on val."))
+    eval_every: int | None = field(
+        default=None,
+        metadata=_help(
+            "adamw: evaluate on val every N optimizer steps (default: once per epoch, at least 5 steps apart)."
+        ),
+    )
+    patience: int = field(
+        default=10, metadata=_help("adamw: stop after this many evaluations without improvement on val.")
+    )
 
     def validate(self) -> None:
         _check_choice("solver", self.solver, SOLVERS)
@@ -172,12 +212,22 @@ class RunArguments:
     """Where things go and what to (re)do."""
 
     output_dir: str = field(default="runs/w2s", metadata=_help("Run folder: heads, predictions, results.json, plot."))
-    cache_dir: str | None = field(default=None, metadata=_help("Feature cache (default $W2S_HF_CACHE, $HF_HOME/w2s_hf or ~/.cache/w2s_hf)."))
-    seed: int = field(default=0, metadata=_help("Seed of everything random in training (not the split: see split_seed)."))
-    report_to: str = field(default="tensorboard", metadata=_help("accelerate trackers: tensorboard, wandb, ..., all or none."))
-    stages: list[str] | None = field(default=None, metadata=_help(f"Stages to run, in order (default all): {' '.join(STAGES)}."))
+    cache_dir: str | None = field(
+        default=None, metadata=_help("Feature cache (default $W2S_HF_CACHE, $HF_HOME/w2s_hf or ~/.cache/w2s_hf).")
+    )
+    seed: int = field(
+        default=0, metadata=_help("Seed of everything random in training (not the split: see split_seed).")
+    )
+    report_to: str = field(
+        default="tensorboard", metadata=_help("accelerate trackers: tensorboard, wandb, ..., all or none.")
+    )
+    stages: list[str] | None = field(
+        default=None, metadata=_help(f"Stages to run, in order (default all): {' '.join(STAGES)}.")
+    )
     overwrite: bool = field(default=False, metadata=_help("Redo the selected stages even if their artifacts exist."))
-    no_cache: bool = field(default=False, metadata=_help("Extract features without reading or writing the feature cache."))
+    no_cache: bool = field(
+        default=False, metadata=_help("Extract features without reading or writing the feature cache.")
+    )
     n_boot: int = field(default=1000, metadata=_help("Bootstrap resamples for the confidence intervals (0 = none)."))
     plot: bool = field(default=True, metadata=_help("Draw the error / misfit bar chart."))
 
@@ -224,62 +274,17 @@ def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(allowed)}.")
 
 
-def _known_keys() -> set[str]:
-    return {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)}
-
-
-def _flatten(values: dict[str, Any], source: str) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            for sub, inner in value.items():
-                flat[f"{key}_{sub}"] = inner
-        else:
-            flat[str(key)] = value
-    known = _known_keys()
-    for key in flat:
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"Unknown key {key!r} in {source}.{hint}")
-    return flat
-
-
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML config file into a flat, checked {key: value} dict."""
-    import yaml
+    from .cli import load_yaml as _load_yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file {str(path)!r} does not exist.")
-    with open(path) as fh:
-        values = yaml.safe_load(fh) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of keys to values.")
-    return _flatten(values, f"config file {str(path)!r}")
+    return _load_yaml(path, {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)})
 
 
 def parse_config(argv: list[str] | None = None) -> W2SConfig:
     """Parse `[--config file.yaml] [--key value ...]` into a validated `W2SConfig`."""
-    from transformers import HfArgumentParser
+    from .cli import W2SArgumentParser
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    defaults: dict[str, Any] = {}
-    if "--config" in argv:
-        i = argv.index("--config")
-        if i + 1 >= len(argv):
-            raise ConfigError("--config needs a path to a YAML file.")
-        defaults = load_yaml(argv[i + 1])
-        del argv[i : i + 2]
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
-    options = {opt[2:] for opt in parser._option_string_actions if opt.startswith("--")}
-    for arg in argv:
-        if arg.startswith("--"):
-            key = arg[2:].split("=", 1)[0]
-            if key not in options:
-                close = difflib.get_close_matches(key, sorted(_known_keys()), n=1)
-                hint = f" Did you mean --{close[0]}?" if close else ""
-                raise ConfigError(f"Unknown command-line option --{key}.{hint}")
-    parser.set_defaults(**{k: (str(v) if k == "ridge" else v) for k, v in defaults.items()})
-    model, task, head, run = parser.parse_args_into_dataclasses(args=argv)
+    parser = W2SArgumentParser(ARGUMENT_CLASSES)
+    model, task, head, run = parser.parse_args_and_config(argv, convert={"ridge": str})
     return W2SConfig(model=model, task=task, head=head, run=run).validate()

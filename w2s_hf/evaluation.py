@@ -18,78 +18,22 @@ The results dict (its top level is built by the pipeline) looks like
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-# Order of the quantities in tables, tracker keys and plots.
-QUANTITIES = (
-    "weak_error", "w2s_error", "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr",
-)
-SPLIT_ORDER = ("w2s_train", "val", "test")
+from .atomic import atomic_path, write_json_atomic
+from .data.rows import EVAL_SPLITS
+from .distributed import gather_predictions  # noqa: F401  (public here: evaluation points gather first)
+from .misfit import QUANTITIES
 
 
 def metric_path() -> str:
     """Folder of the `evaluate` metric module: `evaluate.load(w2s_hf.evaluation.metric_path())`."""
     return str(Path(__file__).resolve().parent / "metrics" / "misfit_decomposition")
-
-
-# ---------------------------------------------------------------------- gathering
-def gather_predictions(accelerator: Any, ids: Sequence | np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gather this process's `(ids, preds)` from every process; return all rows, deduplicated, sorted by id.
-
-    `ids` are one id per row (ints or strings), `preds` an array (n_local,) or (n_local, k). A process
-    may hold any number of rows, including none. Rows whose id appears on several processes (padding
-    by a distributed sampler repeats rows) are kept once; if two copies disagree, that is a sharding
-    bug and raises. Must be called on every process (it is a collective operation).
-
-    `accelerator.gather_for_metrics` is not used on whole arrays on purpose: it trims to the dataloader
-    remainder whenever the last prepared dataloader just ended, which would cut a whole-array gather.
-    Deduplicating by id is exact however the rows were split.
-    """
-    ids, preds = np.asarray(ids), np.asarray(preds)
-    if accelerator is not None and accelerator.num_processes > 1:
-        from accelerate.utils import gather_object
-
-        parts = gather_object([(ids, preds)])
-    else:
-        parts = [(ids, preds)]
-    # Checked after the gather: every process sees every part and raises alike (no process left
-    # waiting in a collective because another one failed alone).
-    for rank, (i, p) in enumerate(parts):
-        where = f" on process {rank}" if len(parts) > 1 else ""
-        if np.ndim(i) != 1:
-            raise ValueError(f"ids must be 1-D (one id per row){where}, got shape {np.shape(i)}.")
-        if np.ndim(p) not in (1, 2) or len(p) != len(i):
-            raise ValueError(f"preds must have shape (n,) or (n, k) with n = len(ids) = {len(i)}{where}, got {np.shape(p)}.")
-    parts = [(np.asarray(i), np.asarray(p, dtype=np.float64)) for i, p in parts if len(i)]
-    if not parts:
-        return ids[:0], np.asarray(preds, dtype=np.float64)[:0]
-    all_ids = np.concatenate([i for i, _ in parts])
-    all_preds = np.concatenate([p for _, p in parts])
-    # Stable sort, then keep the first row of every run of equal ids.
-    order = np.argsort(all_ids, kind="stable")
-    all_ids, all_preds = all_ids[order], all_preds[order]
-    first = np.ones(len(all_ids), dtype=bool)
-    first[1:] = all_ids[1:] != all_ids[:-1]
-    if not first.all():
-        group = np.cumsum(first) - 1
-        kept = all_preds[first]
-        # Same head, same row: equal up to float noise from a different batch composition.
-        same = np.isclose(all_preds, kept[group], rtol=1e-4, atol=1e-6, equal_nan=True).reshape(len(all_ids), -1)
-        if not same.all():
-            bad = all_ids[~same.all(axis=1)]
-            raise ValueError(
-                f"ids {bad[:5].tolist()} were predicted differently on different processes: every process "
-                "must predict a row with the same head (gather after all processes hold the same weights)."
-            )
-    return all_ids[first], all_preds[first]
 
 
 # ---------------------------------------------------------------------- hooks
@@ -135,18 +79,13 @@ def evaluate_point(
     return dec
 
 
-def end_hooks(hooks: Iterable[EvalHook], results: dict[str, Any], accelerator: Any = None) -> None:
-    """Call every hook's `on_end(results)` on the main process."""
-    if accelerator is None or accelerator.is_main_process:
-        for hook in hooks:
-            hook.on_end(results)
-
-
 def _scalars(dec: Any) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(averaged quantities, per-target quantities) of a Decomposition or its as_dict(), Nones dropped."""
     d = dec if isinstance(dec, dict) else dec.as_dict()
     avg = {q: float(d[q]) for q in QUANTITIES if d.get(q) is not None}
-    per = {t: {q: float(v[q]) for q in QUANTITIES if v.get(q) is not None} for t, v in (d.get("per_target") or {}).items()}
+    per = {
+        t: {q: float(v[q]) for q in QUANTITIES if v.get(q) is not None} for t, v in (d.get("per_target") or {}).items()
+    }
     return avg, per
 
 
@@ -178,54 +117,6 @@ class TrackerHook(EvalHook):
                 flush()
 
 
-def _atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: str = "") -> None:
-    """Write through `write(tmp)` into a temp file beside `path`, fsync, then rename over `path`.
-
-    A failure at any point leaves the previous file untouched and no temp file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _json_safe(obj: Any) -> Any:
-    """numpy scalars/arrays to Python; NaN and inf to None so the file is strict JSON."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    return obj
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    """Write `obj` as indented JSON to `path` atomically (temp file in the same folder + fsync + rename)."""
-    data = _json_safe(obj)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-
-    _atomic_write(path, write)
-
-
 class JsonResultsHook(EvalHook):
     """Write the final results dict to `path` atomically; optionally every evaluation point under "history"."""
 
@@ -251,7 +142,7 @@ def _fmt(v: Any) -> str:
 
 
 def _ordered_splits(splits: dict[str, Any]) -> list[str]:
-    return [s for s in SPLIT_ORDER if s in splits] + [s for s in splits if s not in SPLIT_ORDER]
+    return [s for s in EVAL_SPLITS if s in splits] + [s for s in splits if s not in EVAL_SPLITS]
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -310,7 +201,12 @@ class PlotHook(EvalHook):
     between the tick and the bar top is the residual the theorem bounds.
     """
 
-    COLORS: ClassVar[dict[str, str]] = {"weak_error": "#d62728", "w2s_error": "#1f77b4", "ceiling_error": "#2ca02c", "misfit": "#ff7f0e"}
+    COLORS: ClassVar[dict[str, str]] = {
+        "weak_error": "#d62728",
+        "w2s_error": "#1f77b4",
+        "ceiling_error": "#2ca02c",
+        "misfit": "#ff7f0e",
+    }
 
     def __init__(self, path: str | os.PathLike, splits: Sequence[str] | None = None, dpi: int = 120):
         self.path = Path(path)
@@ -333,11 +229,14 @@ class PlotHook(EvalHook):
             self._draw(ax, split, splits[split])
         axes[0].set_ylabel("mean squared error")
         found = dict(zip(*reversed(axes[0].get_legend_handles_labels())))
-        order = [q for q in ("weak_error", "w2s_error", "predicted_w2s_error", "ceiling_error", "misfit") if q in found]
+        order = [
+            q for q in ("weak_error", "w2s_error", "predicted_w2s_error", "ceiling_error", "misfit") if q in found
+        ]
         fig.legend([found[q] for q in order], order, loc="lower center", ncol=len(order), frameon=False, fontsize=8)
         fig.tight_layout(rect=(0, 0.08, 1, 1))
         fmt = self.path.suffix.lstrip(".") or "png"
-        _atomic_write(self.path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=self.dpi), suffix=self.path.suffix)
+        with atomic_path(self.path, suffix=self.path.suffix) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=self.dpi)
 
     def _draw(self, ax: Any, split: str, d: dict[str, Any]) -> None:
         per = d.get("per_target") or {}
@@ -347,15 +246,30 @@ class PlotHook(EvalHook):
         for j, q in enumerate(bars):
             xs = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(groups))]
             ys = [float(g.get(q) or 0.0) for g in groups.values()]
-            ax.bar(xs, ys, width, color=self.COLORS[q], label=q, hatch="//" if q == "misfit" else None,
-                   edgecolor="white" if q == "misfit" else None)
+            ax.bar(
+                xs,
+                ys,
+                width,
+                color=self.COLORS[q],
+                label=q,
+                hatch="//" if q == "misfit" else None,
+                edgecolor="white" if q == "misfit" else None,
+            )
             if q == "w2s_error":
                 pred = [float(g.get("predicted_w2s_error") or 0.0) for g in groups.values()]
-                ax.hlines(pred, [x - width / 2 for x in xs], [x + width / 2 for x in xs], colors="black",
-                          linestyles="dashed", label="predicted_w2s_error")
+                ax.hlines(
+                    pred,
+                    [x - width / 2 for x in xs],
+                    [x + width / 2 for x in xs],
+                    colors="black",
+                    linestyles="dashed",
+                    label="predicted_w2s_error",
+                )
         ax.axhline(0.0, color="grey", linewidth=0.6)
         ax.set_xticks(range(len(groups)))
-        ax.set_xticklabels(list(groups) if len(groups) > 1 else [""], rotation=30 if len(groups) > 3 else 0, fontsize=8)
+        ax.set_xticklabels(
+            list(groups) if len(groups) > 1 else [""], rotation=30 if len(groups) > 3 else 0, fontsize=8
+        )
         ax.set_title(f"{split} (n={d.get('n', '?')})", fontsize=10)
 
 

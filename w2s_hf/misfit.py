@@ -23,6 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import as_real_array
+
+# Every quantity, in the order of tables, tracker keys, CSV columns and plots.
+QUANTITIES = ("weak_error", "w2s_error", "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr")
 _BASE = ("weak_error", "w2s_error", "misfit", "ceiling_error")
 _BOOT_ELEMENTS = 1 << 22  # resampling weights held at once (B x n), ~32 MB of float64
 
@@ -224,23 +228,8 @@ def _check_boot(n_boot: Any, confidence: Any) -> tuple[int, float]:
 
 
 def _as_array(a: Any, name: str) -> np.ndarray:
-    if a is None:
-        raise ValueError(f"{name} is required")
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim not in (1, 2):
-        raise ValueError(f"{name} must be 1-D (n,) or 2-D (n, k), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); pass at least one example")
-    arr = arr.astype(np.float64).reshape(arr.shape[0], -1)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise ValueError(f"{name} contains NaN or inf (first at row {row}); drop those examples first")
-    return arr
+    arr = as_real_array(a, name)
+    return arr.astype(np.float64).reshape(arr.shape[0], -1)
 
 
 def _nanquantile(vals: np.ndarray, q: float) -> float:

@@ -13,6 +13,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .atomic import atomic_path
+
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """Slope, intercept and R^2 of y on x (nan where undefined)."""
@@ -84,13 +86,9 @@ def plot_misfit_vs_gain(
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path

@@ -90,5 +90,7 @@ def select_weak_model(
         best = min(truth, key=truth.get)
         selection.true_best = best
         selection.regret = truth[selection.chosen] - truth[best]
-        selection.baselines = {rule: {"chosen": pick, "regret": truth[pick] - truth[best]} for rule, pick in picks.items()}
+        selection.baselines = {
+            rule: {"chosen": pick, "regret": truth[pick] - truth[best]} for rule, pick in picks.items()
+        }
     return selection

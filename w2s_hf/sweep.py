@@ -17,7 +17,6 @@ Outputs in `output_dir`:
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 from collections import defaultdict
@@ -28,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from .config import ConfigError, HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
+from .misfit import QUANTITIES
 
 logger = logging.getLogger("w2s_hf.sweep")
 
 _REP_KEYS = ("model", "revision", "layer", "pooling", "max_length", "dtype", "trust_remote_code")
-CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", "weak_error", "w2s_error",
-               "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr")
+CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES)
 
 
 @dataclass
@@ -127,11 +126,23 @@ class SweepConfig:
         head = HeadArguments(**{k: (str(v) if k == "ridge" else v) for k, v in self.head.items()})
         return W2SConfig(
             model=ModelArguments(**weak.as_args("weak"), **strong.as_args("strong")),
-            task=TaskArguments(task=self.task, task_path=self.task_path, split=self.split, split_seed=seed,
-                               targets=self.targets, input_column=self.input_column, target_columns=self.target_columns),
+            task=TaskArguments(
+                task=self.task,
+                task_path=self.task_path,
+                split=self.split,
+                split_seed=seed,
+                targets=self.targets,
+                input_column=self.input_column,
+                target_columns=self.target_columns,
+            ),
             head=head,
-            run=RunArguments(output_dir=str(Path(self.output_dir) / "runs" / folder), cache_dir=self.cache_dir,
-                             report_to="none", n_boot=self.n_boot, plot=False),
+            run=RunArguments(
+                output_dir=str(Path(self.output_dir) / "runs" / folder),
+                cache_dir=self.cache_dir,
+                report_to="none",
+                n_boot=self.n_boot,
+                plot=False,
+            ),
         ).validate()
 
 
@@ -148,16 +159,18 @@ def _warm_cache(config: SweepConfig, reps: list[RepSpec], texts: list[str], acce
         layers = sorted({m.layer for m in members})
         encoder = build_representation(name=first.model, **{k: getattr(first, k) for k in _REP_KEYS if k != "model"})
         if len(layers) > 1 and hasattr(encoder, "encode_layers"):
-            encoder.encode_layers(texts, layers, cache_dir=cache, accelerator=accelerator, show_progress=accelerator.is_main_process)
+            encoder.encode_layers(
+                texts, layers, cache_dir=cache, accelerator=accelerator, show_progress=accelerator.is_main_process
+            )
 
 
 def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
     """Val error of a head fitted on w2s_train gold labels over `role` features (ridge chosen on val)."""
-    from .heads import SufficientStats, select_ridge
+    from .heads import fit_ridge
 
-    stats = SufficientStats.from_arrays(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"])
-    _, head, _ = select_ridge(stats, pipeline.rows(role, "val"), pipeline.gold["val"])
-    err = np.mean((head.predict(pipeline.rows(role, "val")).reshape(pipeline.gold["val"].shape) - pipeline.gold["val"]) ** 2, axis=0)
+    X_val, y_val = pipeline.rows(role, "val"), pipeline.gold["val"]
+    head, _ = fit_ridge(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"], X_val, y_val)
+    err = np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2, axis=0)
     return {"mean": float(err.mean()), **{t: float(e) for t, e in zip(pipeline.targets, err)}}
 
 
@@ -165,16 +178,21 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     """Run every (direction, weak model, seed) pipeline and write sweep.csv, sweep.json and the plot."""
     from accelerate import Accelerator
 
-    from .data import load_task
+    from .atomic import atomic_path, write_json_atomic
+    from .data import canonical_inputs, load_task
     from .misfit import fit_gain_on_misfit
-    from .pipeline import W2SPipeline, canonical_inputs, _write_json
+    from .pipeline import W2SPipeline
     from .plotting import plot_misfit_vs_gain
     from .selection import select_weak_model
 
     accelerator = accelerator or Accelerator(cpu=True)
     out = Path(config.output_dir)
-    tasks = {seed: load_task(config.task, **config.run_config(config.weak_models[0], config.strong, seed, "check").task.load_kwargs())
-             for seed in config.seeds}
+    tasks = {
+        seed: load_task(
+            config.task, **config.run_config(config.weak_models[0], config.strong, seed, "check").task.load_kwargs()
+        )
+        for seed in config.seeds
+    }
     _warm_cache(config, [config.strong, *config.weak_models], canonical_inputs(tasks[config.seeds[0]])[1], accelerator)
 
     directions = [("normal", w, config.strong) for w in config.weak_models]
@@ -186,7 +204,9 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     for direction, weak, strong in directions:
         for seed in config.seeds:
             folder = f"{direction}__{weak.label}__{strong.label}__seed{seed}".replace("/", "_")
-            pipeline = W2SPipeline(config.run_config(weak, strong, seed, folder), accelerator=accelerator, task=tasks[seed])
+            pipeline = W2SPipeline(
+                config.run_config(weak, strong, seed, folder), accelerator=accelerator, task=tasks[seed]
+            )
             res = pipeline.run()
             key_label = weak.label if direction == "normal" else strong.label
             results[(direction, key_label, seed)] = res
@@ -196,21 +216,31 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                     ceilings[strong.label][seed] = _ceiling_on_val(pipeline, "strong")
             block = res["splits"][config.eval_split]
             for target, values in block["per_target"].items():
-                rows.append({"direction": direction, "weak_model": weak.label, "strong_model": strong.label, "seed": seed,
-                             "target": target, "split": config.eval_split, **{c: values.get(c) for c in CSV_COLUMNS[6:]}})
+                rows.append(
+                    {
+                        "direction": direction,
+                        "weak_model": weak.label,
+                        "strong_model": strong.label,
+                        "seed": seed,
+                        "target": target,
+                        "split": config.eval_split,
+                        **{c: values.get(c) for c in CSV_COLUMNS[6:]},
+                    }
+                )
     summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".sweep.csv.tmp{os.getpid()}"
-        with open(tmp, "w", newline="") as fh:
+        with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, out / "sweep.csv")
-        _write_json(out / "sweep.json", summary)
+        write_json_atomic(out / "sweep.json", summary, strict=False)
         normal = [r for r in rows if r["direction"] == "normal"]
-        plot_misfit_vs_gain(normal, out / "misfit_vs_gain.png", panel_key="target",
-                            title=f"{config.name or config.task} ({config.split}), strong = {config.strong.label}")
+        plot_misfit_vs_gain(
+            normal,
+            out / "misfit_vs_gain.png",
+            panel_key="target",
+            title=f"{config.name or config.task} ({config.split}), strong = {config.strong.label}",
+        )
     accelerator.wait_for_everyone()
     return summary
 
@@ -220,8 +250,14 @@ def _gain_line(points: list[dict[str, Any]], fit_gain_on_misfit) -> dict[str, An
     e.g. a one-run sweep, whose rows are still written."""
     misfit, gain = [r["misfit"] for r in points], [r["gain"] for r in points]
     if len(set(misfit)) < 2:
-        return {"slope": None, "intercept": None, "r2": None, "n": len(points), "ci": {},
-                "note": "fewer than two distinct misfit values: no line to fit"}
+        return {
+            "slope": None,
+            "intercept": None,
+            "r2": None,
+            "n": len(points),
+            "ci": {},
+            "note": "fewer than two distinct misfit values: no line to fit",
+        }
     return fit_gain_on_misfit(misfit, gain, seed=0)
 
 
@@ -230,7 +266,9 @@ def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_
     fits = {"all": _gain_line(normal, fit_gain_on_misfit)}
     targets = sorted({r["target"] for r in normal})
     if len(targets) > 1:
-        fits["per_target"] = {t: _gain_line([r for r in normal if r["target"] == t], fit_gain_on_misfit) for t in targets}
+        fits["per_target"] = {
+            t: _gain_line([r for r in normal if r["target"] == t], fit_gain_on_misfit) for t in targets
+        }
     selection, regrets = {}, defaultdict(list)
     for seed in config.seeds:
         candidates = {w.label: results[("normal", w.label, seed)] for w in config.weak_models}
@@ -241,21 +279,34 @@ def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_
                 regrets[rule].append(info["regret"])
     ceiling_mean = {rep: float(np.mean([v["mean"] for v in per_seed.values()])) for rep, per_seed in ceilings.items()}
     summary = {
-        "config": {k: (v.__dict__ if hasattr(v, "__dict__") else ([w.__dict__ for w in v] if k == "weak_models" else v))
-                   for k, v in config.__dict__.items()},
+        "config": {
+            k: (v.__dict__ if hasattr(v, "__dict__") else ([w.__dict__ for w in v] if k == "weak_models" else v))
+            for k, v in config.__dict__.items()
+        },
         "n_runs": len({(r["weak_model"], r["seed"]) for r in normal}),
         "fit": fits,
         "mean_residual": float(np.mean([r["residual"] for r in normal])),
         "share_positive_gain": float(np.mean([r["gain"] > 0 for r in normal])),
         "selection": {"per_scenario": selection, "mean_regret": {k: float(np.mean(v)) for k, v in regrets.items()}},
-        "ceiling_error_val": {"per_representation": ceiling_mean, "strongest": min(ceiling_mean, key=ceiling_mean.get)},
+        "ceiling_error_val": {
+            "per_representation": ceiling_mean,
+            "strongest": min(ceiling_mean, key=ceiling_mean.get),
+        },
     }
     if config.swap_roles:
         summary["reversal"] = {}
         for w in config.weak_models:
             pair = {}
             for direction in ("normal", "reversed"):
-                sel = [r for r in rows if r["direction"] == direction and (r["weak_model"] if direction == "normal" else r["strong_model"]) == w.label]
-                pair[direction] = {c: float(np.mean([r[c] for r in sel])) for c in ("weak_error", "w2s_error", "misfit", "gain", "residual")}
+                sel = [
+                    r
+                    for r in rows
+                    if r["direction"] == direction
+                    and (r["weak_model"] if direction == "normal" else r["strong_model"]) == w.label
+                ]
+                pair[direction] = {
+                    c: float(np.mean([r[c] for r in sel]))
+                    for c in ("weak_error", "w2s_error", "misfit", "gain", "residual")
+                }
             summary["reversal"][w.label] = pair
     return summary

@@ -36,7 +36,9 @@ import torch
 from w2s_hf.features import FeatureCache, FrozenEncoder
 from w2s_hf.features.encoder import plan_batches
 
-ESSAYS = Path(__file__).resolve().parents[3] / "shared" / "data" / "ellipse" / "train.csv"  # ../shared beside the clone
+ESSAYS = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "ellipse" / "train.csv"
+)  # ../shared beside the clone
 MODEL = "packaged:all-MiniLM-L6-v2"
 
 
@@ -197,7 +199,9 @@ def main() -> None:
     print(f"device={device} threads={torch.get_num_threads()} dtype={args.dtype} token_budget={args.token_budget}")
     results = []
     for kind in args.inputs:
-        texts = essay_texts(args.n, args.seed) if kind == "essays" else smiles_texts(args.n_smiles or args.n, args.seed)
+        texts = (
+            essay_texts(args.n, args.seed) if kind == "essays" else smiles_texts(args.n_smiles or args.n, args.seed)
+        )
         results += bench_kind(kind, texts, args, device)
     if args.cache_rows:
         results.append(bench_cache_load(args.cache_rows, 768))

@@ -50,7 +50,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # run from a clone without installing
 
 METHODS = ["fit_exact", "fit_exact_ridge1", "sklearn_linear", "sklearn_ridge", "sklearn_ridge_f64", "numpy_lstsq"]
 

@@ -8,7 +8,9 @@ See `load_task` for the arguments and `BUILTIN_TASKS` for the sources and licenc
 """
 
 from w2s_hf.data.checks import TaskDataError
+from w2s_hf.data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows, canonical_inputs
 from w2s_hf.data.sources import BUILTIN_TASKS, TaskSpec
-from w2s_hf.data.tasks import SPLIT_NAMES, W2STask, load_task
+from w2s_hf.data.tasks import W2STask, load_task
 
-__all__ = ["load_task", "W2STask", "TaskDataError", "BUILTIN_TASKS", "TaskSpec", "SPLIT_NAMES"]
+__all__ = ["load_task", "W2STask", "TaskDataError", "BUILTIN_TASKS", "TaskSpec", "SPLIT_NAMES", "EVAL_SPLITS",
+           "TaskRows", "canonical_inputs"]

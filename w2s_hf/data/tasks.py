@@ -29,6 +29,7 @@ from w2s_hf.data.checks import (
     require_nonempty_splits,
     require_unique_ids,
 )
+from w2s_hf.data.rows import SPLIT_NAMES
 from w2s_hf.data.sources import BUILTIN_TASKS, ELLIPSE_RUBRICS, TaskSpec, builtin_file, read_table
 from w2s_hf.data.splits import SPLIT_METHODS, make_splits
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("w2s_hf.data")
 
-SPLIT_NAMES = ("weak_train", "w2s_train", "val", "test")
 INPUT_KINDS = ("text", "smiles")
 
 

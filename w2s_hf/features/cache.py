@@ -30,15 +30,15 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..atomic import atomic_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -104,27 +104,12 @@ def array_checksum(array: np.ndarray) -> str:
     return f"crc32:{zlib.crc32(memoryview(data).cast('B')):08x}"
 
 
-@contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success rename it onto `path`, on failure delete it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    with _atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    write_json_atomic(path, obj, strict=False, sort_keys=True)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, array)
 
@@ -262,12 +247,14 @@ class FeatureCache:
         if first is None:
             raise RuntimeError(f"feature cache {self.path}: shard 0 of {n_shards} is missing or corrupt.")
         dim = first.shape[1]
-        with _atomic_path(self.features_path) as tmp:
+        with atomic_path(self.features_path) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, dim))
             for index, rows in enumerate(shards):
                 part = first if index == 0 else self.load_shard(index, n_shards, rows)
                 if part is None or part.shape[1] != dim:
-                    raise RuntimeError(f"feature cache {self.path}: shard {index} of {n_shards} is missing or corrupt.")
+                    raise RuntimeError(
+                        f"feature cache {self.path}: shard {index} of {n_shards} is missing or corrupt."
+                    )
                 out[rows] = part
             out.flush()
             del out  # close the memory map before the rename

@@ -37,7 +37,9 @@ class RDKitFeaturizer:
     def __init__(self, kind: str, *, radius: int = 2, n_bits: int = 1024, **ignored: Any):
         kind = kind.strip().lower()
         if kind not in KINDS:
-            raise ValueError(f"Unknown RDKit featurizer 'rdkit:{kind}'; choose one of: " + ", ".join(f"rdkit:{k}" for k in KINDS))
+            raise ValueError(
+                f"Unknown RDKit featurizer 'rdkit:{kind}'; choose one of: " + ", ".join(f"rdkit:{k}" for k in KINDS)
+            )
         from ..data.chem import require_rdkit
 
         require_rdkit(f"the rdkit:{kind} featurizer")
@@ -84,34 +86,58 @@ class RDKitFeaturizer:
         for row, text in enumerate(smiles):
             mol = Chem.MolFromSmiles(text)
             if mol is None:
-                raise ValueError(f"rdkit:{self.kind}: invalid SMILES {text!r} (input row {row}); check the task with load_task.")
+                raise ValueError(
+                    f"rdkit:{self.kind}: invalid SMILES {text!r} (input row {row}); check the task with load_task."
+                )
             if self.kind == "morgan":
                 out[row] = gen.GetFingerprintAsNumPy(mol).astype(np.float32)
             else:
                 with np.errstate(all="ignore"):
-                    out[row] = np.array([_safe(fn, mol) for _, fn in Descriptors._descList], dtype=np.float64).astype(np.float32)
+                    out[row] = np.array([_safe(fn, mol) for _, fn in Descriptors._descList], dtype=np.float64).astype(
+                        np.float32
+                    )
         return out
 
-    def encode(self, texts: Sequence[str], cache_dir: str | os.PathLike | None = None, *, accelerator: Any = None,
-               overwrite: bool = False, no_cache: bool = False, show_progress: bool = True) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        cache_dir: str | os.PathLike | None = None,
+        *,
+        accelerator: Any = None,
+        overwrite: bool = False,
+        no_cache: bool = False,
+        show_progress: bool = True,
+    ) -> np.ndarray:
         """(n, d) float32 features of the SMILES `texts`, rows in the order given."""
         texts = list(texts)
         if not texts:
             raise ValueError("texts is empty: nothing to featurize.")
         caches = None
         if cache_dir is not None and not no_cache:
-            caches = [FeatureCache(cache_dir, self.fingerprint(texts), meta={"featurizer": self.model_id, "n": len(texts)})]
+            caches = [
+                FeatureCache(cache_dir, self.fingerprint(texts), meta={"featurizer": self.model_id, "n": len(texts)})
+            ]
 
         def compute(rows: np.ndarray, advance) -> list[np.ndarray]:
             feats = self._compute([texts[i] for i in rows])
             advance(len(rows))
             return [feats]
 
-        [raw] = cached_extract(len(texts), compute, caches, accelerator=accelerator, overwrite=overwrite,
-                               show_progress=show_progress, desc=self.model_id, shard_size=1024)
+        [raw] = cached_extract(
+            len(texts),
+            compute,
+            caches,
+            accelerator=accelerator,
+            overwrite=overwrite,
+            show_progress=show_progress,
+            desc=self.model_id,
+            shard_size=1024,
+        )
         return standardise(np.asarray(raw)) if self.kind == "descriptors" else np.asarray(raw)
 
-    def encode_layers(self, texts: Sequence[str], layers: Sequence[int], cache_dir=None, **kwargs: Any) -> dict[int, np.ndarray]:
+    def encode_layers(
+        self, texts: Sequence[str], layers: Sequence[int], cache_dir=None, **kwargs: Any
+    ) -> dict[int, np.ndarray]:
         """A fixed featurizer has one 'layer': every layer asked for gets the same array."""
         features = self.encode(texts, cache_dir, **kwargs)
         return {int(layer): features for layer in layers}

@@ -21,56 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..distributed import Processes
 from .cache import FeatureCache
 
 ComputeFn = Callable[[np.ndarray, Callable[[int], None]], Sequence[np.ndarray]]
-
-
-@dataclass
-class Processes:
-    """Rank, world size and collectives of the running job (one process when `state` is None)."""
-
-    rank: int = 0
-    world: int = 1
-    state: Any = None
-
-    @classmethod
-    def from_accelerator(cls, accelerator: Any = None) -> Processes:
-        """Wrap an `Accelerator`/`PartialState`; with None, join a process group that is already running."""
-        if accelerator is None:
-            import torch.distributed as dist
-
-            if not (dist.is_available() and dist.is_initialized()):
-                return cls()
-            from accelerate import PartialState
-
-            accelerator = PartialState()
-        return cls(int(accelerator.process_index), int(accelerator.num_processes), accelerator)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def device(self) -> Any:
-        return getattr(self.state, "device", None) if self.world > 1 else None
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            self.state.wait_for_everyone()
-
-    def gather(self, items: list) -> list:
-        """Concatenate every process's list (in rank order) on every process."""
-        if self.world == 1:
-            return items
-        from accelerate.utils import gather_object
-
-        return gather_object(items)
 
 
 def count_shards(n_rows: int, shard_size: int, world: int) -> int:

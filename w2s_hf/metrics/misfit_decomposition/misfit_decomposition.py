@@ -8,7 +8,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from w2s_hf.misfit import decompose
+from w2s_hf.misfit import QUANTITIES, decompose
 
 _CITATION = """\
 @inproceedings{charikar2024quantifying,
@@ -58,7 +58,7 @@ Examples:
     (0.5, 0.3333)
 """
 
-_QUANTITIES = ("weak_error", "w2s_error", "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr")
+_QUANTITIES = QUANTITIES
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)

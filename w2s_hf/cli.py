@@ -1,0 +1,84 @@
+"""One command-line parser for every script: dataclass fields as flags, plus `--config file.yaml`.
+
+`W2SArgumentParser(dataclasses).parse_args_and_config(argv)` (after TRL's `TrlParser`): defaults
+< values in the YAML file < flags on the command line. A YAML file may be flat (`weak_model: ...`)
+or grouped (`weak: {model: ...}` -> `weak_model`). An unknown key, in the file or on the command
+line, raises `ConfigError` with a did-you-mean hint. `choices` in a field's metadata shows in `--help`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser
+
+from .config import ConfigError
+
+
+def _hint(key: str, known: set[str], flag: bool = False) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    if not close:
+        return ""
+    return f" Did you mean --{close[0]}?" if flag else f" Did you mean {close[0]!r}?"
+
+
+def load_yaml(path: str | os.PathLike, known: set[str]) -> dict[str, Any]:
+    """Read a YAML config file into a flat {key: value} dict whose keys are all in `known`."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {str(path)!r} does not exist.")
+    with open(path) as fh:
+        values = yaml.safe_load(fh) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of keys to values.")
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}_{sub}": inner for sub, inner in value.items()})
+        else:
+            flat[str(key)] = value
+    for key in flat:
+        if key not in known:
+            raise ConfigError(f"Unknown key {key!r} in config file {str(path)!r}.{_hint(key, known)}")
+    return flat
+
+
+class W2SArgumentParser(HfArgumentParser):
+    """`HfArgumentParser` with `--config file.yaml` and did-you-mean errors for unknown keys."""
+
+    def known_keys(self) -> set[str]:
+        return {f.name for cls in self.dataclass_types for f in dataclasses.fields(cls)}
+
+    def parse_args_and_config(self, argv: list[str] | None = None, *, yaml_config: bool = True,
+                              convert: dict[str, Any] | None = None) -> tuple:
+        """Parse `[--config file.yaml] [--key value ...]` into one instance per dataclass.
+
+        With `yaml_config=False`, `--config` is an ordinary field of the dataclasses (a file the
+        script reads itself). `convert` maps a key to a function applied to its YAML value.
+        """
+        argv = list(sys.argv[1:] if argv is None else argv)
+        values: dict[str, Any] = {}
+        if yaml_config and "--config" in argv:
+            i = argv.index("--config")
+            if i + 1 >= len(argv):
+                raise ConfigError("--config needs a path to a YAML file.")
+            values = load_yaml(argv[i + 1], self.known_keys())
+            del argv[i : i + 2]
+        options = {opt[2:] for opt in self._option_string_actions if opt.startswith("--")}
+        for arg in argv:
+            if arg.startswith("--"):
+                key = arg[2:].split("=", 1)[0]
+                if key not in options:
+                    raise ConfigError(
+                        f"Unknown command-line option --{key}.{_hint(key, self.known_keys(), flag=True)}"
+                    )
+        convert = convert or {}
+        self.set_defaults(**{k: convert[k](v) if k in convert else v for k, v in values.items()})
+        return tuple(self.parse_args_into_dataclasses(args=argv))

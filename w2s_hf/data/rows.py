@@ -1,0 +1,51 @@
+"""A task's rows as arrays: split names, ids and gold labels per split, and the feature cache's row order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SPLIT_NAMES = ("weak_train", "w2s_train", "val", "test")
+# The splits a run is evaluated on: weak_train is the weak head's own training data.
+EVAL_SPLITS = ("w2s_train", "val", "test")
+
+
+def canonical_inputs(task: Any) -> tuple[list[str], list[str]]:
+    """All (id, input) pairs of a task sorted by id: the row order of its cached features.
+
+    It does not depend on the split kind or seed, so every split of a task shares one cache entry.
+    """
+    pairs = sorted(
+        {str(i): t for s in SPLIT_NAMES for i, t in zip(task.splits[s]["id"], task.splits[s]["input"])}.items()
+    )
+    return [i for i, _ in pairs], [t for _, t in pairs]
+
+
+@dataclass
+class TaskRows:
+    """`ids[split]`, `gold[split]` (n, k) float64 and `index[split]`: positions in the canonical order."""
+
+    targets: list[str]
+    ids: dict[str, list[str]]
+    gold: dict[str, np.ndarray]
+    canonical_ids: list[str]
+    canonical_texts: list[str]
+    index: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, task: Any) -> TaskRows:
+        targets = list(task.targets)
+        ids = {s: [str(i) for i in task.splits[s]["id"]] for s in SPLIT_NAMES}
+        gold = {
+            s: np.stack([np.asarray(task.splits[s][t], dtype=np.float64) for t in targets], axis=1)
+            for s in SPLIT_NAMES
+        }
+        canonical_ids, canonical_texts = canonical_inputs(task)
+        position = {i: k for k, i in enumerate(canonical_ids)}
+        index = {s: np.array([position[i] for i in ids[s]], dtype=np.int64) for s in SPLIT_NAMES}
+        return cls(targets, ids, gold, canonical_ids, canonical_texts, index)
+
+    def sizes(self) -> dict[str, int]:
+        return {s: len(self.ids[s]) for s in SPLIT_NAMES}

@@ -1,0 +1,52 @@
+"""The weak-to-strong protocol as data: who trains on what, and who selects on what.
+
+One row per head. The training stage of the pipeline reads a row and nothing else, so a new head
+(a k-head student, a LoRA student) is a new row, not a new branch:
+
+    head     features  trains on             selects on           stage (its predictions)
+    weak     weak      weak_train gold       val gold             train_weak (label)
+    w2s      strong    w2s_train weak labels val weak labels      train_w2s
+    ceiling  strong    w2s_train gold        val gold             train_ceiling
+
+"weak" labels are the weak head's predictions (predictions/weak.csv): a head that trains or
+selects on them never sees a gold label of those rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GOLD, WEAK = "gold", "weak"
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    name: str  # heads/<name>.safetensors, predictions/<name>.csv
+    features: str  # representation it reads: "weak" or "strong"
+    train_split: str
+    train_labels: str  # GOLD or WEAK
+    select_split: str  # where its ridge / early stopping is chosen
+    select_labels: str  # GOLD or WEAK
+    stage: str  # the stage that fits it
+    predict_stage: str  # the stage that writes its predictions
+
+    @property
+    def selected_on(self) -> str:
+        return f"{self.select_split} {self.select_labels} labels"
+
+    @property
+    def is_student(self) -> bool:
+        """Trained on weak labels: the head whose gain the decomposition explains."""
+        return self.train_labels == WEAK
+
+
+PROTOCOL: tuple[HeadSpec, ...] = (
+    HeadSpec("weak", "weak", "weak_train", GOLD, "val", GOLD, stage="train_weak", predict_stage="label"),
+    HeadSpec("w2s", "strong", "w2s_train", WEAK, "val", WEAK, stage="train_w2s", predict_stage="train_w2s"),
+    HeadSpec(
+        "ceiling", "strong", "w2s_train", GOLD, "val", GOLD, stage="train_ceiling", predict_stage="train_ceiling"
+    ),
+)
+HEADS = {spec.name: spec for spec in PROTOCOL}
+# The head whose labels the students learn from.
+TEACHER = "weak"
