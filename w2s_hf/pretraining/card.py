@@ -27,8 +27,8 @@ def write_model_card(folder: Path, summary: dict[str, Any], ceilings: dict[str, 
         "",
         f"# {name}",
         "",
-        f"A SMILES BERT ({summary['parameters']:,} parameters, hidden {cfg['hidden_size']}, {cfg['num_layers']} layers)"
-        f" pretrained by w2s_hf with the objective `{cfg['objective']}` (masked LM"
+        f"A SMILES BERT ({summary['parameters']:,} parameters, hidden {cfg['hidden_size']}, "
+        f"{cfg['num_layers']} layers) pretrained by w2s_hf with the objective `{cfg['objective']}` (masked LM"
         + (" plus regression of standardised RDKit descriptors from the mean-pooled last layer" if cfg["objective"] ==
            "mlm+mtr" else "") + "). Load it with `AutoModel.from_pretrained` / `AutoTokenizer.from_pretrained`,"
         f" or in w2s_hf as `packaged:{name}` when it ships with the package.",

@@ -85,8 +85,8 @@ def read_source(name: str) -> list[str]:
 
 def task_canonical_smiles(tasks: tuple[str, ...] = QSAR_TASKS) -> set[str]:
     """RDKit canonical SMILES of every molecule of the QSAR tasks (all rows of their files, every split)."""
-    from ..data.sources import BUILTIN_TASKS, builtin_file, read_table
     from ..data.chem import canonical_smiles, parse_smiles
+    from ..data.sources import BUILTIN_TASKS, builtin_file, read_table
 
     out: set[str] = set()
     for task in tasks:

@@ -36,7 +36,7 @@ def _help(text: str, **extra: Any) -> dict:
 class PretrainConfig:
     """Every key of a pretraining run (read from YAML by scripts/pretrain_smiles.py)."""
 
-    output_dir: str = field(metadata=_help("Folder of the saved model (a plain HF folder)."))
+    output_dir: str | None = field(default=None, metadata=_help("Folder of the saved model (a plain HF folder)."))
     objective: str = field(default="mlm+mtr", metadata=_help("mlm, or mlm+mtr (MolBERT / ChemBERTa-2).",
                                                              choices=list(OBJECTIVES)))
     hidden_size: int = field(default=128, metadata=_help("Hidden width."))
