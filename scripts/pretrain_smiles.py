@@ -40,10 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from w2s_hf.pretraining.train import pretrain
-
-    summary = pretrain(cfg)
+    import torch
     from accelerate import PartialState
+
+    from w2s_hf.pretraining.train import PretrainDataError, pretrain
+
+    PartialState(cpu=not torch.cuda.is_available())  # before anything else reads the (singleton) state
+
+    try:
+        summary = pretrain(cfg)
+    except (PretrainDataError, ImportError) as err:  # raised before any training step
+        if PartialState().is_main_process:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
 
     if PartialState().is_main_process:
         keys = ("name", "parameters", "steps", "epochs", "train_runtime_s", "final")

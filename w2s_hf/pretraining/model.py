@@ -35,24 +35,55 @@ class BertForMaskedLMAndMTR(BertPreTrainedModel):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = BertOnlyMLMHead(config)
+        # BERT's head keeps a separate output bias that transformers ties to the decoder's only for its
+        # own classes; share one Parameter, or DDP sees a parameter that gets no gradient.
+        self.cls.predictions.bias = self.cls.predictions.decoder.bias
         n_targets = int(getattr(config, "num_mtr_targets", 0))
         self.mtr = nn.Linear(config.hidden_size, n_targets) if n_targets > 0 else None
         self.mtr_weight = float(getattr(config, "mtr_weight", 1.0))
         self.post_init()
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None, descriptors=None, **_):
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                           return_dict=True).last_hidden_state
-        zero = hidden.new_zeros(())
-        mlm_loss = mtr_loss = zero
-        if labels is not None:
-            # The vocabulary projection runs only where a token was masked (~15% of positions).
-            masked = labels != -100
-            logits = self.cls(hidden[masked])
-            mlm_loss = nn.functional.cross_entropy(logits.float(), labels[masked])
-        if self.mtr is not None and descriptors is not None:
-            pooled = pool(hidden, attention_mask, "mean")
-            mtr_loss = nn.functional.mse_loss(self.mtr(pooled.to(self.mtr.weight.dtype)).float(), descriptors.float())
+        """Losses of a batch, computed in length-grouped chunks (`config.chunk_tokens` tokens at most).
+
+        The optimiser must see a batch of random molecules: batches grouped by length make the
+        descriptor targets of a batch alike (size, atom counts), and the MTR loss then stalls (measured:
+        val MTR 1.58 against 0.61 after 150 steps). Padding is still saved: the rows of the batch are
+        sorted by length and run in chunks, each trimmed to its longest row. Losses are sums over the
+        chunks divided by the batch's masked tokens and rows, so they equal the unchunked batch's.
+        """
+        lengths = attention_mask.sum(dim=1)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        budget = int(getattr(self.config, "chunk_tokens", 0) or 0)
+        chunks, start = [], 0
+        while start < len(order):
+            width, end = int(lengths[order[start]]), start + 1
+            while budget and end < len(order) and (end - start + 1) * width <= budget:
+                end += 1
+            if not budget:
+                end = len(order)
+            chunks.append((order[start:end], width))
+            start = end
+        mlm_sum = mtr_sum = input_ids.new_zeros((), dtype=torch.float32)
+        n_masked = (labels != -100).sum() if labels is not None else None
+        for rows, width in chunks:
+            hidden = self.bert(input_ids=input_ids[rows, :width], attention_mask=attention_mask[rows, :width],
+                               token_type_ids=None if token_type_ids is None else token_type_ids[rows, :width],
+                               return_dict=True).last_hidden_state
+            if labels is not None:
+                # The vocabulary projection runs only where a token was masked (~15% of positions).
+                chunk_labels = labels[rows, :width]
+                masked = chunk_labels != -100
+                if masked.any():
+                    logits = self.cls(hidden[masked])
+                    mlm_sum = mlm_sum + nn.functional.cross_entropy(logits.float(), chunk_labels[masked],
+                                                                    reduction="sum")
+            if self.mtr is not None and descriptors is not None:
+                pooled = pool(hidden, attention_mask[rows, :width], "mean")
+                pred = self.mtr(pooled.to(self.mtr.weight.dtype)).float()
+                mtr_sum = mtr_sum + ((pred - descriptors[rows].float()) ** 2).mean(dim=1).sum()
+        mlm_loss = mlm_sum / n_masked.clamp(min=1) if labels is not None else mlm_sum
+        mtr_loss = mtr_sum / len(input_ids)
         return PretrainOutput(loss=mlm_loss + self.mtr_weight * mtr_loss, mlm_loss=mlm_loss.detach(),
                               mtr_loss=mtr_loss.detach())
 
@@ -93,10 +124,10 @@ class MLMAndMTRCollator:
 
 
 def make_config(vocab_size: int, *, hidden_size: int, num_layers: int, num_heads: int, max_position: int,
-                num_mtr_targets: int, mtr_weight: float, dropout: float = 0.1) -> BertConfig:
+                num_mtr_targets: int, mtr_weight: float, dropout: float = 0.1, chunk_tokens: int = 2048) -> BertConfig:
     return BertConfig(
         vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
         intermediate_size=4 * hidden_size, max_position_embeddings=max_position, hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout, type_vocab_size=1, pad_token_id=0, tie_word_embeddings=False,
-        num_mtr_targets=num_mtr_targets, mtr_weight=mtr_weight,
+        num_mtr_targets=num_mtr_targets, mtr_weight=mtr_weight, chunk_tokens=chunk_tokens,
     )  # fmt: skip

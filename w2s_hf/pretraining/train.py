@@ -28,6 +28,10 @@ import torch
 OBJECTIVES = ("mlm", "mlm+mtr")
 
 
+class PretrainDataError(ValueError):
+    """The corpus cannot be used (an invalid SMILES in a corpus file, too few molecules)."""
+
+
 def _help(text: str, **extra: Any) -> dict:
     return {"help": text, **extra}
 
@@ -56,6 +60,12 @@ class PretrainConfig:
     warmup_ratio: float = field(default=0.05, metadata=_help("Fraction of steps of linear warmup."))
     scheduler: str = field(default="cosine", metadata=_help("Learning-rate schedule after warmup.",
                                                             choices=["cosine", "linear", "constant_with_warmup"]))
+    sampling: str = field(default="random", metadata=_help(
+        "Which molecules share a batch: random (default), or group_by_length, which saves padding but "
+        "makes a batch's descriptors alike and stalls the MTR loss; padding is saved anyway by the "
+        "length-grouped chunks of chunk_tokens.", choices=["random", "group_by_length"]))
+    chunk_tokens: int = field(default=2048, metadata=_help(
+        "Each batch runs as length-sorted chunks of at most this many tokens (rows x longest row); 0: one chunk."))
     seed: int = field(default=0, metadata=_help("Seed of the model init, the held-out split, masking and data order."))
     val_fraction: float = field(default=0.05, metadata=_help("Corpus molecules held out for val losses."))
     max_chars: int = field(default=120, metadata=_help("Corpus SMILES longer than this are dropped."))
@@ -104,7 +114,7 @@ def load_corpus(cfg: PretrainConfig):
         mols = parse_smiles(lines)
         bad = [i for i, m in enumerate(mols) if m is None]
         if bad:
-            raise ValueError(f"{cfg.corpus_file}: line {bad[0] + 1} ({lines[bad[0]]!r}) is not a valid SMILES "
+            raise PretrainDataError(f"{cfg.corpus_file}: line {bad[0] + 1} ({lines[bad[0]]!r}) is not a valid SMILES "
                              f"({len(bad)} invalid lines in all).")
         canon = {Chem.MolToSmiles(m) for m in mols}
         kept = sorted({s for s in canon if len(s) <= cfg.max_chars} - task_canonical_smiles())
@@ -113,7 +123,7 @@ def load_corpus(cfg: PretrainConfig):
     if cfg.limit is not None:
         smiles = sorted(np.random.default_rng(cfg.seed).permutation(smiles)[: cfg.limit].tolist())
     if len(smiles) < 20:
-        raise ValueError(f"the corpus has {len(smiles)} molecules after filtering; at least 20 are needed.")
+        raise PretrainDataError(f"the corpus has {len(smiles)} molecules after filtering; at least 20 are needed.")
     return Corpus(smiles, corpus.counts)
 
 
@@ -180,7 +190,9 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     from .tokenizer import build_smiles_tokenizer
 
     cfg.validate()
-    state = PartialState()
+    # cpu=True is what makes `accelerate launch --multi_gpu` on a CPU machine a gloo process group; the
+    # state is a singleton, so it must be set up this way before the Trainer's own accelerator reads it.
+    state = PartialState(cpu=not torch.cuda.is_available())
     started = time.time()
     corpus = load_corpus(cfg)
     smiles = corpus.smiles
@@ -201,7 +213,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     config = make_config(len(tokenizer), hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
                          num_heads=cfg.num_heads, max_position=cfg.max_position,
                          num_mtr_targets=0 if scaler is None else len(scaler.names), mtr_weight=cfg.mtr_weight,
-                         dropout=cfg.dropout)
+                         dropout=cfg.dropout, chunk_tokens=cfg.chunk_tokens)
     model = BertForMaskedLMAndMTR(config)
     world = state.num_processes
     if cfg.batch_size % world:
@@ -214,7 +226,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed, bf16=gpu, logging_steps=cfg.logging_steps,
         eval_strategy="steps", eval_steps=cfg.eval_steps, save_strategy="no", report_to=[],
-        train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
+        train_sampling_strategy=cfg.sampling, length_column_name="length", remove_unused_columns=False,
         dataloader_num_workers=0, disable_tqdm=True, prediction_loss_only=True, ddp_find_unused_parameters=False,
         use_cpu=not gpu,
     )  # fmt: skip
@@ -266,7 +278,7 @@ def _save(cfg, model, tokenizer, scaler, summary, work: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     encoder = model.bert.to("cpu").to(dtype)
     encoder.config.architectures = ["BertModel"]
-    for key in ("num_mtr_targets", "mtr_weight"):
+    for key in ("num_mtr_targets", "mtr_weight", "chunk_tokens"):
         if hasattr(encoder.config, key):
             delattr(encoder.config, key)
     encoder.save_pretrained(folder, safe_serialization=True)
