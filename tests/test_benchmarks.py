@@ -72,3 +72,17 @@ def test_bench_extract_runs_every_method(tmp_path):
         assert by["(a)"]["n"] == by["(b)"]["n"] == 12
     assert [r["rows"] for r in rows if r.get("method") == "cached load"] == [500]
     assert re.search(r"essays: \(a\)/\(b\) = [0-9.]+", out)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("MoleculeACE") is None, reason="needs MoleculeACE (the corpus)")
+def test_bench_pretrain_runs_both_loops_on_the_same_batches(tmp_path):
+    """Tiny model, a few steps: both loops and both descriptor settings report a figure."""
+    out_json = tmp_path / "b.json"
+    out = _run([str(BENCH / "bench_pretrain.py"), "--hidden_size", "32", "--num_layers", "2", "--num_heads", "2",
+                "--steps", "3", "--warmup", "1", "--batch_size", "16", "--repeats", "1", "--n_descriptors", "40",
+                "--json", str(out_json)], timeout=600).stdout
+    result = json.loads(out_json.read_text())
+    assert set(result["tokens_per_s"]) == {"bare", "trainer"} and result["real_tokens"] > 0
+    assert set(result["descriptors_per_s"]) == {"1_process", "2_processes"}
+    assert "Trainer" in out and "bare torch loop" in out
