@@ -110,10 +110,10 @@ TINY = ["--hidden_size", "32", "--num_layers", "2", "--num_heads", "2", "--max_s
         "0.0", "--mtr_weight", "1.0", "--scheduler", "constant_with_warmup"]
 
 
-def _pretrain(tmp_path: Path, name: str, nproc: int) -> dict:
+def _pretrain(tmp_path: Path, name: str, nproc: int, extra: tuple[str, ...] = ()) -> dict:
     corpus = _nci_corpus(tmp_path / "corpus.txt", 400)
     out = tmp_path / name
-    args = [str(SCRIPT), "--output_dir", str(out), "--corpus_file", str(corpus), *TINY]
+    args = [str(SCRIPT), "--output_dir", str(out), "--corpus_file", str(corpus), *TINY, *extra]
     env = {**os.environ, "W2S_HF_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     if nproc == 1:
         cmd = [sys.executable, *args]
@@ -189,3 +189,21 @@ def test_length_chunks_give_the_losses_of_the_whole_batch():
             out = model(**batch)
         losses[budget] = (float(out.mlm_loss), float(out.mtr_loss))
     assert np.allclose(losses[200], losses[0], rtol=1e-5) and np.allclose(losses[700], losses[0], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_model_that_one_process_trains(tmp_path):
+    """Same seed, no dropout: the 2-process run sees the same global batches with the same masks and
+    spellings (per-molecule randomness), and its loss is normalised over the global batch, so the
+    weights agree with the 1-process run's up to float32 summation order."""
+    from safetensors.numpy import load_file
+
+    extra = ("--dropout", "0.0", "--max_steps", "9", "--batch_size", "38", "--save_dtype", "float32",
+             "--enumerate_prob", "0.5")
+    runs = {n: _pretrain(tmp_path, f"eq{n}", n, extra) for n in (1, 2)}
+    assert [h.get("mlm_loss") for h in runs[1]["history"] if "mlm_loss" in h] == pytest.approx(
+        [h.get("mlm_loss") for h in runs[2]["history"] if "mlm_loss" in h], rel=1e-4)
+    one, two = (load_file(str(tmp_path / f"eq{n}" / "model.safetensors")) for n in (1, 2))
+    assert one.keys() == two.keys()
+    worst = max(float(np.max(np.abs(one[k] - two[k]))) for k in one)
+    assert worst < 1e-4, worst

@@ -9,12 +9,13 @@ encoder (`model.bert`) is saved as the checkpoint: a plain `BertModel` folder th
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import BertConfig, BertModel, BertPreTrainedModel, DataCollatorForLanguageModeling
+from transformers import BertConfig, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.bert.modeling_bert import BertOnlyMLMHead
 
@@ -26,6 +27,7 @@ class PretrainOutput(ModelOutput):
     loss: torch.Tensor | None = None
     mlm_loss: torch.Tensor | None = None
     mtr_loss: torch.Tensor | None = None
+    mlm_sum: torch.Tensor | None = None  # summed token cross-entropy (kept for a global normalisation)
 
 
 class BertForMaskedLMAndMTR(BertPreTrainedModel):
@@ -85,39 +87,67 @@ class BertForMaskedLMAndMTR(BertPreTrainedModel):
         mlm_loss = mlm_sum / n_masked.clamp(min=1) if labels is not None else mlm_sum
         mtr_loss = mtr_sum / len(input_ids)
         return PretrainOutput(loss=mlm_loss + self.mtr_weight * mtr_loss, mlm_loss=mlm_loss.detach(),
-                              mtr_loss=mtr_loss.detach())
+                              mtr_loss=mtr_loss.detach(), mlm_sum=mlm_sum)
 
 
 class MLMAndMTRCollator:
     """Rows {"smiles", "descriptors"} -> a padded batch with 15% masking (80/10/10) and descriptor targets.
 
     With `enumerate_prob` > 0 a row's SMILES is replaced, with that probability, by a random valid
-    SMILES of the same molecule (SMILES enumeration, Bjerrum 2017), drawn from this collator's seeded
-    generator, so the model learns the molecule rather than one spelling of it.
+    SMILES of the same molecule (SMILES enumeration, Bjerrum 2017), so the model learns the molecule
+    rather than one spelling of it. The randomness of a row (spelling, masked positions, replacement
+    tokens) comes from a generator seeded by (seed, the molecule, how often this collator has seen it),
+    not from a stream shared by the batch: a molecule gets the same masks whichever process, batch or
+    position it lands in, so N processes train on exactly the batches that one process does.
     """
 
     def __init__(self, tokenizer, *, max_length: int = 128, mlm_probability: float = 0.15,
                  enumerate_prob: float = 0.0, seed: int = 0):
         self.tokenizer, self.max_length, self.enumerate_prob = tokenizer, max_length, float(enumerate_prob)
-        self.mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
-        self.rng = np.random.default_rng(seed)
+        self.mlm_probability, self.seed = float(mlm_probability), int(seed)
+        self.special = set(tokenizer.all_special_ids)
+        self.normal_ids = np.array([i for i in range(len(tokenizer)) if i not in self.special])
+        self.seen: dict[str, int] = {}
 
-    def _spell(self, smiles: str) -> str:
-        if self.enumerate_prob <= 0 or self.rng.random() >= self.enumerate_prob:
+    def _rng(self, smiles: str) -> np.random.Generator:
+        count = self.seen.get(smiles, 0)
+        self.seen[smiles] = count + 1
+        return np.random.default_rng([self.seed, zlib.crc32(smiles.encode()), count])
+
+    def _spell(self, smiles: str, rng: np.random.Generator) -> str:
+        if self.enumerate_prob <= 0 or rng.random() >= self.enumerate_prob:
             return smiles
         from rdkit import Chem
 
         mol = Chem.MolFromSmiles(smiles)
         if mol is None:
             return smiles
-        return Chem.MolToRandomSmilesVect(mol, 1, randomSeed=int(self.rng.integers(1, 2**31 - 1)))[0]
+        return Chem.MolToRandomSmilesVect(mol, 1, randomSeed=int(rng.integers(1, 2**31 - 1)))[0]
+
+    def _mask(self, ids: list[int], rng: np.random.Generator) -> tuple[list[int], list[int]]:
+        ids = np.asarray(ids)
+        candidates = ~np.isin(ids, list(self.special))
+        chosen = candidates & (rng.random(len(ids)) < self.mlm_probability)
+        labels = np.where(chosen, ids, -100)
+        roll = rng.random(len(ids))
+        ids = np.where(chosen & (roll < 0.8), self.tokenizer.mask_token_id, ids)  # 80%: [MASK]
+        swap = chosen & (roll >= 0.8) & (roll < 0.9)  # 10%: a random token; the last 10% stay as they are
+        ids = np.where(swap, rng.choice(self.normal_ids, len(ids)), ids)
+        return ids.tolist(), labels.tolist()
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        smiles = [self._spell(r["smiles"]) for r in rows]
-        enc = self.tokenizer(smiles, truncation=True, max_length=self.max_length, return_special_tokens_mask=True,
-                             return_token_type_ids=False)
-        features = [{k: enc[k][i] for k in enc} for i in range(len(rows))]
-        batch = self.mlm(features)
+        rngs = [self._rng(r["smiles"]) for r in rows]
+        smiles = [self._spell(r["smiles"], rng) for r, rng in zip(rows, rngs)]
+        enc = self.tokenizer(smiles, truncation=True, max_length=self.max_length, return_token_type_ids=False)
+        masked = [self._mask(ids, rng) for ids, rng in zip(enc["input_ids"], rngs)]
+        width = max(len(ids) for ids, _ in masked)
+        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (ids, lab) in enumerate(masked):  # right padding: the chunks of forward() rely on it
+            n = len(ids)
+            input_ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(ids), torch.tensor(lab), 1
+        batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
         if rows and "descriptors" in rows[0]:
             batch["descriptors"] = torch.tensor(np.asarray([r["descriptors"] for r in rows], dtype=np.float32))
         return batch

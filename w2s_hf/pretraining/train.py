@@ -147,23 +147,35 @@ def _datasets(cfg, smiles, targets, tokenizer):
 class _LossPartsTrainer:  # mixed into transformers.Trainer at run time (import kept lazy)
     """Logs the two losses apart (`mlm_loss`, `mtr_loss`, and `eval_` ones), averaged over processes."""
 
-    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None, **kwargs):
         outputs = model(**inputs)
+        loss = outputs["loss"]
+        world = self.accelerator.num_processes
+        if model.training and world > 1 and num_items_in_batch is not None:
+            # The MLM mean must be over the masked tokens of the whole global batch (the Trainer counts
+            # them across processes), times the world size that DDP's gradient average divides by;
+            # the MTR mean is per row and every process holds as many rows, so it averages correctly.
+            local = (inputs["labels"] != -100).sum().clamp(min=1)
+            loss = loss + outputs["mlm_sum"] * (world / num_items_in_batch - 1.0 / local)
+        # Sums and counts, reduced over processes when logged: the logged losses are the global batch
+        # means whatever the number of processes.
         bucket = "_train_parts" if model.training else "_eval_parts"
-        parts = self.__dict__.setdefault(bucket, {"mlm_loss": [], "mtr_loss": []})
-        for key in parts:
-            parts[key].append(outputs[key].detach())
-        return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+        parts = self.__dict__.setdefault(bucket, [])
+        rows = torch.tensor(float(len(inputs["input_ids"])))
+        masked = (inputs["labels"] != -100).sum().float()
+        parts.append(torch.stack([outputs["mlm_sum"].detach().float(), masked,
+                                  outputs["mtr_loss"].detach().float() * rows, rows]))
+        return (loss, outputs) if return_outputs else loss
 
     def _drain(self, bucket: str, prefix: str = "") -> dict[str, float]:
-        parts = self.__dict__.get(bucket) or {}
-        out = {}
-        for key, values in parts.items():
-            if values:
-                mean = torch.stack(values).float().mean()
-                out[prefix + key] = round(float(self.accelerator.gather(mean[None]).mean()), 5)
-                values.clear()
-        return out
+        parts = self.__dict__.get(bucket) or []
+        if not parts:
+            return {}
+        total = self.accelerator.reduce(torch.stack(parts).sum(dim=0).to(self.accelerator.device), "sum")
+        parts.clear()
+        mlm, masked, mtr, rows = (float(v) for v in total)
+        return {prefix + "mlm_loss": round(mlm / max(masked, 1.0), 5),
+                prefix + "mtr_loss": round(mtr / max(rows, 1.0), 5)}
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:
@@ -232,7 +244,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     )  # fmt: skip
     trainer_cls = type("PretrainTrainer", (_LossPartsTrainer, Trainer), {})
     collator = MLMAndMTRCollator(tokenizer, max_length=cfg.max_length, mlm_probability=cfg.mlm_probability,
-                                 enumerate_prob=cfg.enumerate_prob, seed=cfg.seed + 1000 * state.process_index)
+                                 enumerate_prob=cfg.enumerate_prob, seed=cfg.seed)
     trainer = trainer_cls(model=model, args=args, train_dataset=data["train"], eval_dataset=data["val"],
                           data_collator=collator)
     result = trainer.train()
