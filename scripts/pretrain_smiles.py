@@ -7,9 +7,11 @@ Re-create a shipped model (each config names its output folder; `--overwrite` re
     python scripts/pretrain_smiles.py --config scripts/configs/pretrain/smiles-bert-h64-l2.yaml \
         --output_dir runs/pretrain/tiny --limit 500 --max_steps 20     # a trial in seconds
 
-Then measure its QSAR ceilings (ridge on gold labels; writes them into the model card):
+Then measure its QSAR ceilings (ridge on gold labels; writes them into the model card), and ship it
+inside the package as `packaged:<folder name>` (at most 5 MiB; `--overwrite` replaces a shipped one):
 
     python scripts/pretrain_smiles.py --evaluate runs/pretrain/h64
+    python scripts/pretrain_smiles.py --ship runs/pretrain/h64
 
 Flags override the YAML file; `--help` lists every key. The corpus, the descriptors' cache and the
 saved folder are described in `w2s_hf/pretraining/`.
@@ -34,6 +36,17 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         for folder in argv[1:]:
             print(json.dumps(evaluate_checkpoints(folder), indent=1))
+        return 0
+    if argv[:1] == ["--ship"]:
+        from w2s_hf.pretraining.ship import ship
+
+        overwrite = "--overwrite" in argv
+        for folder in [a for a in argv[1:] if a != "--overwrite"]:
+            try:
+                print(f"shipped {ship(folder, overwrite=overwrite)}")
+            except (ValueError, FileNotFoundError, FileExistsError) as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
         return 0
     try:
         cfg = parse_pretrain_args(argv)

@@ -229,7 +229,7 @@ def test_two_processes_equal_one(tiny_bert, tmp_path):
         assert "on 2 process(es)" in log
     one = FrozenEncoder(tiny_bert).encode_layers(TEXTS, [2, 4], show_progress=False)
     gathered = np.load(tmp_path / "out.npy")
-    enc = FrozenEncoder(tiny_bert, shard_size=8)
+    enc = FrozenEncoder(tiny_bert, shard_size=8, token_budget=200)  # the token budget is part of the key
     with count_forwards() as calls:
         cached = enc.encode_layers(TEXTS, [2, 4], tmp_path / "cache", show_progress=False)
     assert calls == []  # the 2-process run wrote exactly the entries a 1-process run looks up
@@ -237,3 +237,15 @@ def test_two_processes_equal_one(tiny_bert, tmp_path):
         assert f"fingerprint={enc.fingerprint(TEXTS, layer)}" in logs[0]
         np.testing.assert_allclose(cached[layer], one[layer], atol=1e-5)
         np.testing.assert_allclose(gathered[i], one[layer], atol=1e-5)
+    # Whole batches are dealt to the processes: with the same batches, 1 process gives the same bits.
+    # (one thread, as each launched process has: a matmul split over threads may sum in another order)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        same = FrozenEncoder(tiny_bert, shard_size=8, token_budget=200).encode_layers(TEXTS, [2, 4],
+                                                                                      show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    for i, layer in enumerate((2, 4)):
+        np.testing.assert_array_equal(cached[layer], same[layer])
+        np.testing.assert_array_equal(gathered[i], same[layer])

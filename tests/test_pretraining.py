@@ -207,3 +207,44 @@ def test_two_processes_train_the_model_that_one_process_trains(tmp_path):
     assert one.keys() == two.keys()
     worst = max(float(np.max(np.abs(one[k] - two[k]))) for k in one)
     assert worst < 1e-4, worst
+
+
+def _shipped() -> dict:
+    from w2s_hf.features.packaged import shipped_models
+
+    return shipped_models()
+
+
+def test_the_family_ships_inside_the_package_within_the_size_limits():
+    from w2s_hf.pretraining.ship import MAX_MODEL_BYTES, MAX_TOTAL_BYTES, models_dir
+
+    shipped = _shipped()
+    assert len(shipped) >= 4, sorted(shipped)
+    sizes = {name: sum(f.stat().st_size for f in folder.iterdir()) for name, folder in shipped.items()}
+    assert max(sizes.values()) <= MAX_MODEL_BYTES and sum(sizes.values()) <= MAX_TOTAL_BYTES, sizes
+    manifest = json.loads((models_dir() / "MANIFEST.json").read_text())
+    assert set(manifest) == {folder.name for folder in shipped.values()}
+    for folder in shipped.values():
+        config = (ROOT / "scripts" / "configs" / "pretrain" / f"{folder.name}.yaml")
+        assert config.is_file(), f"no recipe re-creates {folder.name}"
+        card = (folder / "README.md").read_text()
+        assert f"--config scripts/configs/pretrain/{folder.name}.yaml" in card and "## QSAR ceilings" in card
+
+
+@pytest.mark.parametrize("name", sorted(_shipped()) or ["(none shipped)"])
+def test_every_shipped_model_loads_offline_with_a_stable_fingerprint(name):
+    from w2s_hf.features import FrozenEncoder
+    from w2s_hf.features.cache import hash_model_files
+    from w2s_hf.pretraining.ship import models_dir
+
+    assert name in _shipped()
+    folder = _shipped()[name]
+    manifest = json.loads((models_dir() / "MANIFEST.json").read_text())[folder.name]
+    assert hash_model_files(folder) == manifest["revision"]  # the files are the ones shipped
+    texts = _task_smiles()[:50]
+    enc = FrozenEncoder(f"packaged:{folder.name}")
+    assert enc.source.kind == "packaged" and Path(enc.source.path) == folder
+    assert enc.fingerprint(texts) == FrozenEncoder(f"packaged:{folder.name.upper()}").fingerprint(texts)
+    x = enc.encode(texts, show_progress=False)
+    assert x.shape == (50, enc.hidden_size) and np.isfinite(x).all()
+    assert _round_trip_failures(enc._load_tokenizer(), _task_smiles()) == []

@@ -8,11 +8,12 @@ How it stays fast: texts are tokenized once without padding, sorted longest firs
 batches of at most `token_budget` tokens (rows x longest row), padded per batch, so little compute
 goes to padding (default budget: 2048 tokens on CPU, where bigger batches measured slower, 16384 on
 GPU); forward passes run under `torch.inference_mode`; for a layer below the last,
-the blocks above it are never run (layers.py). Shards of the sorted order are spread over the
-processes of an `accelerate launch` and cached as they finish (sharding.py, cache.py).
+the blocks above it are never run (layers.py). The batches are planned once over all rows and dealt
+whole to shards (~65k tokens each, the unit of resumption) and to the processes of an `accelerate
+launch`, so the features do not depend on the number of processes, bit for bit (sharding.py, cache.py).
 
-Numbers do not depend on batch-mates: batches are right-padded by default, so absolute position
-ids of real tokens never shift; pooling reads real tokens from the attention mask (pooling.py).
+Numbers depend on batch-mates only in the last bits: batches are right-padded by default, so
+absolute position ids of real tokens never shift; pooling reads real tokens from the attention mask (pooling.py).
 With `padding_side="left"` position ids are passed explicitly, and the model is checked once to
 give the same vectors as with right padding.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -45,15 +47,17 @@ _DTYPES = {
     "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
 }  # fmt: skip
 DEFAULT_TOKEN_BUDGET = {False: 2048, True: 16384}  # by "is the device a GPU"
+DEFAULT_SHARD_TOKENS = {False: 65536, True: 1 << 22}
 _PROBE_TEXTS = ["A short probe.", "A slightly longer probe sentence, to check how batches are padded."]
 
 
-def plan_batches(lengths: np.ndarray, token_budget: int) -> list[slice]:
+def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int | None = None) -> list[slice]:
     """Consecutive slices with (rows x longest row) <= token_budget (a longer row gets a batch alone)."""
     batches, start, n = [], 0, len(lengths)
     while start < n:
         width, end = int(lengths[start]), start + 1
-        while end < n and (end - start + 1) * max(width, int(lengths[end])) <= token_budget:
+        while (end < n and (end - start + 1) * max(width, int(lengths[end])) <= token_budget
+               and (max_rows is None or end - start < max_rows)):
             width = max(width, int(lengths[end]))
             end += 1
         batches.append(slice(start, end))
@@ -158,16 +162,16 @@ class FrozenEncoder:
         wanted = list(dict.fromkeys(resolved.values()))
         results: dict[int, np.ndarray] = {}
         caches: dict[int, FeatureCache] = {}
+        procs = Processes.from_accelerator(accelerator)
         if cache_dir is not None and not no_cache:
             data_fp = fingerprint_texts(texts)
             for layer in wanted:
-                parts = self._fingerprint_parts(layer, data_fp)
+                parts = self._fingerprint_parts(layer, data_fp, procs)
                 caches[layer] = FeatureCache(cache_dir, make_fingerprint(parts), meta=parts)
             if not overwrite:
                 loaded = {layer: caches[layer].load() for layer in wanted}
                 results = {layer: array for layer, array in loaded.items() if array is not None}
         missing = [layer for layer in wanted if layer not in results]
-        procs = Processes.from_accelerator(accelerator)
         if procs.world > 1:
             # Every process must run the same collectives: extract what any process found missing.
             union = {layer for found in procs.gather([missing]) for layer in found}
@@ -179,12 +183,23 @@ class FrozenEncoder:
     # ---- extraction -------------------------------------------------------------------------
     def _extract(self, texts, layers, caches, procs, overwrite, show_progress) -> dict[int, np.ndarray]:
         ids, type_ids, lengths = self._tokenize(texts)
-        order = np.argsort(-lengths, kind="stable")  # longest first: the first batch shows OOM early
+        # The batches are planned once over all rows (longest first: the first batch shows OOM early)
+        # and dealt whole to shards and processes, so a row always has the same batch-mates and the
+        # same padding: the features are bitwise the same for any number of processes.
+        order = np.argsort(-lengths, kind="stable")
+        batches = [order[part] for part in plan_batches(lengths[order], self._budget(procs), self.shard_size)]
+        batch_of = np.empty(len(texts), dtype=np.int64)
+        for b, rows in enumerate(batches):
+            batch_of[rows] = b
+        tokens = int(sum(len(rows) * int(lengths[rows[0]]) for rows in batches))
+        n_shards = max(math.ceil(len(texts) / self.shard_size), math.ceil(tokens / self._shard_tokens(procs)))
 
         def compute(rows: np.ndarray, advance) -> list[np.ndarray]:
             self._load_model(procs)
             out = [np.empty((len(rows), 0), np.float32)] * len(layers)
-            for part in plan_batches(lengths[rows], self.token_budget):  # resolved by _load_model
+            cuts = [0, *(np.flatnonzero(np.diff(batch_of[rows])) + 1).tolist(), len(rows)]
+            for start, stop in zip(cuts[:-1], cuts[1:]):
+                part = slice(start, stop)
                 batch = self._make_batch(ids, type_ids, rows[part])
                 with torch.inference_mode():
                     hidden = self._reader(batch, layers)
@@ -193,15 +208,32 @@ class FrozenEncoder:
                     if out[j].shape[1] == 0:
                         out[j] = np.empty((len(rows), vectors.shape[1]), np.float32)
                     out[j][part] = vectors.cpu().numpy()
-                advance(part.stop - part.start)
+                advance(stop - start)
             return out
 
         arrays = cached_extract(
-            len(texts), compute, [caches[layer] for layer in layers] if caches else None, order=order,
-            shard_size=self.shard_size, accelerator=procs.state, overwrite=overwrite,
-            show_progress=show_progress, desc=f"encode {os.path.basename(self.model_id.rstrip('/'))}",
+            len(texts), compute, [caches[layer] for layer in layers] if caches else None, units=batches,
+            n_shards=n_shards, accelerator=procs.state, overwrite=overwrite, show_progress=show_progress,
+            desc=f"encode {os.path.basename(self.model_id.rstrip('/'))}",
         )  # fmt: skip
         return dict(zip(layers, arrays))
+
+    def _device_type(self, procs: Processes | None = None) -> str:
+        if self.device is not None:
+            return self.device.type
+        if procs is not None and procs.device is not None:
+            return torch.device(procs.device).type
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def _budget(self, procs: Processes | None = None) -> int:
+        """Tokens per batch (rows x longest row): the given budget, else the default for the device."""
+        if self.token_budget is not None:
+            return self.token_budget
+        return DEFAULT_TOKEN_BUDGET[self._device_type(procs) == "cuda"]
+
+    def _shard_tokens(self, procs: Processes | None = None) -> int:
+        # A shard is the unit of resumption: ~10 s of work on two CPU cores for a MiniLM-sized model.
+        return DEFAULT_SHARD_TOKENS[self._device_type(procs) == "cuda"]
 
     def _tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
         tok = self._load_tokenizer()
@@ -273,10 +305,6 @@ class FrozenEncoder:
             model = model.get_encoder()  # T5 / BART: the encoder's states represent the input
         model.eval().requires_grad_(False).to(device)
         self._model, self._device = model, device
-        if self.token_budget is None:
-            # Measured with all-MiniLM-L6-v2 on 2 CPU cores: batches beyond ~2k tokens run *slower*
-            # (attention scores spill out of cache), while a GPU wants large batches to fill up.
-            self.token_budget = DEFAULT_TOKEN_BUDGET[device.type == "cuda"]
         params = inspect.signature(model.forward).parameters
         self._forward_params = set(params)
         forward_kwargs = {"return_dict": True}
@@ -325,7 +353,7 @@ class FrozenEncoder:
             )
         return layer % (self.num_layers + 1)
 
-    def _fingerprint_parts(self, layer: int, data_fingerprint: str) -> dict[str, Any]:
+    def _fingerprint_parts(self, layer: int, data_fingerprint: str, procs: Processes | None = None) -> dict[str, Any]:
         if self._revision_key is None:
             self._revision_key = self.source.revision_key()
         return {
@@ -337,6 +365,10 @@ class FrozenEncoder:
             "max_length": self.max_length,
             "dtype": self.dtype,
             "padding_side": self.padding_side,
+            # batch-mates change the last bits (padding, summation order); the world size and the
+            # shard layout do not, since whole batches are dealt to processes
+            "token_budget": self._budget(procs),
+            "max_batch_rows": self.shard_size,
             "data": data_fingerprint,
         }
 

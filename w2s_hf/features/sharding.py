@@ -19,8 +19,10 @@ folder must be on a filesystem all processes share (the main process reads every
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ import numpy as np
 from ..distributed import Processes
 from .cache import FeatureCache
 
+logger = logging.getLogger(__name__)
 ComputeFn = Callable[[np.ndarray, Callable[[int], None]], Sequence[np.ndarray]]
 
 
@@ -47,6 +50,8 @@ def cached_extract(
     caches: Sequence[FeatureCache] | None = None,
     *,
     order: np.ndarray | None = None,
+    units: Sequence[np.ndarray] | None = None,
+    n_shards: int | None = None,
     shard_size: int = 2048,
     accelerator: Any = None,
     overwrite: bool = False,
@@ -57,6 +62,11 @@ def cached_extract(
 
     compute(rows, advance) gets caller row indices and returns one array per output (per cache when
     `caches` is given), rows in the order given. A full cache hit returns without calling it.
+
+    `units` (instead of `order`): groups of rows that are never split, e.g. the batches of a model, so
+    that a row is computed with the same batch-mates whatever the number of processes. Shard k is
+    then units k, k + K, ... (K = `n_shards`, default ceil(n_rows / shard_size), never the world
+    size), and compute receives whole units, concatenated in that order.
     """
     if n_rows <= 0:
         raise ValueError("nothing to extract: the input has no rows.")
@@ -66,6 +76,42 @@ def cached_extract(
     caches = list(caches or [])
     if len({cache.path for cache in caches}) != len(caches):
         raise ValueError(f"caches must be distinct entries; got {caches}.")
+    with _entry_locks(caches, procs):
+        return _extract_locked(n_rows, compute, caches, procs, order, units, n_shards, shard_size, overwrite,
+                               show_progress, desc)
+
+
+@contextmanager
+def _entry_locks(caches: Sequence[FeatureCache], procs: Processes) -> Iterator[None]:
+    """Hold the cache entries' locks (main process; the others wait at the barrier) for one extraction.
+
+    Two runs on one entry would otherwise both write its shards, and the first to finish would delete
+    them under the other. The second run waits here, then finds the entry complete and only loads it.
+    `filelock` uses flock on POSIX, which the kernel releases when its holder dies: no stale lock.
+    """
+    if not caches:
+        yield
+        return
+    with ExitStack() as stack:
+        if procs.is_main:
+            from filelock import FileLock
+
+            for cache in sorted(caches, key=lambda c: str(c.path)):
+                cache.cache_dir.mkdir(parents=True, exist_ok=True)
+                lock = FileLock(str(cache.cache_dir / f".{cache.fingerprint}.lock"))
+                try:
+                    lock.acquire(timeout=0)
+                except TimeoutError:
+                    logger.warning("feature cache %s is being written by another run; waiting for it.", cache.path)
+                    lock.acquire()
+                stack.callback(lock.release)
+        procs.barrier()
+        yield
+        procs.barrier()
+
+
+def _extract_locked(n_rows, compute, caches, procs, order, units, n_shards, shard_size, overwrite, show_progress,
+                    desc) -> list[np.ndarray]:
     if caches:
         if overwrite:
             # Drop old shards only: the old array stays valid until the new one replaces it, so a
@@ -79,11 +125,19 @@ def cached_extract(
             # All processes must take the same branch, or the barriers below would never meet.
             if all(procs.gather([all(array is not None for array in loaded)])):
                 return loaded
-    order = np.arange(n_rows) if order is None else np.asarray(order, dtype=np.int64)
-    if order.shape != (n_rows,) or not np.array_equal(np.sort(order), np.arange(n_rows)):
-        raise ValueError(f"order must be a permutation of range({n_rows}).")
-    n_shards = count_shards(n_rows, shard_size, procs.world)
-    shards = split_shards(order, n_shards)
+    if units is not None:
+        units = [np.asarray(u, dtype=np.int64) for u in units]
+        flat = np.concatenate(units) if units else np.zeros(0, np.int64)
+        if flat.shape != (n_rows,) or not np.array_equal(np.sort(flat), np.arange(n_rows)):
+            raise ValueError(f"units must partition range({n_rows}).")
+        n_shards = max(1, min(len(units), n_shards or math.ceil(n_rows / shard_size)))
+        shards = [np.concatenate(units[k::n_shards]) for k in range(n_shards)]
+    else:
+        order = np.arange(n_rows) if order is None else np.asarray(order, dtype=np.int64)
+        if order.shape != (n_rows,) or not np.array_equal(np.sort(order), np.arange(n_rows)):
+            raise ValueError(f"order must be a permutation of range({n_rows}).")
+        n_shards = count_shards(n_rows, shard_size, procs.world)
+        shards = split_shards(order, n_shards)
     mine = range(procs.rank, n_shards, procs.world)
     pending = [k for k in mine if not caches or any(c.load_shard(k, n_shards, shards[k]) is None for c in caches)]
 
