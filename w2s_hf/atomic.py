@@ -28,7 +28,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    # The writer's pid is in the name, so `remove_stale_temporaries` can tell a dead writer's leftover
+    # (SIGKILL skips the cleanup below) from a file another live process is writing.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     try:
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
@@ -40,6 +42,35 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files in `folder` left by `atomic_path` writers that are no longer alive."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for tmp in folder.glob(".*.tmp*"):
+        parts = tmp.name.split(".")
+        pid = next((int(p) for p in parts[2:-1] if p.isdigit()), None)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -34,8 +34,14 @@ def load_yaml(path: str | os.PathLike, known: set[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file {str(path)!r} does not exist.")
-    with open(path) as fh:
-        values = yaml.safe_load(fh) or {}
+    try:
+        with open(path) as fh:
+            values = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"Config file {str(path)!r} is not valid YAML{where}: {problem}.") from None
     if not isinstance(values, dict):
         raise ConfigError(f"Config file {str(path)!r} must hold a mapping of keys to values.")
     flat: dict[str, Any] = {}
@@ -48,6 +54,38 @@ def load_yaml(path: str | os.PathLike, known: set[str]) -> dict[str, Any]:
         if key not in known:
             raise ConfigError(f"Unknown key {key!r} in config file {str(path)!r}.{_hint(key, known)}")
     return flat
+
+
+def _check_types(values: dict[str, Any], dataclass_types, path: str) -> None:
+    """A YAML value of the wrong type is an error naming the file, the key and the value."""
+    import typing
+
+    for cls in dataclass_types:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            value, hint = values[f.name], hints.get(f.name)
+            args = typing.get_args(hint)
+            optional = type(None) in args
+            base = [a for a in args if a is not type(None)] if args else [hint]
+            if value is None:
+                if not optional:
+                    raise ConfigError(f"Config file {path!r}: {f.name}: null is not allowed; give a value "
+                                      f"(default {f.default!r}) or drop the key.")
+                continue
+            kind = base[0] if len(base) == 1 else None
+            ok = True
+            if kind is bool:
+                ok = isinstance(value, bool)
+            elif kind is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            elif kind is str:
+                ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            if not ok:
+                raise ConfigError(f"Config file {path!r}: {f.name}: {value!r} is not a valid {kind.__name__}.")
 
 
 class W2SArgumentParser(HfArgumentParser):
@@ -70,6 +108,7 @@ class W2SArgumentParser(HfArgumentParser):
             if i + 1 >= len(argv):
                 raise ConfigError("--config needs a path to a YAML file.")
             values = load_yaml(argv[i + 1], self.known_keys())
+            _check_types(values, self.dataclass_types, argv[i + 1])
             del argv[i : i + 2]
         options = {opt[2:] for opt in self._option_string_actions if opt.startswith("--")}
         for arg in argv:

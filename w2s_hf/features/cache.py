@@ -118,6 +118,9 @@ def _open_npy(path: Path, record: Mapping[str, Any], verify: bool) -> tuple[np.n
     """Memory-map `path` and check it against its commit record; return (array, "") or (None, why)."""
     if not path.is_file():
         return None, f"{path.name} is missing"
+    shape = record.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+        return None, f"its record gives no valid shape ({shape!r})"
     size = path.stat().st_size
     if size != record.get("file_size"):
         return None, f"{path.name} has {size} bytes, expected {record.get('file_size')} (truncated?)"
@@ -133,10 +136,12 @@ def _open_npy(path: Path, record: Mapping[str, Any], verify: bool) -> tuple[np.n
 
 
 def _read_json(path: Path) -> dict | None:
+    """A JSON object from `path`, or None: a missing or unreadable file, or valid JSON that is no object."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return value if isinstance(value, dict) else None
 
 
 class FeatureCache:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import remove_stale_temporaries
 from ..distributed import Processes
 from .cache import FeatureCache
 
@@ -105,6 +106,9 @@ def _entry_locks(caches: Sequence[FeatureCache], procs: Processes) -> Iterator[N
                     logger.warning("feature cache %s is being written by another run; waiting for it.", cache.path)
                     lock.acquire()
                 stack.callback(lock.release)
+                # a writer killed mid-write (SIGKILL) leaves its temporary file; no one else will
+                for folder in (cache.path, cache.path / "shards"):
+                    remove_stale_temporaries(folder)
         procs.barrier()
         yield
         procs.barrier()

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from .corpus import corpus_cache_path, fingerprint_smiles
 
 
@@ -74,23 +74,10 @@ def cached_descriptors(smiles: list[str], cache_dir: str | os.PathLike, num_work
         except (OSError, ValueError):
             pass  # a corrupt file is recomputed and replaced
     array = compute_descriptors(smiles, num_workers=num_workers)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
             np.save(fh, array)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return array
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @dataclass
