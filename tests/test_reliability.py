@@ -41,7 +41,7 @@ def test_two_runs_extracting_one_entry_both_succeed_and_only_one_does_the_work(t
                                str(tmp_path / f"out{i}.npy")], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     rows = sorted(int(out.split("ROWS")[1]) for out, _ in outs)
     assert rows[0] == 0 and rows[1] >= len(TEXTS)  # the waiting run only loaded the finished entry
