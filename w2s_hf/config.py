@@ -9,8 +9,8 @@ flattened to `<group>_<key>`.
 
     task: esol
     split: scaffold
-    weak:   {model: "packaged:all-MiniLM-L6-v2", layer: -1}
-    strong: {model: "packaged:all-mpnet-base-v2", pooling: mean}
+    weak:   {model: "packaged:smiles-bert-h64-l2-mtr", layer: -1}
+    strong: {model: "packaged:smiles-bert-h192-l4-mtr", pooling: mean}
     ridge: auto
 """
 
@@ -51,7 +51,7 @@ class ModelArguments:
     """The weak and the strong representation (a Hub id, a local folder, `packaged:NAME` or `rdkit:KIND`)."""
 
     weak_model: str = field(
-        default="packaged:all-MiniLM-L6-v2",
+        default="packaged:smiles-bert-h64-l2-mtr",
         metadata=_help("Weak model: Hub id, local folder, packaged:NAME or rdkit:KIND."),
     )
     weak_revision: str | None = field(
@@ -65,7 +65,7 @@ class ModelArguments:
     weak_dtype: str = field(default="float32", metadata=_help("Weak model dtype.", DTYPES))
     weak_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the weak model."))
     strong_model: str = field(
-        default="packaged:all-mpnet-base-v2",
+        default="packaged:smiles-bert-h192-l4-mtr",
         metadata=_help("Strong model: Hub id, local folder, packaged:NAME or rdkit:KIND."),
     )
     strong_revision: str | None = field(default=None, metadata=_help("Hub revision of the strong model."))

@@ -1,6 +1,7 @@
 """The run folder: where each artifact lives, how it is written (atomically) and read back.
 
-    run_config.json                      the config that made the folder (a different one is refused)
+    run_config.json                      the config (and data fingerprint) that made the folder
+    stages.json                          per stage: the identity it was made under, and its seconds
     features.json                        fingerprints and sizes of the weak / strong features
     heads/<head>.safetensors (+ .json)   a fitted head and its record (ridge, validation curve)
     predictions/<head>.csv               id, split and one column per target, every split
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ class RunFolder:
         self.features = self.root / "features.json"
         self.results = self.root / "results.json"
         self.plot = self.root / "decomposition.png"
+        self.stamps = self.root / "stages.json"
 
     def head(self, name: str) -> Path:
         return self.root / "heads" / f"{name}.safetensors"
@@ -40,15 +44,48 @@ class RunFolder:
 
     # ------------------------------------------------------------------ config identity
     def check_config(self, identity: dict[str, Any], overwrite: bool) -> None:
-        """Refuse to mix artifacts of two different configs in one folder (unless overwriting)."""
+        """Refuse to mix artifacts of two different configs (or data) in one folder (unless overwriting)."""
         if self.config.exists() and not overwrite:
-            previous = json.loads(self.config.read_text())
+            previous = self.read_json(self.config, {})
+            previous = previous if isinstance(previous, dict) else {}
             changed = sorted(k for k in set(identity) | set(previous) if identity.get(k) != previous.get(k))
             if changed:
+                diff = "; ".join(f"{k}: {previous.get(k)!r} -> {identity.get(k)!r}" for k in changed)
                 raise ConfigError(
-                    f"{self.root} holds a run made with a different config (changed: {', '.join(changed)}). "
+                    f"{self.root} holds a run made with a different config or data ({diff}). "
                     "Use another --output_dir, or --overwrite to redo it."
                 )
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder for one run; a second run on it is refused at once (flock: freed if we die)."""
+        from filelock import FileLock, Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / ".run.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ConfigError(f"{self.root} is in use by another run; wait for it or use another --output_dir.")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # ------------------------------------------------------------------ stage stamps
+    def read_stamps(self) -> dict[str, Any]:
+        stamps = self.read_json(self.stamps, {})
+        return stamps if isinstance(stamps, dict) else {}
+
+    def stamp(self, stage: str, identity_hash: str, seconds: float) -> None:
+        """Record that `stage`'s artifacts were made under `identity_hash` (written after them)."""
+        stamps = self.read_stamps()
+        stamps[stage] = {"identity": identity_hash, "seconds": seconds}
+        self.write_json(self.stamps, stamps)
+
+    def stage_is_current(self, stage: str, identity_hash: str) -> bool:
+        record = self.read_stamps().get(stage)
+        return isinstance(record, dict) and record.get("identity") == identity_hash
 
     # ------------------------------------------------------------------ reading and writing
     @staticmethod
@@ -57,7 +94,10 @@ class RunFolder:
 
     @staticmethod
     def read_json(path: Path, default: Any = None) -> Any:
-        return json.loads(path.read_text()) if path.exists() else default
+        try:
+            return json.loads(path.read_text()) if path.exists() else default
+        except ValueError:
+            return default
 
     def write_predictions(self, name: str, ids: list[str], splits: list[str], preds: np.ndarray,
                           targets: list[str]) -> None:

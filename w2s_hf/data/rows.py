@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,17 @@ class TaskRows:
         position = {i: k for k, i in enumerate(canonical_ids)}
         index = {s: np.array([position[i] for i in ids[s]], dtype=np.int64) for s in SPLIT_NAMES}
         return cls(targets, ids, gold, canonical_ids, canonical_texts, index)
+
+    def fingerprint(self) -> str:
+        """sha256 of every split's ids, inputs and gold targets: the data part of a run's identity."""
+        import hashlib
+
+        digest = hashlib.sha256(json.dumps(self.targets).encode())
+        text_of = dict(zip(self.canonical_ids, self.canonical_texts))
+        for split in SPLIT_NAMES:
+            digest.update(json.dumps([split, [[i, text_of[i]] for i in self.ids[split]]]).encode())
+            digest.update(np.ascontiguousarray(self.gold[split], dtype=np.float64).tobytes())
+        return digest.hexdigest()[:16]
 
     def sizes(self) -> dict[str, int]:
         return {s: len(self.ids[s]) for s in SPLIT_NAMES}

@@ -78,3 +78,12 @@ def evaluate_checkpoints(folder: str | os.PathLike, **kwargs: Any) -> dict[str, 
     if summary_path.is_file():
         write_model_card(folder, json.loads(summary_path.read_text()), result)
     return result["mean"]
+
+
+def family_table(results: dict[str, dict[str, dict[str, float]]], split: str = "test") -> str:
+    """Markdown table of mean ceilings: {model: summarise(...)} -> one row per model, a column per task/split."""
+    keys = sorted({k for r in results.values() for k in r})
+    lines = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for model, means in results.items():
+        lines.append(f"| {model} | " + " | ".join(f"{means[k][split]:.3f}" if k in means else "–" for k in keys) + " |")
+    return "\n".join(lines)
