@@ -2,18 +2,29 @@
 
 This is what produced the README's Results tables and docs/figures/*.png:
 
-    python scripts/summarize_sweeps.py runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
+    python scripts/summarize_sweeps.py --sweeps runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
         runs/sweeps/lipophilicity_scaffold --figure docs/figures/qsar_scaffold.png
     python scripts/summarize_sweeps.py runs/sweeps/ellipse --figure docs/figures/ellipse.png --per_target
+
+The sweep folders may also come first, without `--sweeps` (the older positional form).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from w2s_hf.config import ConfigError
+
+
+@dataclass
+class SummarizeArguments:
+    sweeps: list[str] = field(default_factory=list, metadata={"help": "Sweep output folders (with sweep.json)."})
+    figure: str | None = field(default=None, metadata={"help": "Write a combined gain-vs-misfit PNG here."})
+    per_target: bool = field(default=False, metadata={"help": "One panel per target instead of per sweep."})
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -41,12 +52,27 @@ def table(sweeps: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweeps", nargs="+", type=Path, help="sweep output folders")
-    parser.add_argument("--figure", type=Path, help="write a combined gain-vs-misfit PNG here")
-    parser.add_argument("--per_target", action="store_true", help="one panel per target instead of per sweep")
-    args = parser.parse_args()
+def _positional_sweeps(argv: list[str]) -> list[str]:
+    """The older form `summarize_sweeps.py a b --figure f`: leading folders become `--sweeps a b`."""
+    lead = 0
+    while lead < len(argv) and not argv[lead].startswith("-"):
+        lead += 1
+    return ["--sweeps", *argv[:lead], *argv[lead:]] if lead else argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    from w2s_hf.cli import W2SArgumentParser
+
+    argv = _positional_sweeps(list(sys.argv[1:] if argv is None else argv))
+    try:
+        (args,) = W2SArgumentParser(SummarizeArguments).parse_args_and_config(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args.sweeps = [Path(folder) for folder in args.sweeps]
+    if not args.sweeps:
+        print("error: give at least one sweep folder (--sweeps runs/sweeps/<name> ...)", file=sys.stderr)
+        return 2
     for folder in args.sweeps:
         if not (folder / "sweep.json").is_file():
             print(f"error: {folder} has no sweep.json (run scripts/sweep.py first)", file=sys.stderr)
@@ -62,7 +88,7 @@ def main() -> int:
                 for r in csv.DictReader(fh):
                     if r["direction"] == "normal":
                         rows.append({**r, "panel": r["target"] if args.per_target else name})
-        plot_misfit_vs_gain(rows, args.figure)
+        plot_misfit_vs_gain(rows, Path(args.figure))
         print(f"\nwrote {args.figure}")
     return 0
 

@@ -214,3 +214,18 @@ def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp
     from helpers import load_script
 
     assert "| 1 | n/a [n/a, n/a] | n/a |" in load_script("summarize_sweeps").table([out])
+
+
+def test_summarize_sweeps_reads_flags_and_positional_folders(tmp_path, capsys):
+    """summarize_sweeps is on the one parser: `--sweeps a b`, the older positional form, and an
+    unknown flag answered with a did-you-mean hint."""
+    from helpers import load_script
+
+    script = load_script("summarize_sweeps")
+    missing = tmp_path / "nowhere"
+    for argv in (["--sweeps", str(missing)], [str(missing), "--per_target"]):
+        assert script.main(argv) == 2
+        assert "has no sweep.json" in capsys.readouterr().err
+    assert script.main(["--sweep", str(missing)]) == 2
+    assert "Did you mean --sweeps" in capsys.readouterr().err
+    assert script.main([]) == 2
