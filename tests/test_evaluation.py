@@ -274,3 +274,10 @@ def test_tracker_hook_logs_to_tensorboard(tmp_path):
 
 def test_metric_path_points_at_the_metric_script():
     assert os.path.isfile(os.path.join(metric_path(), "misfit_decomposition.py"))
+
+
+def test_table_shows_a_withheld_pgr_with_its_reason():
+    res = results_dict(k=2)
+    res["splits"]["test"].update(pgr=None, pgr_reason="gap weak_error - ceiling_error = -0.1 <= 0")
+    out = format_table(res)
+    assert "pgr on test: null, gap weak_error - ceiling_error = -0.1 <= 0" in out

@@ -152,6 +152,8 @@ def format_table(results: dict[str, Any]) -> str:
     if not names:
         return "(no splits evaluated)"
     rows = [q for q in QUANTITIES if any(splits[s].get(q) is not None for s in names)]
+    if any(splits[s].get("pgr_reason") for s in names) and "pgr" not in rows:
+        rows.append("pgr")  # a withheld pgr shows as "-" with its reason below the table
 
     def cell(d: dict[str, Any], q: str, with_ci: bool) -> str:
         text = _fmt(d.get(q))
@@ -175,6 +177,7 @@ def format_table(results: dict[str, Any]) -> str:
         return lines
 
     lines = block("quantity", {s: splits[s] for s in names}, with_ci=True)
+    lines += [f"pgr on {s}: null, {splits[s]['pgr_reason']}" for s in names if splits[s].get("pgr_reason")]
     targets = list((splits[names[0]].get("per_target") or {}).keys())
     if len(targets) > 1:
         for t in targets:

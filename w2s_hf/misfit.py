@@ -55,9 +55,12 @@ DIVERGENCES: dict[str, Divergence] = {"squared": SQUARED}
 class Decomposition:
     """Weak-to-strong quantities averaged over target columns (and, in `per_target`, per column).
 
-    pgr = gain / (weak_error - ceiling_error) is nan when weak_error == ceiling_error (the gap to
-    recover is zero); averaged pgr is the mean of the per-target pgr values. `ci` maps each averaged
-    quantity to its percentile-bootstrap interval [lo, hi] (empty when n_boot=0).
+    pgr = gain / gap with gap = weak_error - ceiling_error. It is None (JSON null), with the reason
+    in `pgr_reason`, when the gap is <= 0 or its bootstrap interval contains 0: the ratio of two
+    numbers whose denominator may be zero is noise, not a share of a gap. Averaged pgr is
+    sum(gain) / sum(gap) over targets, not a mean of ratios; per-target reasons are under
+    `per_target[t]["pgr_reason"]`. `ci` maps each averaged quantity to its percentile-bootstrap
+    interval [lo, hi] (empty when n_boot=0).
     """
 
     weak_error: float
@@ -69,6 +72,7 @@ class Decomposition:
     ceiling_error: float | None
     pgr: float | None
     n: int
+    pgr_reason: str | None = None
     ci: dict[str, list[float]] = field(default_factory=dict)
     per_target: dict[str, dict[str, float]] = field(default_factory=dict)
     divergence: str = "squared"
@@ -130,6 +134,20 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     averaged = {key.removesuffix("_avg"): float(vals[0]) for key, vals in point.items() if vals.ndim == 1}
     averaged.setdefault("ceiling_error", None)
     averaged.setdefault("pgr", None)
+    if ceiling_pred is not None:
+        gaps = {"avg": (point["gap_avg"][0], boot["gap_avg"] if n_boot > 0 else None)}
+        gaps.update({t: (point["gap"][0, j], boot["gap"][:, j] if n_boot > 0 else None) for j, t in enumerate(names)})
+        for where, (gap, gap_boot) in gaps.items():
+            reason = _pgr_reason(gap, gap_boot, confidence)
+            if reason is not None:
+                values = averaged if where == "avg" else per_target[where]
+                values["pgr"], values["pgr_reason"] = None, reason
+        if averaged.get("pgr_reason"):
+            ci.pop("pgr_avg", None)
+    for values in per_target.values():
+        values.pop("gap", None)
+    averaged.pop("gap", None)
+    ci.pop("gap_avg", None)
     return Decomposition(**averaged, n=int(n), ci={k.removesuffix("_avg"): v for k, v in ci.items()},
                          per_target=per_target, divergence=div.name, confidence=confidence, n_boot=n_boot)
 
@@ -175,12 +193,33 @@ def _derive(means: np.ndarray, q: int, m: int) -> dict[str, np.ndarray]:
     }
     if "ceiling_error" in blocks:
         out["ceiling_error"] = blocks["ceiling_error"]
-        gap = blocks["weak_error"] - blocks["ceiling_error"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["pgr"] = np.where(gap == 0, np.nan, out["gain"] / np.where(gap == 0, 1.0, gap))
-    # "Averaged values are the mean over target columns of the per-target values".
+        out["gap"] = blocks["weak_error"] - blocks["ceiling_error"]
+        out["pgr"] = _ratio(out["gain"], out["gap"])
+    # Averaged values are the mean over target columns of the per-target values, except pgr:
+    # sum(gain) / sum(gap), so a target whose gap is near zero cannot blow the average up.
     out.update({f"{key}_avg": vals.mean(axis=1) for key, vals in list(out.items())})
+    if "gap" in out:
+        out["pgr_avg"] = _ratio(out["gain_avg"], out["gap_avg"])
     return out
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, nan where den <= 0 (no gap to recover)."""
+    ok = den > 0
+    return np.where(ok, num / np.where(ok, den, 1.0), np.nan)
+
+
+def _pgr_reason(gap: float, gap_boot: np.ndarray | None, confidence: float) -> str | None:
+    """Why pgr is withheld (None when it is reported): gap <= 0, or a bootstrap interval with 0 in it."""
+    if not gap > 0:
+        return f"gap weak_error - ceiling_error = {gap:.4g} <= 0: the ceiling is no better than the weak model"
+    if gap_boot is not None:
+        alpha = (1.0 - confidence) / 2.0
+        lo, hi = _nanquantile(gap_boot, alpha), _nanquantile(gap_boot, 1.0 - alpha)
+        if lo <= 0 <= hi:
+            return (f"the {confidence:.0%} bootstrap interval of the gap weak_error - ceiling_error "
+                    f"[{lo:.4g}, {hi:.4g}] contains 0")
+    return None
 
 
 def _resample_counts(n: int, n_boot: int, seed: int):
