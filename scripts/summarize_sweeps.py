@@ -34,12 +34,15 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def table(sweeps: list[Path]) -> str:
     lines = [
         "| sweep | strong | points | slope [95% CI] | R² | mean residual | gain > 0 "
-        "| regret: predicted_w2s_error / lowest weak_error / largest misfit | strongest by val ceiling |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| regret, misfit on val: predicted_w2s_error / lowest weak_error / largest misfit "
+        "| regret, misfit on unlabelled test | strongest by val ceiling (val used for selection) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in sweeps:
         s = json.loads((folder / "sweep.json").read_text())
         fit, regret = s["fit"]["all"], s["selection"]["mean_regret"]
+        clean = s["selection"].get("by_misfit_split", {}).get(f"misfit_on_{s['config'].get('eval_split', 'test')}")
+        clean = clean["mean_regret"] if clean else {}
         lo, hi = fit["ci"].get("slope", (None, None))  # no interval without bootstrap or a line
         lines.append(
             f"| {s['config'].get('name') or folder.name} "
@@ -47,7 +50,8 @@ def table(sweeps: list[Path]) -> str:
             f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] | {_fmt(fit['r2'], 2)} "
             f"| {_fmt(s['mean_residual'], 4)} | {s['share_positive_gain']:.0%} "
             f"| {_fmt(regret['predicted_w2s_error'], 4)} / {_fmt(regret['lowest_weak_error'], 4)} / "
-            f"{_fmt(regret['largest_misfit'], 4)} | {s['ceiling_error_val']['strongest']} |"
+            f"{_fmt(regret['largest_misfit'], 4)} "
+            f"| {' / '.join(_fmt(clean.get(rule), 4) for rule in regret)} | {s['ceiling_error_val']['strongest']} |"
         )
     return "\n".join(lines)
 

@@ -162,15 +162,17 @@ def format_table(results: dict[str, Any]) -> str:
             text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
         return text
 
+    heads = {s: f"{s}*" if splits[s].get("used_for_selection") else s for s in names}
+
     def block(title: str, dicts: dict[str, dict[str, Any]], with_ci: bool) -> list[str]:
         cells = {s: [cell(dicts[s], q, with_ci) for q in rows] for s in names}
         if with_ci:  # the main block ends with the number of examples of each split
             for s in names:
                 cells[s].append("-" if dicts[s].get("n") is None else str(dicts[s]["n"]))
         labels = [*rows, "n"] if with_ci else rows
-        width = {s: max(len(s), *(len(c) for c in cells[s])) for s in names}
+        width = {s: max(len(heads[s]), *(len(c) for c in cells[s])) for s in names}
         label = max(len(title), *(len(q) for q in labels))
-        lines = [title.ljust(label) + "  " + "  ".join(s.rjust(width[s]) for s in names)]
+        lines = [title.ljust(label) + "  " + "  ".join(heads[s].rjust(width[s]) for s in names)]
         lines.append("-" * len(lines[0]))
         for i, q in enumerate(labels):
             lines.append(q.ljust(label) + "  " + "  ".join(cells[s][i].rjust(width[s]) for s in names))
@@ -178,6 +180,9 @@ def format_table(results: dict[str, Any]) -> str:
 
     lines = block("quantity", {s: splits[s] for s in names}, with_ci=True)
     lines += [f"pgr on {s}: null, {splits[s]['pgr_reason']}" for s in names if splits[s].get("pgr_reason")]
+    if any(s != heads[s] for s in names):
+        lines.append("* used for selection (ridges, strong layer, weak model): its errors and misfit are minima "
+                     "over a grid, not clean estimates")
     targets = list((splits[names[0]].get("per_target") or {}).keys())
     if len(targets) > 1:
         for t in targets:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import STAGES, ConfigError, W2SConfig
 from .data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
-from .protocol import GOLD, HEADS, PROTOCOL, TEACHER, HeadSpec
+from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, TEACHER, HeadSpec
 from .run_folder import RunFolder
 
 logger = logging.getLogger("w2s_hf.pipeline")
@@ -173,7 +173,7 @@ class W2SPipeline:
                 n_boot=run.n_boot,
                 seed=run.seed,
             )
-            splits[split] = dec.as_dict()
+            splits[split] = {**dec.as_dict(), "used_for_selection": split in SELECTION_SPLITS}
         features = folder.read_json(folder.features, {})
         results = {
             "config": self.config.to_dict(),

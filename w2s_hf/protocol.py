@@ -48,5 +48,8 @@ PROTOCOL: tuple[HeadSpec, ...] = (
     ),
 )
 HEADS = {spec.name: spec for spec in PROTOCOL}
+# Splits some selection reads (every ridge, the strong layer of a sweep, `select_weak_model`'s weak
+# error): their weak_error, ceiling_error and misfit are minima over a grid, not clean estimates.
+SELECTION_SPLITS = frozenset(spec.select_split for spec in PROTOCOL)
 # The head whose labels the students learn from.
 TEACHER = "weak"
