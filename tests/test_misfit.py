@@ -161,6 +161,28 @@ def test_pgr_withheld_when_gap_is_negative_or_its_interval_contains_zero():
     assert two.pgr == pytest.approx(gains / gaps)
 
 
+def test_fit_gain_on_misfit_resamples_whole_clusters():
+    """Issue 12.4: a sweep's points are runs x targets, correlated within a run. With each run's point
+    repeated 6 times (6 identical "rubrics"), resampling runs as clusters gives exactly the interval of
+    the 21 runs alone; resampling the 126 points as independent gives a narrower, wrong one."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 1.0, 21)
+    y = 1.2 * x + 0.2 * rng.standard_normal(21)
+    runs = np.repeat(np.arange(21), 6)
+    alone = fit_gain_on_misfit(x, y, n_boot=400, seed=5)
+    clustered = fit_gain_on_misfit(x[runs], y[runs], n_boot=400, seed=5, clusters=[("normal", f"w{r}", 0)
+                                                                                      for r in runs])
+    naive = fit_gain_on_misfit(x[runs], y[runs], n_boot=400, seed=5)
+    assert clustered["slope"] == pytest.approx(alone["slope"])
+    assert clustered["ci"]["slope"] == pytest.approx(alone["ci"]["slope"])
+    assert clustered["resampling_unit"] == "cluster" and clustered["n_clusters"] == 21
+    assert naive["resampling_unit"] == "point"
+    width = {k: f["ci"]["slope"][1] - f["ci"]["slope"][0] for k, f in (("c", clustered), ("n", naive))}
+    assert width["n"] < 0.6 * width["c"]
+    with pytest.raises(ValueError, match="clusters has 3 labels"):
+        fit_gain_on_misfit(x, y, clusters=[1, 2, 3])
+
+
 BAD = {
     "shape_mismatch": (dict(w2s_pred=np.zeros(5)), "w2s_pred"),
     "nan_weak": (dict(weak_pred=np.array([0.0, np.nan, 1.0, 2.0])), "weak_pred"),

@@ -66,6 +66,9 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
         intercept, rel=1e-6, abs=1e-9
     )
     assert set(fit["ci"]) >= {"slope", "intercept", "r2"}
+    # the interval resamples whole (direction, weak model, seed) runs, all targets together
+    assert fit["resampling_unit"] == "cluster" and fit["n_clusters"] == 6
+    assert "run" in saved["bootstrap"]["resampling_unit"] and saved["bootstrap"]["seed"] == 0
     assert set(saved["fit"]["per_target"]) == set(TARGETS)
     assert set(saved["selection"]["mean_regret"]) == {"predicted_w2s_error", "lowest_weak_error", "largest_misfit"}
     # the regret both ways: misfit on val (which chose the ridges) and on test's unlabelled inputs

@@ -7,7 +7,8 @@ one model are extracted in one forward pass (`encode_layers`) before the runs st
 
 Outputs in `output_dir`:
 - `sweep.csv`: one row per (direction, weak model, seed, target) on the evaluation split;
-- `sweep.json`: the fit of gain on misfit (slope, intercept, R^2, bootstrap 95% intervals over runs),
+- `sweep.json`: the fit of gain on misfit (slope, intercept, R^2, bootstrap 95% intervals that resample
+  whole (direction, weak model, seed) runs),
   overall and per target; the mean residual; weak-model selection and its regret per seed and target
   against the two baselines; every representation's ceiling error on val (a head fitted on gold
   labels) and the one that is truly the strongest by it; the reversed direction when `swap_roles`;
@@ -245,9 +246,15 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     return summary
 
 
+# Points of one (direction, weak model, seed) run share a test set and a weak model: the bootstrap of
+# the gain-on-misfit line resamples whole runs, all their targets together, with a fixed seed.
+RESAMPLING_UNIT = "(direction, weak model, seed) run, all its targets together"
+BOOT_SEED = 0
+
+
 def _gain_line(points: list[dict[str, Any]], fit_gain_on_misfit) -> dict[str, Any]:
-    """Gain regressed on misfit over `points`; no line (None) from fewer than two distinct misfits,
-    e.g. a one-run sweep, whose rows are still written."""
+    """Gain regressed on misfit over `points` with runs as bootstrap clusters; no line (None) from
+    fewer than two distinct misfits, e.g. a one-run sweep, whose rows are still written."""
     misfit, gain = [r["misfit"] for r in points], [r["gain"] for r in points]
     if len(set(misfit)) < 2:
         return {
@@ -258,7 +265,8 @@ def _gain_line(points: list[dict[str, Any]], fit_gain_on_misfit) -> dict[str, An
             "ci": {},
             "note": "fewer than two distinct misfit values: no line to fit",
         }
-    return fit_gain_on_misfit(misfit, gain, seed=0)
+    runs = [(r["direction"], r["weak_model"], r["strong_model"], r["seed"]) for r in points]
+    return fit_gain_on_misfit(misfit, gain, seed=BOOT_SEED, clusters=runs)
 
 
 def _selection(config, results, targets, select_weak_model, misfit_split: str) -> dict[str, Any]:
@@ -300,6 +308,7 @@ def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_
         },
         "n_runs": len({(r["weak_model"], r["seed"]) for r in normal}),
         "fit": fits,
+        "bootstrap": {"resampling_unit": RESAMPLING_UNIT, "seed": BOOT_SEED, "n_boot": 1000},
         "mean_residual": float(np.mean([r["residual"] for r in normal])),
         "share_positive_gain": float(np.mean([r["gain"] > 0 for r in normal])),
         # top-level per_scenario / mean_regret: the misfit on val, as in earlier sweep.json files
