@@ -31,12 +31,19 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def _fmt_ridge(ridge: dict | None) -> str:
+    """The chosen student ridge next to the slope: 0 is the theorem's setting (a subspace)."""
+    if not ridge or ridge.get("median") is None:
+        return "n/a"
+    return "0 (theorem)" if ridge["matches_theorem"] else f"{ridge['median']:.3g}"
+
+
 def table(sweeps: list[Path]) -> str:
     lines = [
-        "| sweep | strong | points | slope [95% CI] | R² | mean residual | gain > 0 "
+        "| sweep | strong | points | slope [95% CI] | student ridge (median) | R² | mean residual | gain > 0 "
         "| regret, misfit on val: predicted_w2s_error / lowest weak_error / largest misfit "
         "| regret, misfit on unlabelled test | strongest by val ceiling (val used for selection) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in sweeps:
         s = json.loads((folder / "sweep.json").read_text())
@@ -47,7 +54,8 @@ def table(sweeps: list[Path]) -> str:
         lines.append(
             f"| {s['config'].get('name') or folder.name} "
             f"| {s['config']['strong'].get('name') or s['config']['strong']['model']} | {fit['n']} "
-            f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] | {_fmt(fit['r2'], 2)} "
+            f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] "
+            f"| {_fmt_ridge(fit.get('w2s_ridge'))} | {_fmt(fit['r2'], 2)} "
             f"| {_fmt(s['mean_residual'], 4)} | {s['share_positive_gain']:.0%} "
             f"| {_fmt(regret['predicted_w2s_error'], 4)} / {_fmt(regret['lowest_weak_error'], 4)} / "
             f"{_fmt(regret['largest_misfit'], 4)} "

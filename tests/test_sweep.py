@@ -68,6 +68,11 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
     assert set(fit["ci"]) >= {"slope", "intercept", "r2"}
     # the interval resamples whole (direction, weak model, seed) runs, all targets together
     assert fit["resampling_unit"] == "cluster" and fit["n_clusters"] == 6
+    # the chosen student ridge is reported beside every slope (ridge 0 is the theorem's setting)
+    ridges = [float(r["w2s_ridge"]) for r in normal]
+    assert fit["w2s_ridge"]["median"] == pytest.approx(float(np.median(ridges)))
+    assert fit["w2s_ridge"]["matches_theorem"] == all(r == 0 for r in ridges)
+    assert all("w2s_ridge" in f for f in saved["fit"]["per_target"].values())
     assert "run" in saved["bootstrap"]["resampling_unit"] and saved["bootstrap"]["seed"] == 0
     assert set(saved["fit"]["per_target"]) == set(TARGETS)
     assert set(saved["selection"]["mean_regret"]) == {"predicted_w2s_error", "lowest_weak_error", "largest_misfit"}
@@ -232,6 +237,7 @@ def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp
             "output_dir": str(out),
             "cache_dir": str(tmp_path / "cache"),
             "n_boot": 0,
+            "head": {"ridge": 0},  # the theorem's setting: the student is a projection onto a subspace
         }
     )
     summary = run_sweep(config)
@@ -244,7 +250,9 @@ def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp
     # and the README's tabulating script reads it: one point, no slope
     from helpers import load_script
 
-    assert "| 1 | n/a [n/a, n/a] | n/a |" in load_script("summarize_sweeps").table([out])
+    assert summary["fit"]["all"]["w2s_ridge"] == {"min": 0.0, "median": 0.0, "max": 0.0, "matches_theorem": True}
+    assert rows[0]["w2s_ridge"] == "0.0"
+    assert "| 1 | n/a [n/a, n/a] | 0 (theorem) | n/a |" in load_script("summarize_sweeps").table([out])
 
 
 def test_summarize_sweeps_reads_flags_and_positional_folders(tmp_path, capsys):

@@ -164,7 +164,11 @@ class HeadArguments:
         metadata=_help("exact (least squares / ridge from sufficient statistics) or adamw (iterative, DDP).", SOLVERS),
     )
     ridge: str = field(
-        default="auto", metadata=_help("Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid).")
+        default="auto", metadata=_help(
+            "Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid). 0 matches the theorem: "
+            "the student is then a projection onto a subspace (gain = misfit); ridge > 0 projects onto a "
+            "ball whose radius depends on the weak labels, and gain >= misfit holds only if the truth is inside."
+        )
     )
     fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
     lr: float = field(default=1e-2, metadata=_help("adamw: learning rate."))

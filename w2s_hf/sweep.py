@@ -33,7 +33,7 @@ from .misfit import QUANTITIES
 logger = logging.getLogger("w2s_hf.sweep")
 
 _REP_KEYS = ("model", "revision", "layer", "pooling", "max_length", "dtype", "trust_remote_code")
-CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES)
+CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge")
 
 
 @dataclass
@@ -225,7 +225,8 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                         "seed": seed,
                         "target": target,
                         "split": config.eval_split,
-                        **{c: values.get(c) for c in CSV_COLUMNS[6:]},
+                        **{c: values.get(c) for c in QUANTITIES},
+                        "w2s_ridge": res.get("heads", {}).get("w2s", {}).get("ridge"),
                     }
                 )
     summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
@@ -256,8 +257,10 @@ def _gain_line(points: list[dict[str, Any]], fit_gain_on_misfit) -> dict[str, An
     """Gain regressed on misfit over `points` with runs as bootstrap clusters; no line (None) from
     fewer than two distinct misfits, e.g. a one-run sweep, whose rows are still written."""
     misfit, gain = [r["misfit"] for r in points], [r["gain"] for r in points]
+    ridge = _ridge_summary([r.get("w2s_ridge") for r in points])
     if len(set(misfit)) < 2:
         return {
+            "w2s_ridge": ridge,
             "slope": None,
             "intercept": None,
             "r2": None,
@@ -266,7 +269,17 @@ def _gain_line(points: list[dict[str, Any]], fit_gain_on_misfit) -> dict[str, An
             "note": "fewer than two distinct misfit values: no line to fit",
         }
     runs = [(r["direction"], r["weak_model"], r["strong_model"], r["seed"]) for r in points]
-    return fit_gain_on_misfit(misfit, gain, seed=BOOT_SEED, clusters=runs)
+    return {**fit_gain_on_misfit(misfit, gain, seed=BOOT_SEED, clusters=runs), "w2s_ridge": ridge}
+
+
+def _ridge_summary(ridges: list[float | None]) -> dict[str, Any]:
+    """The students' chosen ridges beside a slope: only ridge 0 (a subspace) is the theorem's
+    setting; with ridge > 0 gain >= misfit needs the truth inside a weak-label-dependent ball."""
+    known = [float(r) for r in ridges if r is not None]
+    if not known:
+        return {"min": None, "median": None, "max": None, "matches_theorem": None}
+    return {"min": min(known), "median": float(np.median(known)), "max": max(known),
+            "matches_theorem": all(r == 0.0 for r in known)}
 
 
 def _selection(config, results, targets, select_weak_model, misfit_split: str) -> dict[str, Any]:
