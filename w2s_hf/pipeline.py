@@ -65,15 +65,24 @@ class W2SPipeline:
     def features(self, role: str) -> np.ndarray:
         """Weak or strong features of every row, in the canonical order; a cache hit after `extract`."""
         if role not in self._features:
-            run = self.config.run
-            self._features[role] = self._encoders[role].encode(
+            run, encoder = self.config.run, self._encoders[role]
+            # A featurizer that scales its outputs (rdkit:descriptors) fits the scaler on the rows some
+            # head trains on (weak_train + w2s_train), never on val or test.
+            fit = {"fit_rows": self.train_rows()} if getattr(encoder, "fits_on_rows", False) else {}
+            self._features[role] = encoder.encode(
                 self.data.canonical_texts,
                 cache_dir=None if run.no_cache else os.path.join(run.resolved_cache_dir(), "features"),
                 accelerator=self.accelerator,
                 no_cache=run.no_cache,
                 show_progress=self.is_main,
+                **fit,
             )
         return self._features[role]
+
+    def train_rows(self) -> np.ndarray:
+        """Canonical positions of every row some head of the protocol trains on (weak_train, w2s_train)."""
+        splits = sorted({spec.train_split for spec in PROTOCOL})
+        return np.sort(np.concatenate([self.data.index[s] for s in splits]))
 
     def rows(self, role: str, split: str) -> np.ndarray:
         return np.asarray(self.features(role)[self.data.index[split]])
