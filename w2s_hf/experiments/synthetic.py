@@ -35,6 +35,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -191,29 +192,36 @@ def features(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return net(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).numpy()
 
 
-def pretrain(
-    net: torch.nn.Module,
-    truth: torch.nn.Module,
-    heads: np.ndarray,
-    x: np.ndarray,
-    x_heldout: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    warmup_fraction: float,
-    generator: torch.Generator,
-) -> tuple[torch.nn.Module, dict[str, Any]]:
+def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up over `warmup` steps, then a cosine decay to 0 at step `total`."""
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return schedule
+
+
+def _task_loss(net: torch.nn.Module, truth: torch.nn.Module, heads: np.ndarray, points: np.ndarray
+               ) -> tuple[float, float]:
+    """(MSE of f_t . h against f_t . h*, label variance) over (T, n, d) points, in float64."""
+    flat = points.reshape(-1, points.shape[2])
+    true_rep = features(truth, flat).reshape(points.shape[0], -1, heads.shape[1])
+    rep = features(net, flat).reshape(true_rep.shape)
+    y = np.einsum("tnk,tk->tn", true_rep, heads)
+    return float(np.mean((np.einsum("tnk,tk->tn", rep, heads) - y) ** 2)), float(np.var(y))
+
+
+def pretrain(net: torch.nn.Module, truth: torch.nn.Module, heads: np.ndarray, x: np.ndarray, x_heldout: np.ndarray,
+             *, epochs: int, batch_size: int, lr: float, weight_decay: float, warmup_fraction: float,
+             generator: torch.Generator) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train `net` on T tasks with the true heads frozen; x is (T, N, d). Returns (float64 copy, stats)."""
     start = time.perf_counter()
     n_tasks, n_per_task, _ = x.shape
     heads64 = torch.from_numpy(heads)
-    labels = torch.einsum(
-        "tnk,tk->tn",
-        torch.from_numpy(features(truth, x.reshape(-1, x.shape[2]))).reshape(n_tasks, n_per_task, -1),
-        heads64,
-    )
+    true_rep = torch.from_numpy(features(truth, x.reshape(-1, x.shape[2]))).reshape(n_tasks, n_per_task, -1)
+    labels = torch.einsum("tnk,tk->tn", true_rep, heads64)
     X = torch.from_numpy(x.reshape(-1, x.shape[2])).float()
     Y = labels.reshape(-1).float()
     task_heads = heads64.float().repeat_interleave(n_per_task, dim=0)  # (T*N, k): each row's head
@@ -223,15 +231,8 @@ def pretrain(
     batch = min(batch_size, len(X))
     steps_per_epoch = math.ceil(len(X) / batch)
     total = epochs * steps_per_epoch
-    warmup = max(1, int(warmup_fraction * total))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(max(1, int(warmup_fraction * total)), total))
     curve = []
     with single_thread():
         for _ in range(epochs):
@@ -239,8 +240,7 @@ def pretrain(
             epoch_loss = 0.0
             for i in range(steps_per_epoch):
                 idx = order[i * batch : (i + 1) * batch]
-                pred = (net(X[idx]) * task_heads[idx]).sum(dim=1)
-                loss = torch.mean((pred - Y[idx]) ** 2)
+                loss = torch.mean(((net(X[idx]) * task_heads[idx]).sum(dim=1) - Y[idx]) ** 2)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -249,29 +249,14 @@ def pretrain(
             curve.append(epoch_loss / len(X) / label_var)
 
     net = net.double().eval().requires_grad_(False)
-
-    def task_loss(points: np.ndarray) -> tuple[float, float]:
-        """(MSE of f_t . h against f_t . h*, label variance) over (T, n, d) points, in float64."""
-        flat = points.reshape(-1, points.shape[2])
-        true_rep = features(truth, flat).reshape(n_tasks, -1, heads.shape[1])
-        rep = features(net, flat).reshape(true_rep.shape)
-        y = np.einsum("tnk,tk->tn", true_rep, heads)
-        return float(np.mean((np.einsum("tnk,tk->tn", rep, heads) - y) ** 2)), float(np.var(y))
-
-    train_loss, _ = task_loss(x)
-    heldout_loss, heldout_var = task_loss(x_heldout)
+    train_loss, _ = _task_loss(net, truth, heads, x)
+    heldout_loss, heldout_var = _task_loss(net, truth, heads, x_heldout)
     marks = sorted({int(round(e)) for e in np.linspace(0, epochs - 1, min(epochs, 21))})
     stats = {
-        "samples_per_task": n_per_task,
-        "epochs": epochs,
-        "steps": total,
-        "batch_size": batch,
-        "final_loss": train_loss,
-        "final_loss_rel": train_loss / label_var,
-        "heldout_loss": heldout_loss,
-        "heldout_loss_rel": heldout_loss / heldout_var,
-        "label_variance": label_var,
-        "loss_curve_rel": [[e + 1, curve[e]] for e in marks],
+        "samples_per_task": n_per_task, "epochs": epochs, "steps": total, "batch_size": batch,
+        "final_loss": train_loss, "final_loss_rel": train_loss / label_var,
+        "heldout_loss": heldout_loss, "heldout_loss_rel": heldout_loss / heldout_var,
+        "label_variance": label_var, "loss_curve_rel": [[e + 1, curve[e]] for e in marks],
         "seconds": time.perf_counter() - start,
     }
     return net, stats
