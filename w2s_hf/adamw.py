@@ -4,20 +4,7 @@ The exact solver (`w2s_hf.heads.fit_exact`) is the default for the squared loss;
 losses with no closed form and as a check that gradient training reaches the same head. On the same
 data it gets within 1% of the exact head's validation error (tests/test_adamw.py).
 
-Sharding. Each process passes its own rows (like `fit_exact(..., accelerator=)`); passing the same
-full arrays on every process is also correct, only redundant. Every step each process takes its next
-chunk of local rows; the loss is scaled by the number of rows in the *global* step, so DDP's gradient
-average equals the gradient of the mean loss over all rows of that step, however unevenly the rows
-are split. Validation error is the all-reduced sum of squared errors over the all-reduced row count:
-every validation row counts once, no padding, no per-rank average.
-
-What makes it converge fast and reliably: the features are whitened with the training covariance
-(all-reduced in float64) and the targets standardised, so the loss is perfectly conditioned whatever
-the embedding's anisotropy, and both maps are folded back into the returned head's weight and bias;
-large global batches (full batch up to 4096 rows); a short linear warm-up, then the rate is cut by 3
-whenever the training loss plateaus; early stopping on validation only (there is no test argument),
-keeping the best weights. Defaults reach the exact head's validation error on d=64, n=2000 in a
-few hundred full-batch steps (well under a second of compute on a CPU core).
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

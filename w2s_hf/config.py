@@ -7,11 +7,7 @@ the command line) or a bad value raises `ConfigError` naming the key, the value 
 The YAML file may be flat (`weak_model: ...`) or grouped (`weak: {model: ..., layer: 3}`); groups are
 flattened to `<group>_<key>`.
 
-    task: esol
-    split: scaffold
-    weak:   {model: "packaged:all-MiniLM-L6-v2", layer: -1}
-    strong: {model: "packaged:all-mpnet-base-v2", pooling: mean}
-    ridge: auto
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """Evaluation points of a run: gather per-example predictions, decompose, hand the result to hooks.
 
-The decomposition is a function of per-example predictions, so it is computed on predictions gathered
-from every process, never from per-rank averages: `gather_predictions` collects each process's
-(ids, predictions), drops the duplicates a padded sampler may have added, and orders the rows by id,
-which makes the gathered arrays identical to a one-process run however the rows were sharded.
-
-Hooks receive every evaluation point (`on_evaluate`) and the final results dict (`on_end`):
+Predictions are gathered per example from every process (never per-rank averages). Hooks receive
+every evaluation point (`on_evaluate`) and the final results dict (`on_end`):
 
     TrackerHook(accelerator)   scalars to the accelerate trackers (`report_to`, tensorboard by default)
     JsonResultsHook(path)      results.json, written atomically
     TableHook()                the decomposition table, printed at the end
     PlotHook(path)             bar chart of weak / w2s / ceiling error and the misfit, per target
-
-The results dict (its top level is built by the pipeline) looks like
-`{"config", "fingerprints": {"weak", "strong"}, "splits": {split: Decomposition.as_dict()}, "timings"}`.
 """
 
 from __future__ import annotations

@@ -6,12 +6,7 @@ for a linear subspace. This module computes every quantity of that statement fro
 predictions and gold labels; it is pure (no state, no I/O) and works on gathered arrays, so the
 numbers are the same however the examples were spread over processes.
 
-Losses are Bregman divergences D(p, q) (`Divergence`); the squared loss is the one registered now.
-Errors are D(y, prediction) and the misfit is D(w2s, weak), the orientation of the Bregman
-Pythagorean inequality D(y, weak) >= D(y, w2s) + D(w2s, weak) that holds when the student is the
-projection of the weak predictions onto a convex class containing y (Mulgund & Pabbaraju, ICML 2025).
-A KL divergence for classification plugs in by adding an entry to `DIVERGENCES` whose `loss` maps
-(n, C) probabilities to an (n, 1) per-example loss; the misfit is then KL(student || weak).
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

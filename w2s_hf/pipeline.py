@@ -5,10 +5,7 @@ are there (unless `overwrite`), so any stage can be redone alone (`stages=["trai
 Who trains and selects on which labels is the table `w2s_hf.protocol.PROTOCOL`; the training stages
 only read it.
 
-Under `accelerate launch` every process holds the full feature matrices (the cache makes that one
-extraction), fits heads on its own shard of rows with all-reduced sufficient statistics (exact
-solver) or DDP (adamw solver), and predictions are gathered per example, so N processes write the
-same numbers as one.
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

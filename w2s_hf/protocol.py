@@ -1,15 +1,12 @@
 """The weak-to-strong protocol as data: who trains on what, and who selects on what.
 
-One row per head. The training stage of the pipeline reads a row and nothing else, so a new head
-(a k-head student, a LoRA student) is a new row, not a new branch:
+One row per head; the pipeline reads a row and nothing else, so a new head is a new row:
 
     head     features  trains on             selects on           stage (its predictions)
     weak     weak      weak_train gold       val gold             train_weak (label)
     w2s      strong    w2s_train weak labels val weak labels      train_w2s
     ceiling  strong    w2s_train gold        val gold             train_ceiling
-
-"weak" labels are the weak head's predictions (predictions/weak.csv): a head that trains or
-selects on them never sees a gold label of those rows.
+"weak" labels are the weak head's predictions: a head on them never sees those rows' gold labels.
 """
 
 from __future__ import annotations

@@ -5,10 +5,7 @@ error (gold labels of `val`) and the misfit, which needs no labels, is measured 
 `val`, or the *inputs* of a split no selection touched (`test`). Either way the ranking reads no gold
 label of `w2s_train` nor of `test`; the test w2s_error is read only afterwards, for the regret.
 
-Rules compared:
-- `predicted_w2s_error`: the smallest weak_error(val) - misfit(unlabelled split)  (the paper's rule);
-- `lowest_weak_error`: the candidate whose weak head is best on val;
-- `largest_misfit`: the candidate whose student disagrees most with its teacher.
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

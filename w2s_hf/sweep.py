@@ -5,14 +5,7 @@ folder, so a sweep is resumable and every point can be inspected or rerun alone.
 rows are cached in a split-independent order, and the layers that several representations take from
 one model are extracted in one forward pass (`encode_layers`) before the runs start.
 
-Outputs in `output_dir`:
-- `sweep.csv`: one row per (direction, weak model, seed, target) on the evaluation split;
-- `sweep.json`: the fit of gain on misfit (slope, intercept, R^2, bootstrap 95% intervals that resample
-  whole (direction, weak model, seed) runs),
-  overall and per target; the mean residual; weak-model selection and its regret per seed and target
-  against the two baselines; every representation's ceiling error on val (a head fitted on gold
-  labels) and the one that is truly the strongest by it; the reversed direction when `swap_roles`;
-- `misfit_vs_gain.png`: one panel per target.
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

@@ -4,27 +4,7 @@ Ground truth: x in R^8 ~ N(0, 500^2 I); h* is a random, untrained ReLU MLP of 5 
 16 (ReLU between layers, none after the last), so h*(x) in R^16; a task is a head f ~ N(0, I_16) with
 noise-free labels y = f . h*(x).
 
-Pretraining: T = 10 tasks with fixed random heads f_1..f_T. A deep (8-layer) and a shallow (2-layer)
-MLP of the same width are trained with those heads frozen to minimise
-mean_t mean_i (f_t . h(x_ti) - f_t . h*(x_ti))^2 (AdamW, float32). The inputs keep the notebook's std
-of 500, so activations are in the hundreds; a linear warm-up followed by cosine decay keeps the first
-steps from overshooting and lets the loss settle at the end.
-
-Downstream: `n_tasks` fresh heads, `n_samples` points each. The weak head is fitted exactly on gold
-labels over h_w(x), the w2s head on the weak head's labels of the same x over h_s(x), the ceiling head
-on gold labels over h_s(x) (features in float64). The decomposition is measured on `n_test` fresh
-points (as the paper does) and on the fitted set, where the realizable variant has gain == misfit
-exactly (Pythagoras: the truth lies in the span of h_s and the w2s head is a projection).
-
-Variants: `realizable` (h_s = h*, h_w = shallow net), `pretrained` (h_s = deep, h_w = shallow) and
-`reversal` (both pretrained on very few samples; roles swapped, the deep net is the weak model and the
-shallow one the strong model). weak_error is the weak representation's gold-label error and
-ceiling_error the strong one's, so `better_representation` says which is really better.
-
-Chosen here (the paper leaves them open): 2000 pretraining samples per task, batch 500, peak lr 1e-2,
-heads ~ N(0, I). Caveat: a random ReLU truth can have a unit that fires on few inputs; its feature is
-then nearly degenerate on a finite sample (`strong_feature_condition_number` is reported), and the
-exact w2s projection can extrapolate wildly on fresh points for a task or two (seed 2 does this).
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

@@ -3,12 +3,7 @@
 They stand wherever a weak or strong model is named (`--weak_model rdkit:morgan`) and are cached
 like model features (same `FeatureCache`, same sharded, resumable, multi-process extraction):
 
-- `rdkit:descriptors`: RDKit's ~210 physico-chemical descriptors, cached raw and standardised (see
-  `standardise`) with statistics of the training rows the caller names (`fit_rows`; the pipeline
-  passes weak_train + w2s_train), so val and test rows never shape their own features.
-- `rdkit:morgan`: Morgan (ECFP-like) bit fingerprints, radius 2, 1,024 bits (`radius`, `n_bits`).
-
-For QSAR these are the near-realizable reference (descriptors strong, fingerprint bits weak).
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

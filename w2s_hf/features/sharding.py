@@ -1,20 +1,6 @@
 """Split a feature extraction into shards, spread them over processes, cache and resume them.
 
-`cached_extract` is the loop every featurizer shares: rows are processed in a chosen order (the
-encoder passes longest-first), dealt into shards by striding over that order (shard k holds
-positions k, k + K, k + 2K, ... so every shard mixes long and short inputs and processes finish
-together), and shard k goes to process k mod world_size. With caches, each finished shard is written
-atomically at once (an interrupted run resumes from the finished ones), the main process then
-assembles them in the caller's row order and every process loads the same memory-mapped array.
-Without caches, the shards are gathered in memory with `accelerate.utils.gather_object`, keyed by
-row index, so no padded duplicates can enter the result. With caches on several machines, the cache
-folder must be on a filesystem all processes share (the main process reads every shard).
-
-    def compute(rows, advance):            # rows: caller's row indices, in processing order
-        feats = featurize([inputs[i] for i in rows])
-        advance(len(rows))                 # moves the progress bar
-        return [feats]                     # one (len(rows), dim) array per output/cache
-    [features] = cached_extract(len(inputs), compute, [FeatureCache(cache_dir, fp)], accelerator=acc)
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations
