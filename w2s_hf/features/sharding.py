@@ -52,19 +52,9 @@ def cached_extract(
     caches = list(caches or [])
     if len({cache.path for cache in caches}) != len(caches):
         raise ValueError(f"caches must be distinct entries; got {caches}.")
-    if caches:
-        if overwrite:
-            # Drop old shards only: the old array stays valid until the new one replaces it, so a
-            # failed rerun leaves the cache as it was.
-            if procs.is_main:
-                for cache in caches:
-                    cache.clear_shards()
-            procs.barrier()
-        else:
-            loaded = [cache.load() for cache in caches]
-            # All processes must take the same branch, or the barriers below would never meet.
-            if all(procs.gather([all(array is not None for array in loaded)])):
-                return loaded
+    hit = _cache_hit(procs, caches, overwrite) if caches else None
+    if hit is not None:
+        return hit
     order = np.arange(n_rows) if order is None else np.asarray(order, dtype=np.int64)
     if order.shape != (n_rows,) or not np.array_equal(np.sort(order), np.arange(n_rows)):
         raise ValueError(f"order must be a permutation of range({n_rows}).")
@@ -75,13 +65,8 @@ def cached_extract(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=sum(len(shards[k]) for k in pending),
-        desc=desc,
-        unit="row",
-        disable=not (show_progress and procs.is_main),
-        dynamic_ncols=True,
-    )
+    bar = tqdm(total=sum(len(shards[k]) for k in pending), desc=desc, unit="row",
+               disable=not (show_progress and procs.is_main), dynamic_ncols=True)
     results: dict[int, list[np.ndarray]] = {}
     try:
         for k in pending:
@@ -93,18 +78,41 @@ def cached_extract(
                 results[k] = arrays
     finally:
         bar.close()
+    return _finalized(procs, caches, n_rows, shards) if caches else _gathered(procs, results, n_rows, shards)
 
-    if caches:
-        procs.barrier()
+
+def _cache_hit(procs: Processes, caches: list[FeatureCache], overwrite: bool) -> list[np.ndarray] | None:
+    """Every cache's array when all processes found every one (else None); `overwrite` drops old shards."""
+    if overwrite:
+        # Drop old shards only: the old array stays valid until the new one replaces it, so a
+        # failed rerun leaves the cache as it was.
         if procs.is_main:
             for cache in caches:
-                cache.finalize(n_rows, shards)
+                cache.clear_shards()
         procs.barrier()
-        out = [cache.load(verify=False) for cache in caches]
-        if any(array is None for array in out):
-            raise RuntimeError(f"feature caches {caches} were finalized but cannot be read back.")
-        return out
+        return None
+    loaded = [cache.load() for cache in caches]
+    # All processes must take the same branch, or the barriers after it would never meet.
+    return loaded if all(procs.gather([all(array is not None for array in loaded)])) else None
 
+
+def _finalized(procs: Processes, caches: list[FeatureCache], n_rows: int, shards: list[np.ndarray]
+               ) -> list[np.ndarray]:
+    """The main process assembles every cache's shards; every process then loads the same arrays."""
+    procs.barrier()
+    if procs.is_main:
+        for cache in caches:
+            cache.finalize(n_rows, shards)
+    procs.barrier()
+    out = [cache.load(verify=False) for cache in caches]
+    if any(array is None for array in out):
+        raise RuntimeError(f"feature caches {caches} were finalized but cannot be read back.")
+    return out
+
+
+def _gathered(procs: Processes, results: dict[int, list[np.ndarray]], n_rows: int, shards: list[np.ndarray]
+              ) -> list[np.ndarray]:
+    """Without caches: every process's shards, gathered in memory and put back in the caller's row order."""
     gathered = procs.gather(sorted(results.items()))
     dims = [array.shape[1] for array in gathered[0][1]]
     out = [np.empty((n_rows, dim), dtype=np.float32) for dim in dims]
