@@ -1,6 +1,20 @@
 """Split a feature extraction into shards, spread them over processes, cache and resume them.
 
-More (design notes): docs/ARCHITECTURE.md, "Module notes".
+`cached_extract` is the loop every featurizer shares: rows are processed in a chosen order (the
+encoder passes longest-first), dealt into shards by striding over that order (shard k holds
+positions k, k + K, k + 2K, ... so every shard mixes long and short inputs and processes finish
+together), and shard k goes to process k mod world_size. With caches, each finished shard is written
+atomically at once (an interrupted run resumes from the finished ones), the main process then
+assembles them in the caller's row order and every process loads the same memory-mapped array.
+Without caches, the shards are gathered in memory with `accelerate.utils.gather_object`, keyed by
+row index, so no padded duplicates can enter the result. With caches on several machines, the cache
+folder must be on a filesystem all processes share (the main process reads every shard).
+
+    def compute(rows, advance):            # rows: caller's row indices, in processing order
+        feats = featurize([inputs[i] for i in rows])
+        advance(len(rows))                 # moves the progress bar
+        return [feats]                     # one (len(rows), dim) array per output/cache
+    [features] = cached_extract(len(inputs), compute, [FeatureCache(cache_dir, fp)], accelerator=acc)
 """
 
 from __future__ import annotations
@@ -52,9 +66,19 @@ def cached_extract(
     caches = list(caches or [])
     if len({cache.path for cache in caches}) != len(caches):
         raise ValueError(f"caches must be distinct entries; got {caches}.")
-    hit = _cache_hit(procs, caches, overwrite) if caches else None
-    if hit is not None:
-        return hit
+    if caches:
+        if overwrite:
+            # Drop old shards only: the old array stays valid until the new one replaces it, so a
+            # failed rerun leaves the cache as it was.
+            if procs.is_main:
+                for cache in caches:
+                    cache.clear_shards()
+            procs.barrier()
+        else:
+            loaded = [cache.load() for cache in caches]
+            # All processes must take the same branch, or the barriers below would never meet.
+            if all(procs.gather([all(array is not None for array in loaded)])):
+                return loaded
     order = np.arange(n_rows) if order is None else np.asarray(order, dtype=np.int64)
     if order.shape != (n_rows,) or not np.array_equal(np.sort(order), np.arange(n_rows)):
         raise ValueError(f"order must be a permutation of range({n_rows}).")
@@ -65,8 +89,13 @@ def cached_extract(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=sum(len(shards[k]) for k in pending), desc=desc, unit="row",
-               disable=not (show_progress and procs.is_main), dynamic_ncols=True)
+    bar = tqdm(
+        total=sum(len(shards[k]) for k in pending),
+        desc=desc,
+        unit="row",
+        disable=not (show_progress and procs.is_main),
+        dynamic_ncols=True,
+    )
     results: dict[int, list[np.ndarray]] = {}
     try:
         for k in pending:
@@ -78,41 +107,18 @@ def cached_extract(
                 results[k] = arrays
     finally:
         bar.close()
-    return _finalized(procs, caches, n_rows, shards) if caches else _gathered(procs, results, n_rows, shards)
 
-
-def _cache_hit(procs: Processes, caches: list[FeatureCache], overwrite: bool) -> list[np.ndarray] | None:
-    """Every cache's array when all processes found every one (else None); `overwrite` drops old shards."""
-    if overwrite:
-        # Drop old shards only: the old array stays valid until the new one replaces it, so a
-        # failed rerun leaves the cache as it was.
+    if caches:
+        procs.barrier()
         if procs.is_main:
             for cache in caches:
-                cache.clear_shards()
+                cache.finalize(n_rows, shards)
         procs.barrier()
-        return None
-    loaded = [cache.load() for cache in caches]
-    # All processes must take the same branch, or the barriers after it would never meet.
-    return loaded if all(procs.gather([all(array is not None for array in loaded)])) else None
+        out = [cache.load(verify=False) for cache in caches]
+        if any(array is None for array in out):
+            raise RuntimeError(f"feature caches {caches} were finalized but cannot be read back.")
+        return out
 
-
-def _finalized(procs: Processes, caches: list[FeatureCache], n_rows: int, shards: list[np.ndarray]
-               ) -> list[np.ndarray]:
-    """The main process assembles every cache's shards; every process then loads the same arrays."""
-    procs.barrier()
-    if procs.is_main:
-        for cache in caches:
-            cache.finalize(n_rows, shards)
-    procs.barrier()
-    out = [cache.load(verify=False) for cache in caches]
-    if any(array is None for array in out):
-        raise RuntimeError(f"feature caches {caches} were finalized but cannot be read back.")
-    return out
-
-
-def _gathered(procs: Processes, results: dict[int, list[np.ndarray]], n_rows: int, shards: list[np.ndarray]
-              ) -> list[np.ndarray]:
-    """Without caches: every process's shards, gathered in memory and put back in the caller's row order."""
     gathered = procs.gather(sorted(results.items()))
     dims = [array.shape[1] for array in gathered[0][1]]
     out = [np.empty((n_rows, dim), dtype=np.float32) for dim in dims]
