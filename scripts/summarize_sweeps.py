@@ -2,51 +2,89 @@
 
 This is what produced the README's Results tables and docs/figures/*.png:
 
-    python scripts/summarize_sweeps.py runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
+    python scripts/summarize_sweeps.py --sweeps runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
         runs/sweeps/lipophilicity_scaffold --figure docs/figures/qsar_scaffold.png
     python scripts/summarize_sweeps.py runs/sweeps/ellipse --figure docs/figures/ellipse.png --per_target
+
+The sweep folders may also come first, without `--sweeps` (the older positional form).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from w2s_hf.config import ConfigError
+
+
+@dataclass
+class SummarizeArguments:
+    sweeps: list[str] = field(default_factory=list, metadata={"help": "Sweep output folders (with sweep.json)."})
+    figure: str | None = field(default=None, metadata={"help": "Write a combined gain-vs-misfit PNG here."})
+    per_target: bool = field(default=False, metadata={"help": "One panel per target instead of per sweep."})
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def _fmt_ridge(ridge: dict | None) -> str:
+    """The chosen student ridge next to the slope: 0 is the theorem's setting (a subspace)."""
+    if not ridge or ridge.get("median") is None:
+        return "n/a"
+    return "0 (theorem)" if ridge["matches_theorem"] else f"{ridge['median']:.3g}"
+
+
 def table(sweeps: list[Path]) -> str:
     lines = [
-        "| sweep | strong | points | slope [95% CI] | R² | mean residual | gain > 0 "
-        "| regret: predicted_w2s_error / lowest weak_error / largest misfit | strongest by val ceiling |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| sweep | strong | points | slope [95% CI] | student ridge (median) | R² | mean residual | gain > 0 "
+        "| regret, misfit on val: predicted_w2s_error / lowest weak_error / largest misfit "
+        "| regret, misfit on unlabelled test | strongest by val ceiling (val used for selection) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in sweeps:
         s = json.loads((folder / "sweep.json").read_text())
         fit, regret = s["fit"]["all"], s["selection"]["mean_regret"]
+        clean = s["selection"].get("by_misfit_split", {}).get(f"misfit_on_{s['config'].get('eval_split', 'test')}")
+        clean = clean["mean_regret"] if clean else {}
         lo, hi = fit["ci"].get("slope", (None, None))  # no interval without bootstrap or a line
         lines.append(
             f"| {s['config'].get('name') or folder.name} "
             f"| {s['config']['strong'].get('name') or s['config']['strong']['model']} | {fit['n']} "
-            f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] | {_fmt(fit['r2'], 2)} "
+            f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] "
+            f"| {_fmt_ridge(fit.get('w2s_ridge'))} | {_fmt(fit['r2'], 2)} "
             f"| {_fmt(s['mean_residual'], 4)} | {s['share_positive_gain']:.0%} "
             f"| {_fmt(regret['predicted_w2s_error'], 4)} / {_fmt(regret['lowest_weak_error'], 4)} / "
-            f"{_fmt(regret['largest_misfit'], 4)} | {s['ceiling_error_val']['strongest']} |"
+            f"{_fmt(regret['largest_misfit'], 4)} "
+            f"| {' / '.join(_fmt(clean.get(rule), 4) for rule in regret)} | {s['ceiling_error_val']['strongest']} |"
         )
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweeps", nargs="+", type=Path, help="sweep output folders")
-    parser.add_argument("--figure", type=Path, help="write a combined gain-vs-misfit PNG here")
-    parser.add_argument("--per_target", action="store_true", help="one panel per target instead of per sweep")
-    args = parser.parse_args()
+def _positional_sweeps(argv: list[str]) -> list[str]:
+    """The older form `summarize_sweeps.py a b --figure f`: leading folders become `--sweeps a b`."""
+    lead = 0
+    while lead < len(argv) and not argv[lead].startswith("-"):
+        lead += 1
+    return ["--sweeps", *argv[:lead], *argv[lead:]] if lead else argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    from w2s_hf.cli import W2SArgumentParser
+
+    argv = _positional_sweeps(list(sys.argv[1:] if argv is None else argv))
+    try:
+        (args,) = W2SArgumentParser(SummarizeArguments).parse_args_and_config(argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args.sweeps = [Path(folder) for folder in args.sweeps]
+    if not args.sweeps:
+        print("error: give at least one sweep folder (--sweeps runs/sweeps/<name> ...)", file=sys.stderr)
+        return 2
     for folder in args.sweeps:
         if not (folder / "sweep.json").is_file():
             print(f"error: {folder} has no sweep.json (run scripts/sweep.py first)", file=sys.stderr)
@@ -62,7 +100,7 @@ def main() -> int:
                 for r in csv.DictReader(fh):
                     if r["direction"] == "normal":
                         rows.append({**r, "panel": r["target"] if args.per_target else name})
-        plot_misfit_vs_gain(rows, args.figure)
+        plot_misfit_vs_gain(rows, Path(args.figure))
         print(f"\nwrote {args.figure}")
     return 0
 

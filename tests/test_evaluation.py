@@ -274,3 +274,20 @@ def test_tracker_hook_logs_to_tensorboard(tmp_path):
 
 def test_metric_path_points_at_the_metric_script():
     assert os.path.isfile(os.path.join(metric_path(), "misfit_decomposition.py"))
+
+
+def test_table_shows_a_withheld_pgr_with_its_reason():
+    res = results_dict(k=2)
+    res["splits"]["test"].update(pgr=None, pgr_reason="gap weak_error - ceiling_error = -0.1 <= 0")
+    out = format_table(res)
+    assert "pgr on test: null, gap weak_error - ceiling_error = -0.1 <= 0" in out
+
+
+def test_table_marks_the_split_used_for_selection():
+    res = results_dict(k=1)
+    res["splits"]["val"]["used_for_selection"] = True
+    out = format_table(res)
+    header = out.splitlines()[0].split()
+    assert header[1:] == ["w2s_train", "val*", "test"]
+    assert out.splitlines()[-1].startswith("* used for selection")
+    assert "*" not in format_table(results_dict(k=1))

@@ -78,8 +78,10 @@ def test_hand_computed_values_per_target_and_averaged():
                       predicted_w2s_error=-0.25, ceiling_error=0.0, pgr=0.5)
     assert dec.per_target["a"] == pytest.approx(expected_a)
     assert dec.per_target["b"] == pytest.approx(expected_b)
-    for key in expected_a:
+    for key in set(expected_a) - {"pgr"}:
         assert getattr(dec, key) == pytest.approx((expected_a[key] + expected_b[key]) / 2), key
+    # averaged pgr = sum(gain) / sum(gap) = (1.25 + 0.25) / (1.25 + 0.5), not the mean of the ratios
+    assert dec.pgr == pytest.approx(1.5 / 1.75) and dec.pgr_reason is None
     assert dec.n == 4 and dec.ci == {}
     single = decompose(y[:, 0], weak[:, 0], w2s[:, 0], ceiling[:, 0], n_boot=0)
     assert single.per_target == {"target_0": pytest.approx(expected_a)}
@@ -112,12 +114,14 @@ def test_bootstrap_intervals():
     assert "pgr" not in same.ci and same.pgr is None and same.ceiling_error is None
 
 
-def test_pgr_nan_when_no_gap_and_json_output():
+def test_pgr_null_with_reason_when_no_gap_and_json_output():
     y = np.array([0.0, 1.0, 2.0, 3.0])
     weak = y + np.array([1.0, -1.0, 0.5, 0.0])
     dec = decompose(y, weak, y + 0.1, ceiling_pred=weak, n_boot=50)
-    assert dec.ceiling_error == dec.weak_error and np.isnan(dec.pgr)
+    assert dec.ceiling_error == dec.weak_error and dec.pgr is None and "<= 0" in dec.pgr_reason
+    assert "pgr" not in dec.ci
     out = dec.as_dict()
+    assert out["pgr_reason"] == dec.pgr_reason
     text = json.dumps(out, allow_nan=False)  # strict JSON: nan became null
     back = json.loads(text)
     assert back["pgr"] is None and back["weak_error"] == pytest.approx(dec.weak_error)
@@ -125,6 +129,58 @@ def test_pgr_nan_when_no_gap_and_json_output():
     no_ceiling = decompose(y, weak, y + 0.1, n_boot=0).as_dict()
     assert no_ceiling["ceiling_error"] is None and no_ceiling["pgr"] is None
     json.dumps(no_ceiling, allow_nan=False)
+
+
+def test_pgr_withheld_when_gap_is_negative_or_its_interval_contains_zero():
+    """The default job's `pgr 9.17 [-36.5, 54.1]`: a weak error next to the ceiling's makes the ratio
+    explode. pgr is null, with a reason, when the gap is <= 0 or its bootstrap interval holds 0."""
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.standard_normal(n)
+    weak = y + rng.standard_normal(n)
+    w2s = y + 0.8 * rng.standard_normal(n)
+    # ceiling worse than weak: the gap is negative, the ratio meaningless
+    worse = decompose(y, weak, w2s, y + 1.2 * rng.standard_normal(n), n_boot=0)
+    assert worse.pgr is None and "<= 0" in worse.pgr_reason
+    assert worse.as_dict()["per_target"]["target_0"]["pgr"] is None
+    # ceiling a hair better than weak: the point gap is > 0 but its interval straddles 0
+    close = decompose(y, weak, w2s, weak + 0.02 * rng.standard_normal(n), n_boot=500, seed=0)
+    assert close.weak_error > close.ceiling_error
+    assert close.pgr is None and "contains 0" in close.pgr_reason and "pgr" not in close.ci
+    assert "contains 0" in close.per_target["target_0"]["pgr_reason"]
+    # a clear gap: pgr reported with its interval
+    clear = decompose(y, weak, w2s, y + 0.1 * rng.standard_normal(n), n_boot=500, seed=0)
+    assert clear.pgr_reason is None and clear.ci["pgr"][0] <= clear.pgr <= clear.ci["pgr"][1]
+    # one target without a gap does not blow up the average (sum of gains over sum of gaps)
+    two = decompose(np.c_[y, y], np.c_[weak, weak], np.c_[w2s, w2s],
+                    np.c_[y + 0.1 * rng.standard_normal(n), weak - 0.001], n_boot=0)
+    per = two.per_target
+    assert per["target_1"]["pgr"] is None and per["target_0"]["pgr"] is not None
+    gains = per["target_0"]["gain"] + per["target_1"]["gain"]
+    gaps = sum(per[t]["weak_error"] - per[t]["ceiling_error"] for t in per)
+    assert two.pgr == pytest.approx(gains / gaps)
+
+
+def test_fit_gain_on_misfit_resamples_whole_clusters():
+    """Issue 12.4: a sweep's points are runs x targets, correlated within a run. With each run's point
+    repeated 6 times (6 identical "rubrics"), resampling runs as clusters gives exactly the interval of
+    the 21 runs alone; resampling the 126 points as independent gives a narrower, wrong one."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 1.0, 21)
+    y = 1.2 * x + 0.2 * rng.standard_normal(21)
+    runs = np.repeat(np.arange(21), 6)
+    alone = fit_gain_on_misfit(x, y, n_boot=400, seed=5)
+    clustered = fit_gain_on_misfit(x[runs], y[runs], n_boot=400, seed=5, clusters=[("normal", f"w{r}", 0)
+                                                                                      for r in runs])
+    naive = fit_gain_on_misfit(x[runs], y[runs], n_boot=400, seed=5)
+    assert clustered["slope"] == pytest.approx(alone["slope"])
+    assert clustered["ci"]["slope"] == pytest.approx(alone["ci"]["slope"])
+    assert clustered["resampling_unit"] == "cluster" and clustered["n_clusters"] == 21
+    assert naive["resampling_unit"] == "point"
+    width = {k: f["ci"]["slope"][1] - f["ci"]["slope"][0] for k, f in (("c", clustered), ("n", naive))}
+    assert width["n"] < 0.6 * width["c"]
+    with pytest.raises(ValueError, match="clusters has 3 labels"):
+        fit_gain_on_misfit(x, y, clusters=[1, 2, 3])
 
 
 BAD = {

@@ -65,6 +65,9 @@ def test_results_schema_and_values_match_saved_predictions(setup):
     assert {"config", "fingerprints", "splits", "timings"} <= set(results)
     assert set(results["fingerprints"]) == {"weak", "strong"} and all(results["fingerprints"].values())
     assert set(results["splits"]) == {"w2s_train", "val", "test"}
+    # val chose every ridge: marked, so nobody reads its errors as clean estimates
+    assert {s: b["used_for_selection"] for s, b in results["splits"].items()} == {
+        "w2s_train": False, "val": True, "test": False}
     task = load_task(str(setup["values"]["task"]), split="random", seed=0, targets=TARGETS)
     weak = _read_preds(setup["out"] / "predictions" / "weak.csv")
     w2s = _read_preds(setup["out"] / "predictions" / "w2s.csv")

@@ -66,8 +66,22 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
         intercept, rel=1e-6, abs=1e-9
     )
     assert set(fit["ci"]) >= {"slope", "intercept", "r2"}
+    # the interval resamples whole (direction, weak model, seed) runs, all targets together
+    assert fit["resampling_unit"] == "cluster" and fit["n_clusters"] == 6
+    # the chosen student ridge is reported beside every slope (ridge 0 is the theorem's setting)
+    ridges = [float(r["w2s_ridge"]) for r in normal]
+    assert fit["w2s_ridge"]["median"] == pytest.approx(float(np.median(ridges)))
+    assert fit["w2s_ridge"]["matches_theorem"] == all(r == 0 for r in ridges)
+    assert all("w2s_ridge" in f for f in saved["fit"]["per_target"].values())
+    assert "run" in saved["bootstrap"]["resampling_unit"] and saved["bootstrap"]["seed"] == 0
     assert set(saved["fit"]["per_target"]) == set(TARGETS)
     assert set(saved["selection"]["mean_regret"]) == {"predicted_w2s_error", "lowest_weak_error", "largest_misfit"}
+    # the regret both ways: misfit on val (which chose the ridges) and on test's unlabelled inputs
+    both = saved["selection"]["by_misfit_split"]
+    assert set(both) == {"misfit_on_val", "misfit_on_test"}
+    assert both["misfit_on_val"]["mean_regret"] == saved["selection"]["mean_regret"]
+    assert set(both["misfit_on_test"]["mean_regret"]) == set(saved["selection"]["mean_regret"])
+    assert saved["ceiling_error_val"]["used_for_selection"] is True
     assert set(saved["ceiling_error_val"]["per_representation"]) == {"bert@L1", "bert@L3", "gpt2-L1", "gpt2"}
     assert set(saved["reversal"]) == {"bert@L1", "bert@L3", "gpt2-L1"}
     assert (tmp_path / "sweep" / "misfit_vs_gain.png").stat().st_size > 1000
@@ -125,6 +139,28 @@ def test_selection_never_reads_student_or_test_gold(seed):
         clean = select_weak_model(cands, target=target, evaluate_on=None)
         poisoned = select_weak_model(_poison(cands, rng), target=target, evaluate_on=None)
         assert poisoned.chosen == clean.chosen and poisoned.ranking == clean.ranking
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_selection_can_read_the_misfit_on_unlabelled_test_inputs(seed):
+    """The misfit needs no labels, so the test inputs are legitimate for it: misfit_split == evaluate_on
+    is allowed, and the choice reads only val's weak_error and test's misfit (nothing gold of test)."""
+    from w2s_hf.selection import select_weak_model
+
+    rng = np.random.default_rng(seed)
+    cands = _candidates(rng)
+    pick = select_weak_model(cands, misfit_split="test", evaluate_on="test")
+    predicted = {n: r["splits"]["val"]["weak_error"] - r["splits"]["test"]["misfit"] for n, r in cands.items()}
+    assert pick.chosen == min(predicted, key=predicted.get) and pick.regret is not None
+    poisoned = copy.deepcopy(cands)
+    for res in poisoned.values():
+        for key in ("weak_error", "w2s_error", "ceiling_error", "gain", "residual"):
+            res["splits"]["test"][key] = float(rng.normal() * 100)
+        res["splits"]["val"]["misfit"] = float(rng.normal() * 100)
+    again = select_weak_model(poisoned, misfit_split="test", evaluate_on=None)
+    assert again.chosen == pick.chosen and again.ranking == pick.ranking
+    with pytest.raises(ValueError, match="any misfit_split is fine"):
+        select_weak_model(cands, weak_error_split="test", evaluate_on="test")
 
 
 def test_selection_unchanged_when_gold_labels_of_w2s_train_and_test_are_poisoned(
@@ -201,6 +237,7 @@ def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp
             "output_dir": str(out),
             "cache_dir": str(tmp_path / "cache"),
             "n_boot": 0,
+            "head": {"ridge": 0},  # the theorem's setting: the student is a projection onto a subspace
         }
     )
     summary = run_sweep(config)
@@ -213,4 +250,21 @@ def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp
     # and the README's tabulating script reads it: one point, no slope
     from helpers import load_script
 
-    assert "| 1 | n/a [n/a, n/a] | n/a |" in load_script("summarize_sweeps").table([out])
+    assert summary["fit"]["all"]["w2s_ridge"] == {"min": 0.0, "median": 0.0, "max": 0.0, "matches_theorem": True}
+    assert rows[0]["w2s_ridge"] == "0.0"
+    assert "| 1 | n/a [n/a, n/a] | 0 (theorem) | n/a |" in load_script("summarize_sweeps").table([out])
+
+
+def test_summarize_sweeps_reads_flags_and_positional_folders(tmp_path, capsys):
+    """summarize_sweeps is on the one parser: `--sweeps a b`, the older positional form, and an
+    unknown flag answered with a did-you-mean hint."""
+    from helpers import load_script
+
+    script = load_script("summarize_sweeps")
+    missing = tmp_path / "nowhere"
+    for argv in (["--sweeps", str(missing)], [str(missing), "--per_target"]):
+        assert script.main(argv) == 2
+        assert "has no sweep.json" in capsys.readouterr().err
+    assert script.main(["--sweep", str(missing)]) == 2
+    assert "Did you mean --sweeps" in capsys.readouterr().err
+    assert script.main([]) == 2

@@ -4,20 +4,7 @@ The exact solver (`w2s_hf.heads.fit_exact`) is the default for the squared loss;
 losses with no closed form and as a check that gradient training reaches the same head. On the same
 data it gets within 1% of the exact head's validation error (tests/test_adamw.py).
 
-Sharding. Each process passes its own rows (like `fit_exact(..., accelerator=)`); passing the same
-full arrays on every process is also correct, only redundant. Every step each process takes its next
-chunk of local rows; the loss is scaled by the number of rows in the *global* step, so DDP's gradient
-average equals the gradient of the mean loss over all rows of that step, however unevenly the rows
-are split. Validation error is the all-reduced sum of squared errors over the all-reduced row count:
-every validation row counts once, no padding, no per-rank average.
-
-What makes it converge fast and reliably: the features are whitened with the training covariance
-(all-reduced in float64) and the targets standardised, so the loss is perfectly conditioned whatever
-the embedding's anisotropy, and both maps are folded back into the returned head's weight and bias;
-large global batches (full batch up to 4096 rows); a short linear warm-up, then the rate is cut by 3
-whenever the training loss plateaus; early stopping on validation only (there is no test argument),
-keeping the best weights. Defaults reach the exact head's validation error on d=64, n=2000 in a
-few hundred full-batch steps (well under a second of compute on a CPU core).
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -122,6 +109,94 @@ def _feature_map(accelerator: Any, X: np.ndarray, precondition: str) -> tuple[np
     return mean, V[:, keep] / np.sqrt(lam[keep]), n_total
 
 
+def _check_options(lr: float, epochs: int, batch_size: int, patience: int, weight_decay: float,
+                   eval_every: int | None, precondition: str) -> None:
+    for name, value, low in (("lr", lr, 0.0), ("epochs", epochs, 0), ("batch_size", batch_size, 0),
+                             ("patience", patience, 0)):
+        if not value > low:
+            raise ValueError(f"{name}={value} must be > {low}.")
+    if precondition not in ("whiten", "standardize"):
+        raise ValueError(f"precondition={precondition!r} must be 'whiten' or 'standardize'.")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay={weight_decay} must be >= 0.")
+    if eval_every is not None and eval_every <= 0:
+        raise ValueError(f"eval_every={eval_every} must be a positive number of steps "
+                         "(or None: once per epoch, at least 5 steps apart).")
+
+
+@dataclass
+class _Problem:
+    """Preconditioned tensors of one process and the maps that fold the model back into a head."""
+
+    Xs: Any  # (n, d') training features, (x - x_mean) @ x_map, float32
+    Ys: Any  # (n, k) standardised training targets
+    Xv: Any
+    Yv: Any
+    y_var: Any  # per-target variance: validation errors in target units
+    x_mean: np.ndarray
+    x_map: np.ndarray
+    y_mean: np.ndarray
+    y_std: np.ndarray
+    one_d: bool
+    n_total: int  # training rows over all processes
+    n_val_total: int
+
+    @property
+    def k(self) -> int:
+        return self.Ys.shape[1]
+
+
+def _problem(accelerator: Any, X_train: np.ndarray, Y_train: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray,
+             precondition: str, device: Any) -> _Problem:
+    import torch
+
+    one_d = Y_train.ndim == 1
+    Y_train, Y_val = Y_train.reshape(len(Y_train), -1), Y_val.reshape(len(Y_val), -1)
+    x_mean, x_map, n_total = _feature_map(accelerator, X_train, precondition)
+    y_mean, y_std, _ = _moments(accelerator, Y_train)
+    n_val_total = int(sum_arrays(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
+    if n_val_total == 0:
+        raise ValueError("X_val is empty on every process: early stopping needs validation rows.")
+
+    def as_t(a: np.ndarray) -> Any:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
+
+    return _Problem(
+        Xs=as_t((X_train - x_mean) @ x_map), Ys=as_t((Y_train - y_mean) / y_std),
+        Xv=as_t((X_val - x_mean) @ x_map), Yv=as_t((Y_val - y_mean) / y_std),
+        y_var=torch.as_tensor(y_std**2, dtype=torch.float64, device=device),
+        x_mean=x_mean, x_map=x_map, y_mean=y_mean, y_std=y_std, one_d=one_d,
+        n_total=n_total, n_val_total=n_val_total,
+    )
+
+
+def _zero_model(accelerator: Any, d: int, k: int, lr: float, weight_decay: float) -> tuple[Any, ...]:
+    """(model, optimizer, unwrapped model, backward) of a zero-initialised linear layer."""
+    import torch
+
+    model = torch.nn.Linear(d, k)
+    # Zero start: the problem is convex, and this makes the run independent of any init draw
+    # (`seed` only orders the mini-batches).
+    torch.nn.init.zeros_(model.weight)
+    torch.nn.init.zeros_(model.bias)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if accelerator is None:
+        return model, optimizer, model, torch.Tensor.backward
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return model, optimizer, accelerator.unwrap_model(model), accelerator.backward
+
+
+def _errors(accelerator: Any, model: Any, p: _Problem) -> tuple[float, float]:
+    """(validation error in target units, training loss in standard units) over all processes."""
+    import torch
+
+    with torch.no_grad():
+        sse_val = ((model(p.Xv) - p.Yv).double() ** 2).sum(0) * p.y_var
+        sse_train = ((model(p.Xs) - p.Ys).double() ** 2).sum()
+    val, train = sum_arrays(accelerator, [sse_val.cpu().numpy(), sse_train.cpu().numpy().reshape(1)])
+    return float(val.mean() / p.n_val_total), float(train[0] / (p.n_total * p.k))
+
+
 def train_adamw(
     X_train: Any,
     Y_train: Any,
@@ -143,53 +218,16 @@ def train_adamw(
     """Train a linear head with AdamW and early stopping on (X_val, Y_val); see `fit_adamw`."""
     import torch
 
-    positive = (("lr", lr, 0.0), ("epochs", epochs, 0), ("batch_size", batch_size, 0), ("patience", patience, 0))
-    for name, value, low in positive:
-        if not value > low:
-            raise ValueError(f"{name}={value} must be > {low}.")
-    if precondition not in ("whiten", "standardize"):
-        raise ValueError(f"precondition={precondition!r} must be 'whiten' or 'standardize'.")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay={weight_decay} must be >= 0.")
-    if eval_every is not None and eval_every <= 0:
-        raise ValueError(
-            f"eval_every={eval_every} must be a positive number of steps "
-            "(or None: once per epoch, at least 5 steps apart)."
-        )
+    _check_options(lr, epochs, batch_size, patience, weight_decay, eval_every, precondition)
     n_proc = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
     X_train, Y_train, X_val, Y_val = _checked_inputs(accelerator, X_train, Y_train, X_val, Y_val)
-
-    one_d = Y_train.ndim == 1
-    Y_train, Y_val = Y_train.reshape(len(Y_train), -1), Y_val.reshape(len(Y_val), -1)
-    k = Y_train.shape[1]
-    x_mean, x_map, n_total = _feature_map(accelerator, X_train, precondition)
-    y_mean, y_std, _ = _moments(accelerator, Y_train)
-    n_val_total = int(sum_arrays(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
-    if n_val_total == 0:
-        raise ValueError("X_val is empty on every process: early stopping needs validation rows.")
-
     device = accelerator.device if accelerator is not None else torch.device("cpu")
-    as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
-    Xs, Ys = as_t((X_train - x_mean) @ x_map), as_t((Y_train - y_mean) / y_std)
-    Xv, Yv = as_t((X_val - x_mean) @ x_map), as_t((Y_val - y_mean) / y_std)
-    # Validation errors in target units: standardised error times the variance of each target.
-    y_var = torch.as_tensor(y_std**2, dtype=torch.float64, device=device)
-
-    model = torch.nn.Linear(x_map.shape[1], k)
-    # Zero start: the problem is convex, and this makes the run independent of any init draw
-    # (`seed` only orders the mini-batches).
-    torch.nn.init.zeros_(model.weight)
-    torch.nn.init.zeros_(model.bias)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    if accelerator is not None:
-        model, optimizer = accelerator.prepare(model, optimizer)
-        unwrapped, backward = accelerator.unwrap_model(model), accelerator.backward
-    else:
-        unwrapped, backward = model, torch.Tensor.backward
+    p = _problem(accelerator, X_train, Y_train, X_val, Y_val, precondition, device)
+    model, optimizer, unwrapped, backward = _zero_model(accelerator, p.x_map.shape[1], p.k, lr, weight_decay)
 
     # The same number of steps on every process (DDP needs it): global batches of `batch_size` rows.
-    steps_per_epoch = max(1, math.ceil(n_total / batch_size))
+    steps_per_epoch = max(1, math.ceil(p.n_total / batch_size))
     total_steps = steps_per_epoch * epochs
     # Full-batch epochs are one step each, and AdamW overshoots for a few steps early on: spacing
     # evaluations at least 5 steps apart keeps `patience` from firing on that transient.
@@ -197,23 +235,11 @@ def train_adamw(
     warmup = max(1, int(warmup_fraction * total_steps))
     rng = np.random.default_rng([seed, rank])
     stopper = _Plateau(patience)
-
-    def head_now() -> LinearHead:
-        return _fold(unwrapped, x_mean, x_map, y_mean, y_std, one_d)
-
-    def errors() -> tuple[float, float]:
-        """(validation error in target units, training loss in standard units) over all processes."""
-        with torch.no_grad():
-            sse_val = ((unwrapped(Xv) - Yv).double() ** 2).sum(0) * y_var
-            sse_train = ((unwrapped(Xs) - Ys).double() ** 2).sum()
-        val, train = sum_arrays(accelerator, [sse_val.cpu().numpy(), sse_train.cpu().numpy().reshape(1)])
-        return float(val.mean() / n_val_total), float(train[0] / (n_total * k))
-
     history: list[dict[str, float]] = []
     step = 0
     model.train()
     for epoch in range(epochs):
-        chunks = np.array_split(rng.permutation(len(Xs)), steps_per_epoch)
+        chunks = np.array_split(rng.permutation(len(p.Xs)), steps_per_epoch)
         # Rows in each global step, known to every process before the step (one collective per epoch).
         global_rows = sum_arrays(accelerator, [np.array([len(c) for c in chunks], dtype=np.float64)])[0]
         for chunk, rows in zip(chunks, global_rows):
@@ -221,26 +247,18 @@ def train_adamw(
             for group in optimizer.param_groups:
                 group["lr"] = lr * min(1.0, (step + 1) / warmup) * stopper.lr_scale
             idx = torch.as_tensor(chunk, device=device)
-            err = model(Xs[idx]) - Ys[idx]
             # Scaled so that DDP's average over processes is the mean over the global step's rows.
-            loss = (err**2).sum() * (n_proc / (max(rows, 1.0) * k))
+            loss = ((model(p.Xs[idx]) - p.Ys[idx]) ** 2).sum() * (n_proc / (max(rows, 1.0) * p.k))
             optimizer.zero_grad(set_to_none=True)
             backward(loss)
             optimizer.step()
             step += 1
             if step % eval_every == 0 or step == total_steps:
-                err_val, loss_train = errors()
-                history.append(
-                    {
-                        "step": step,
-                        "epoch": epoch + ((step - 1) % steps_per_epoch + 1) / steps_per_epoch,
-                        "val_error": err_val,
-                        "train_loss": loss_train,
-                        "lr": optimizer.param_groups[0]["lr"],
-                    }
-                )
+                err_val, loss_train = _errors(accelerator, unwrapped, p)
+                history.append({"step": step, "epoch": epoch + ((step - 1) % steps_per_epoch + 1) / steps_per_epoch,
+                                "val_error": err_val, "train_loss": loss_train, "lr": optimizer.param_groups[0]["lr"]})
                 if on_eval is not None:
-                    on_eval(step, head_now())
+                    on_eval(step, _fold(unwrapped, p.x_mean, p.x_map, p.y_mean, p.y_std, p.one_d))
                 if stopper.update(err_val, loss_train, step):
                     stopper.best_state = copy.deepcopy(unwrapped.state_dict())
                 if stopper.should_stop:
@@ -249,14 +267,8 @@ def train_adamw(
             break
     if stopper.best_state is not None:
         unwrapped.load_state_dict(stopper.best_state)
-    return AdamWFit(
-        head=head_now(),
-        best_step=stopper.best_step,
-        best_val_error=stopper.best,
-        steps=step,
-        stopped_early=stopper.should_stop,
-        history=history,
-    )
+    return AdamWFit(head=_fold(unwrapped, p.x_mean, p.x_map, p.y_mean, p.y_std, p.one_d), best_step=stopper.best_step,
+                    best_val_error=stopper.best, steps=step, stopped_early=stopper.should_stop, history=history)
 
 
 class _Plateau:

@@ -7,9 +7,7 @@ Trainer's own metrics (so they land in `state.log_history` and every `report_to`
 `eval_misfit`, `eval_w2s_error`, ...) and passes the `Decomposition` to evaluation hooks
 (`w2s_hf.evaluation.EvalHook`: results.json, plots, tables).
 
-The predictions come from the Trainer's evaluation loop, which gathers them across processes with
-`gather_for_metrics` (no padded duplicates) in dataset order; the callback only needs the weak
-predictions in that same row order.
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

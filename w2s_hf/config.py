@@ -7,11 +7,7 @@ the command line) or a bad value raises `ConfigError` naming the key, the value 
 The YAML file may be flat (`weak_model: ...`) or grouped (`weak: {model: ..., layer: 3}`); groups are
 flattened to `<group>_<key>`.
 
-    task: esol
-    split: scaffold
-    weak:   {model: "packaged:smiles-bert-h64-l2-mtr", layer: -1}
-    strong: {model: "packaged:smiles-bert-h192-l4-mtr", pooling: mean}
-    ridge: auto
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -164,7 +160,11 @@ class HeadArguments:
         metadata=_help("exact (least squares / ridge from sufficient statistics) or adamw (iterative, DDP).", SOLVERS),
     )
     ridge: str = field(
-        default="auto", metadata=_help("Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid).")
+        default="auto", metadata=_help(
+            "Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid). 0 matches the theorem: "
+            "the student is then a projection onto a subspace (gain = misfit); ridge > 0 projects onto a "
+            "ball whose radius depends on the weak labels, and gain >= misfit holds only if the truth is inside."
+        )
     )
     fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
     lr: float = field(default=1e-2, metadata=_help("adamw: learning rate."))

@@ -1,19 +1,12 @@
 """Evaluation points of a run: gather per-example predictions, decompose, hand the result to hooks.
 
-The decomposition is a function of per-example predictions, so it is computed on predictions gathered
-from every process, never from per-rank averages: `gather_predictions` collects each process's
-(ids, predictions), drops the duplicates a padded sampler may have added, and orders the rows by id,
-which makes the gathered arrays identical to a one-process run however the rows were sharded.
-
-Hooks receive every evaluation point (`on_evaluate`) and the final results dict (`on_end`):
+Predictions are gathered per example from every process (never per-rank averages). Hooks receive
+every evaluation point (`on_evaluate`) and the final results dict (`on_end`):
 
     TrackerHook(accelerator)   scalars to the accelerate trackers (`report_to`, tensorboard by default)
     JsonResultsHook(path)      results.json, written atomically
     TableHook()                the decomposition table, printed at the end
     PlotHook(path)             bar chart of weak / w2s / ceiling error and the misfit, per target
-
-The results dict (its top level is built by the pipeline) looks like
-`{"config", "fingerprints": {"weak", "strong"}, "splits": {split: Decomposition.as_dict()}, "timings"}`.
 """
 
 from __future__ import annotations
@@ -152,6 +145,8 @@ def format_table(results: dict[str, Any]) -> str:
     if not names:
         return "(no splits evaluated)"
     rows = [q for q in QUANTITIES if any(splits[s].get(q) is not None for s in names)]
+    if any(splits[s].get("pgr_reason") for s in names) and "pgr" not in rows:
+        rows.append("pgr")  # a withheld pgr shows as "-" with its reason below the table
 
     def cell(d: dict[str, Any], q: str, with_ci: bool) -> str:
         text = _fmt(d.get(q))
@@ -160,21 +155,27 @@ def format_table(results: dict[str, Any]) -> str:
             text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
         return text
 
+    heads = {s: f"{s}*" if splits[s].get("used_for_selection") else s for s in names}
+
     def block(title: str, dicts: dict[str, dict[str, Any]], with_ci: bool) -> list[str]:
         cells = {s: [cell(dicts[s], q, with_ci) for q in rows] for s in names}
         if with_ci:  # the main block ends with the number of examples of each split
             for s in names:
                 cells[s].append("-" if dicts[s].get("n") is None else str(dicts[s]["n"]))
         labels = [*rows, "n"] if with_ci else rows
-        width = {s: max(len(s), *(len(c) for c in cells[s])) for s in names}
+        width = {s: max(len(heads[s]), *(len(c) for c in cells[s])) for s in names}
         label = max(len(title), *(len(q) for q in labels))
-        lines = [title.ljust(label) + "  " + "  ".join(s.rjust(width[s]) for s in names)]
+        lines = [title.ljust(label) + "  " + "  ".join(heads[s].rjust(width[s]) for s in names)]
         lines.append("-" * len(lines[0]))
         for i, q in enumerate(labels):
             lines.append(q.ljust(label) + "  " + "  ".join(cells[s][i].rjust(width[s]) for s in names))
         return lines
 
     lines = block("quantity", {s: splits[s] for s in names}, with_ci=True)
+    lines += [f"pgr on {s}: null, {splits[s]['pgr_reason']}" for s in names if splits[s].get("pgr_reason")]
+    if any(s != heads[s] for s in names):
+        lines.append("* used for selection (ridges, strong layer, weak model): its errors and misfit are minima "
+                     "over a grid, not clean estimates")
     targets = list((splits[names[0]].get("per_target") or {}).keys())
     if len(targets) > 1:
         for t in targets:

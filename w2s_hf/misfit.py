@@ -6,12 +6,7 @@ for a linear subspace. This module computes every quantity of that statement fro
 predictions and gold labels; it is pure (no state, no I/O) and works on gathered arrays, so the
 numbers are the same however the examples were spread over processes.
 
-Losses are Bregman divergences D(p, q) (`Divergence`); the squared loss is the one registered now.
-Errors are D(y, prediction) and the misfit is D(w2s, weak), the orientation of the Bregman
-Pythagorean inequality D(y, weak) >= D(y, w2s) + D(w2s, weak) that holds when the student is the
-projection of the weak predictions onto a convex class containing y (Mulgund & Pabbaraju, ICML 2025).
-A KL divergence for classification plugs in by adding an entry to `DIVERGENCES` whose `loss` maps
-(n, C) probabilities to an (n, 1) per-example loss; the misfit is then KL(student || weak).
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -55,9 +50,12 @@ DIVERGENCES: dict[str, Divergence] = {"squared": SQUARED}
 class Decomposition:
     """Weak-to-strong quantities averaged over target columns (and, in `per_target`, per column).
 
-    pgr = gain / (weak_error - ceiling_error) is nan when weak_error == ceiling_error (the gap to
-    recover is zero); averaged pgr is the mean of the per-target pgr values. `ci` maps each averaged
-    quantity to its percentile-bootstrap interval [lo, hi] (empty when n_boot=0).
+    pgr = gain / gap with gap = weak_error - ceiling_error. It is None (JSON null), with the reason
+    in `pgr_reason`, when the gap is <= 0 or its bootstrap interval contains 0: the ratio of two
+    numbers whose denominator may be zero is noise, not a share of a gap. Averaged pgr is
+    sum(gain) / sum(gap) over targets, not a mean of ratios; per-target reasons are under
+    `per_target[t]["pgr_reason"]`. `ci` maps each averaged quantity to its percentile-bootstrap
+    interval [lo, hi] (empty when n_boot=0).
     """
 
     weak_error: float
@@ -69,6 +67,7 @@ class Decomposition:
     ceiling_error: float | None
     pgr: float | None
     n: int
+    pgr_reason: str | None = None
     ci: dict[str, list[float]] = field(default_factory=dict)
     per_target: dict[str, dict[str, float]] = field(default_factory=dict)
     divergence: str = "squared"
@@ -130,16 +129,33 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     averaged = {key.removesuffix("_avg"): float(vals[0]) for key, vals in point.items() if vals.ndim == 1}
     averaged.setdefault("ceiling_error", None)
     averaged.setdefault("pgr", None)
+    if ceiling_pred is not None:
+        gaps = {"avg": (point["gap_avg"][0], boot["gap_avg"] if n_boot > 0 else None)}
+        gaps.update({t: (point["gap"][0, j], boot["gap"][:, j] if n_boot > 0 else None) for j, t in enumerate(names)})
+        for where, (gap, gap_boot) in gaps.items():
+            reason = _pgr_reason(gap, gap_boot, confidence)
+            if reason is not None:
+                values = averaged if where == "avg" else per_target[where]
+                values["pgr"], values["pgr_reason"] = None, reason
+        if averaged.get("pgr_reason"):
+            ci.pop("pgr_avg", None)
+    for values in per_target.values():
+        values.pop("gap", None)
+    averaged.pop("gap", None)
+    ci.pop("gap_avg", None)
     return Decomposition(**averaged, n=int(n), ci={k.removesuffix("_avg"): v for k, v in ci.items()},
                          per_target=per_target, divergence=div.name, confidence=confidence, n_boot=n_boot)
 
 
 def fit_gain_on_misfit(misfit: Any, gain: Any, *, n_boot: int = 1000, seed: int = 0,
-                       confidence: float = 0.95) -> dict[str, Any]:
+                       confidence: float = 0.95, clusters: Sequence[Any] | None = None) -> dict[str, Any]:
     """OLS of gain on misfit over points (e.g. one per weak model), with bootstrap intervals.
 
     The theory predicts slope 1 and intercept 0 in the realizable, infinite-sample limit. r2 is nan
     when gain is constant; bootstrap replicates that draw a single distinct misfit are skipped.
+    `clusters` (one label per point) makes the bootstrap resample whole clusters: points of one run
+    (its targets, its test set) are correlated, and resampling them as independent narrows the
+    interval. `out["resampling_unit"]` says which was done.
     """
     n_boot, confidence = _check_boot(n_boot, confidence)
     x = _as_array(misfit, "misfit")
@@ -153,13 +169,26 @@ def fit_gain_on_misfit(misfit: Any, gain: Any, *, n_boot: int = 1000, seed: int 
     x, y = x[:, 0], y[:, 0]
     slope, intercept, r2 = (float(v[0]) for v in _weighted_ols(np.ones((1, x.size)), x, y))
     out: dict[str, Any] = {"slope": slope, "intercept": intercept, "r2": _plain(r2), "n": int(x.size), "ci": {}}
+    if clusters is None:
+        member, n_units = np.arange(x.size), x.size
+    else:
+        if len(clusters) != x.size:
+            raise ValueError(f"clusters has {len(clusters)} labels but there are {x.size} points")
+        labels = {c: i for i, c in enumerate(dict.fromkeys(map(_cluster_key, clusters)))}
+        member, n_units = np.array([labels[_cluster_key(c)] for c in clusters]), len(labels)
+        out["n_clusters"] = n_units
+    out["resampling_unit"] = "point" if clusters is None else "cluster"
     if n_boot > 0:
         alpha = (1.0 - confidence) / 2.0
         reps = [np.concatenate(parts) for parts in zip(
-            *(_weighted_ols(w, x, y) for w in _resample_counts(x.size, n_boot, seed)))]
+            *(_weighted_ols(w[:, member], x, y) for w in _resample_counts(n_units, n_boot, seed)))]
         for key, vals in zip(("slope", "intercept", "r2"), reps):
             out["ci"][key] = [_nanquantile(vals, alpha), _nanquantile(vals, 1.0 - alpha)]
     return out
+
+
+def _cluster_key(label: Any) -> Any:
+    return tuple(label) if isinstance(label, list) else label
 
 
 def _derive(means: np.ndarray, q: int, m: int) -> dict[str, np.ndarray]:
@@ -175,12 +204,33 @@ def _derive(means: np.ndarray, q: int, m: int) -> dict[str, np.ndarray]:
     }
     if "ceiling_error" in blocks:
         out["ceiling_error"] = blocks["ceiling_error"]
-        gap = blocks["weak_error"] - blocks["ceiling_error"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["pgr"] = np.where(gap == 0, np.nan, out["gain"] / np.where(gap == 0, 1.0, gap))
-    # "Averaged values are the mean over target columns of the per-target values".
+        out["gap"] = blocks["weak_error"] - blocks["ceiling_error"]
+        out["pgr"] = _ratio(out["gain"], out["gap"])
+    # Averaged values are the mean over target columns of the per-target values, except pgr:
+    # sum(gain) / sum(gap), so a target whose gap is near zero cannot blow the average up.
     out.update({f"{key}_avg": vals.mean(axis=1) for key, vals in list(out.items())})
+    if "gap" in out:
+        out["pgr_avg"] = _ratio(out["gain_avg"], out["gap_avg"])
     return out
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, nan where den <= 0 (no gap to recover)."""
+    ok = den > 0
+    return np.where(ok, num / np.where(ok, den, 1.0), np.nan)
+
+
+def _pgr_reason(gap: float, gap_boot: np.ndarray | None, confidence: float) -> str | None:
+    """Why pgr is withheld (None when it is reported): gap <= 0, or a bootstrap interval with 0 in it."""
+    if not gap > 0:
+        return f"gap weak_error - ceiling_error = {gap:.4g} <= 0: the ceiling is no better than the weak model"
+    if gap_boot is not None:
+        alpha = (1.0 - confidence) / 2.0
+        lo, hi = _nanquantile(gap_boot, alpha), _nanquantile(gap_boot, 1.0 - alpha)
+        if lo <= 0 <= hi:
+            return (f"the {confidence:.0%} bootstrap interval of the gap weak_error - ceiling_error "
+                    f"[{lo:.4g}, {hi:.4g}] contains 0")
+    return None
 
 
 def _resample_counts(n: int, n_boot: int, seed: int):

@@ -5,10 +5,7 @@ are there (unless `overwrite`), so any stage can be redone alone (`stages=["trai
 Who trains and selects on which labels is the table `w2s_hf.protocol.PROTOCOL`; the training stages
 only read it.
 
-Under `accelerate launch` every process holds the full feature matrices (the cache makes that one
-extraction), fits heads on its own shard of rows with all-reduced sufficient statistics (exact
-solver) or DDP (adamw solver), and predictions are gathered per example, so N processes write the
-same numbers as one.
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ import numpy as np
 
 from .config import STAGES, ConfigError, W2SConfig
 from .data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
-from .protocol import GOLD, HEADS, PROTOCOL, TEACHER, HeadSpec
+from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, TEACHER, HeadSpec
 from .run_folder import RunFolder
 
 logger = logging.getLogger("w2s_hf.pipeline")
@@ -65,15 +62,24 @@ class W2SPipeline:
     def features(self, role: str) -> np.ndarray:
         """Weak or strong features of every row, in the canonical order; a cache hit after `extract`."""
         if role not in self._features:
-            run = self.config.run
-            self._features[role] = self._encoders[role].encode(
+            run, encoder = self.config.run, self._encoders[role]
+            # A featurizer that scales its outputs (rdkit:descriptors) fits the scaler on the rows some
+            # head trains on (weak_train + w2s_train), never on val or test.
+            fit = {"fit_rows": self.train_rows()} if getattr(encoder, "fits_on_rows", False) else {}
+            self._features[role] = encoder.encode(
                 self.data.canonical_texts,
                 cache_dir=None if run.no_cache else os.path.join(run.resolved_cache_dir(), "features"),
                 accelerator=self.accelerator,
                 no_cache=run.no_cache,
                 show_progress=self.is_main,
+                **fit,
             )
         return self._features[role]
+
+    def train_rows(self) -> np.ndarray:
+        """Canonical positions of every row some head of the protocol trains on (weak_train, w2s_train)."""
+        splits = sorted({spec.train_split for spec in PROTOCOL})
+        return np.sort(np.concatenate([self.data.index[s] for s in splits]))
 
     def rows(self, role: str, split: str) -> np.ndarray:
         return np.asarray(self.features(role)[self.data.index[split]])
@@ -173,7 +179,7 @@ class W2SPipeline:
                 n_boot=run.n_boot,
                 seed=run.seed,
             )
-            splits[split] = dec.as_dict()
+            splits[split] = {**dec.as_dict(), "used_for_selection": split in SELECTION_SPLITS}
         features = folder.read_json(folder.features, {})
         results = {
             "config": self.config.to_dict(),

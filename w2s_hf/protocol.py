@@ -1,15 +1,12 @@
 """The weak-to-strong protocol as data: who trains on what, and who selects on what.
 
-One row per head. The training stage of the pipeline reads a row and nothing else, so a new head
-(a k-head student, a LoRA student) is a new row, not a new branch:
+One row per head; the pipeline reads a row and nothing else, so a new head is a new row:
 
     head     features  trains on             selects on           stage (its predictions)
     weak     weak      weak_train gold       val gold             train_weak (label)
     w2s      strong    w2s_train weak labels val weak labels      train_w2s
     ceiling  strong    w2s_train gold        val gold             train_ceiling
-
-"weak" labels are the weak head's predictions (predictions/weak.csv): a head that trains or
-selects on them never sees a gold label of those rows.
+"weak" labels are the weak head's predictions: a head on them never sees those rows' gold labels.
 """
 
 from __future__ import annotations
@@ -48,5 +45,8 @@ PROTOCOL: tuple[HeadSpec, ...] = (
     ),
 )
 HEADS = {spec.name: spec for spec in PROTOCOL}
+# Splits some selection reads (every ridge, the strong layer of a sweep, `select_weak_model`'s weak
+# error): their weak_error, ceiling_error and misfit are minima over a grid, not clean estimates.
+SELECTION_SPLITS = frozenset(spec.select_split for spec in PROTOCOL)
 # The head whose labels the students learn from.
 TEACHER = "weak"

@@ -1,15 +1,11 @@
 """Choosing the weak model without gold labels for the student: rank by predicted_w2s_error.
 
 The theorem gives w2s_error ~= weak_error - misfit. `weak_error` is the weak model's own validation
-error (gold labels of `val`, which the weak model's developer has anyway) and the misfit is measured
-between the student's and the weak model's predictions on unlabelled data, so the ranking reads no
-gold label of the student's split (`w2s_train`) nor of `test`. The test w2s_error is read only
-afterwards, to report the truly best candidate and the regret of each rule.
+error (gold labels of `val`) and the misfit, which needs no labels, is measured on unlabelled rows:
+`val`, or the *inputs* of a split no selection touched (`test`). Either way the ranking reads no gold
+label of `w2s_train` nor of `test`; the test w2s_error is read only afterwards, for the regret.
 
-Rules compared:
-- `predicted_w2s_error`: the smallest weak_error(val) - misfit(unlabelled split)  (the paper's rule);
-- `lowest_weak_error`: the candidate whose weak head is best on val;
-- `largest_misfit`: the candidate whose student disagrees most with its teacher.
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -61,17 +57,19 @@ def select_weak_model(
             `scripts/train_w2s.py`, all with the same strong model, task and split).
         target: a target column, or None for the average over targets.
         weak_error_split: where the weak model's own error is measured with gold labels ("val").
-        misfit_split: where the misfit is measured; it needs no gold labels ("val" or "w2s_train").
+        misfit_split: where the misfit is measured. It reads no label, so any split's inputs will do:
+            "val" (which the ridges already selected on), "w2s_train", or the evaluation split itself,
+            whose rows no selection touched.
         evaluate_on: the split whose gold w2s_error judges the choice afterwards, or None to skip.
 
     Only `splits[weak_error_split].weak_error` and `splits[misfit_split].misfit` are read to choose.
     """
     if not candidates:
         raise ValueError("select_weak_model needs at least one candidate.")
-    if weak_error_split in ("w2s_train", evaluate_on) or misfit_split == evaluate_on:
+    if weak_error_split in ("w2s_train", evaluate_on):
         raise ValueError(
-            f"weak_error_split={weak_error_split!r} / misfit_split={misfit_split!r} would read gold labels of the "
-            f"student's split or of {evaluate_on!r}; use 'val' for the weak error."
+            f"weak_error_split={weak_error_split!r} would read gold labels of the student's split or of "
+            f"{evaluate_on!r}; use 'val' for the weak error (the misfit reads no labels: any misfit_split is fine)."
         )
     names = list(candidates)
     weak = np.array([_quantity(candidates[n], weak_error_split, "weak_error", target) for n in names])

@@ -4,27 +4,7 @@ Ground truth: x in R^8 ~ N(0, 500^2 I); h* is a random, untrained ReLU MLP of 5 
 16 (ReLU between layers, none after the last), so h*(x) in R^16; a task is a head f ~ N(0, I_16) with
 noise-free labels y = f . h*(x).
 
-Pretraining: T = 10 tasks with fixed random heads f_1..f_T. A deep (8-layer) and a shallow (2-layer)
-MLP of the same width are trained with those heads frozen to minimise
-mean_t mean_i (f_t . h(x_ti) - f_t . h*(x_ti))^2 (AdamW, float32). The inputs keep the notebook's std
-of 500, so activations are in the hundreds; a linear warm-up followed by cosine decay keeps the first
-steps from overshooting and lets the loss settle at the end.
-
-Downstream: `n_tasks` fresh heads, `n_samples` points each. The weak head is fitted exactly on gold
-labels over h_w(x), the w2s head on the weak head's labels of the same x over h_s(x), the ceiling head
-on gold labels over h_s(x) (features in float64). The decomposition is measured on `n_test` fresh
-points (as the paper does) and on the fitted set, where the realizable variant has gain == misfit
-exactly (Pythagoras: the truth lies in the span of h_s and the w2s head is a projection).
-
-Variants: `realizable` (h_s = h*, h_w = shallow net), `pretrained` (h_s = deep, h_w = shallow) and
-`reversal` (both pretrained on very few samples; roles swapped, the deep net is the weak model and the
-shallow one the strong model). weak_error is the weak representation's gold-label error and
-ceiling_error the strong one's, so `better_representation` says which is really better.
-
-Chosen here (the paper leaves them open): 2000 pretraining samples per task, batch 500, peak lr 1e-2,
-heads ~ N(0, I). Caveat: a random ReLU truth can have a unit that fires on few inputs; its feature is
-then nearly degenerate on a finite sample (`strong_feature_condition_number` is reported), and the
-exact w2s projection can extrapolate wildly on fresh points for a task or two (seed 2 does this).
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations
@@ -35,6 +15,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -191,29 +172,36 @@ def features(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
         return net(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).numpy()
 
 
-def pretrain(
-    net: torch.nn.Module,
-    truth: torch.nn.Module,
-    heads: np.ndarray,
-    x: np.ndarray,
-    x_heldout: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    warmup_fraction: float,
-    generator: torch.Generator,
-) -> tuple[torch.nn.Module, dict[str, Any]]:
+def _warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up over `warmup` steps, then a cosine decay to 0 at step `total`."""
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return schedule
+
+
+def _task_loss(net: torch.nn.Module, truth: torch.nn.Module, heads: np.ndarray, points: np.ndarray
+               ) -> tuple[float, float]:
+    """(MSE of f_t . h against f_t . h*, label variance) over (T, n, d) points, in float64."""
+    flat = points.reshape(-1, points.shape[2])
+    true_rep = features(truth, flat).reshape(points.shape[0], -1, heads.shape[1])
+    rep = features(net, flat).reshape(true_rep.shape)
+    y = np.einsum("tnk,tk->tn", true_rep, heads)
+    return float(np.mean((np.einsum("tnk,tk->tn", rep, heads) - y) ** 2)), float(np.var(y))
+
+
+def pretrain(net: torch.nn.Module, truth: torch.nn.Module, heads: np.ndarray, x: np.ndarray, x_heldout: np.ndarray,
+             *, epochs: int, batch_size: int, lr: float, weight_decay: float, warmup_fraction: float,
+             generator: torch.Generator) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train `net` on T tasks with the true heads frozen; x is (T, N, d). Returns (float64 copy, stats)."""
     start = time.perf_counter()
     n_tasks, n_per_task, _ = x.shape
     heads64 = torch.from_numpy(heads)
-    labels = torch.einsum(
-        "tnk,tk->tn",
-        torch.from_numpy(features(truth, x.reshape(-1, x.shape[2]))).reshape(n_tasks, n_per_task, -1),
-        heads64,
-    )
+    true_rep = torch.from_numpy(features(truth, x.reshape(-1, x.shape[2]))).reshape(n_tasks, n_per_task, -1)
+    labels = torch.einsum("tnk,tk->tn", true_rep, heads64)
     X = torch.from_numpy(x.reshape(-1, x.shape[2])).float()
     Y = labels.reshape(-1).float()
     task_heads = heads64.float().repeat_interleave(n_per_task, dim=0)  # (T*N, k): each row's head
@@ -223,15 +211,8 @@ def pretrain(
     batch = min(batch_size, len(X))
     steps_per_epoch = math.ceil(len(X) / batch)
     total = epochs * steps_per_epoch
-    warmup = max(1, int(warmup_fraction * total))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(max(1, int(warmup_fraction * total)), total))
     curve = []
     with single_thread():
         for _ in range(epochs):
@@ -239,8 +220,7 @@ def pretrain(
             epoch_loss = 0.0
             for i in range(steps_per_epoch):
                 idx = order[i * batch : (i + 1) * batch]
-                pred = (net(X[idx]) * task_heads[idx]).sum(dim=1)
-                loss = torch.mean((pred - Y[idx]) ** 2)
+                loss = torch.mean(((net(X[idx]) * task_heads[idx]).sum(dim=1) - Y[idx]) ** 2)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -249,29 +229,14 @@ def pretrain(
             curve.append(epoch_loss / len(X) / label_var)
 
     net = net.double().eval().requires_grad_(False)
-
-    def task_loss(points: np.ndarray) -> tuple[float, float]:
-        """(MSE of f_t . h against f_t . h*, label variance) over (T, n, d) points, in float64."""
-        flat = points.reshape(-1, points.shape[2])
-        true_rep = features(truth, flat).reshape(n_tasks, -1, heads.shape[1])
-        rep = features(net, flat).reshape(true_rep.shape)
-        y = np.einsum("tnk,tk->tn", true_rep, heads)
-        return float(np.mean((np.einsum("tnk,tk->tn", rep, heads) - y) ** 2)), float(np.var(y))
-
-    train_loss, _ = task_loss(x)
-    heldout_loss, heldout_var = task_loss(x_heldout)
+    train_loss, _ = _task_loss(net, truth, heads, x)
+    heldout_loss, heldout_var = _task_loss(net, truth, heads, x_heldout)
     marks = sorted({int(round(e)) for e in np.linspace(0, epochs - 1, min(epochs, 21))})
     stats = {
-        "samples_per_task": n_per_task,
-        "epochs": epochs,
-        "steps": total,
-        "batch_size": batch,
-        "final_loss": train_loss,
-        "final_loss_rel": train_loss / label_var,
-        "heldout_loss": heldout_loss,
-        "heldout_loss_rel": heldout_loss / heldout_var,
-        "label_variance": label_var,
-        "loss_curve_rel": [[e + 1, curve[e]] for e in marks],
+        "samples_per_task": n_per_task, "epochs": epochs, "steps": total, "batch_size": batch,
+        "final_loss": train_loss, "final_loss_rel": train_loss / label_var,
+        "heldout_loss": heldout_loss, "heldout_loss_rel": heldout_loss / heldout_var,
+        "label_variance": label_var, "loss_curve_rel": [[e + 1, curve[e]] for e in marks],
         "seconds": time.perf_counter() - start,
     }
     return net, stats

@@ -7,19 +7,7 @@ Layout of one entry (one feature array)::
         manifest.json       written last: shape, dtype, file size, crc32 checksum, fingerprint inputs
         shards/00003-of-00025.npy + .json   partial results while an extraction is running
 
-Every file is written to a temporary name in the same folder and renamed into place, so a reader
-never sees half a file; the manifest (or a shard's .json) is written after its array and acts as
-the commit marker. A file whose size, shape or checksum disagrees with its marker counts as absent
-and is rebuilt. Shards are deleted once the consolidated `features.npy` is written.
-
-Reuse from any featurizer (see `w2s_hf.features.sharding.cached_extract` for sharded, resumable,
-multi-process extraction)::
-
-    fp = make_fingerprint({"featurizer": "my-descriptors", "params": {...}, "data": fingerprint_texts(xs)})
-    cache = FeatureCache(cache_dir, fp, meta={"featurizer": "my-descriptors"})
-    features = cache.load()               # None on a miss (or a corrupt entry)
-    if features is None:
-        features = cache.save(compute(xs))   # atomic write, returns the memory-mapped array
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

@@ -3,20 +3,13 @@
 They stand wherever a weak or strong model is named (`--weak_model rdkit:morgan`) and are cached
 like model features (same `FeatureCache`, same sharded, resumable, multi-process extraction):
 
-- `rdkit:descriptors`: RDKit's physico-chemical descriptors (`rdkit.Chem.Descriptors._descList`,
-  about 210 of them), standardised column-wise over the rows given. Descriptors that RDKit cannot
-  compute for a molecule (NaN / inf, e.g. partial-charge terms) are replaced by the column median, and
-  values are clipped at +-10 standard deviations so that a few heavy-tailed descriptors (Ipc) do not
-  dominate a ridge penalty. Standardising uses no label, only the inputs.
-- `rdkit:morgan`: Morgan (ECFP-like) bit fingerprints, radius 2, 1,024 bits (`radius`, `n_bits`).
-
-For QSAR these are the near-realizable reference: a linear head on descriptors is a strong class for
-solubility, while a linear head on fingerprint bits is a weak one.
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -45,6 +38,8 @@ class RDKitFeaturizer:
         require_rdkit(f"the rdkit:{kind} featurizer")
         self.kind, self.radius, self.n_bits = kind, int(radius), int(n_bits)
         self.model_id = f"rdkit:{kind}"
+        # descriptors are scaled with statistics of the training rows: callers pass `fit_rows`
+        self.fits_on_rows = kind == "descriptors"
 
     def __repr__(self) -> str:
         return f"RDKitFeaturizer({self.model_id!r})"
@@ -107,8 +102,15 @@ class RDKitFeaturizer:
         overwrite: bool = False,
         no_cache: bool = False,
         show_progress: bool = True,
+        fit_rows: Sequence[int] | np.ndarray | None = None,
     ) -> np.ndarray:
-        """(n, d) float32 features of the SMILES `texts`, rows in the order given."""
+        """(n, d) float32 features of the SMILES `texts`, rows in the order given.
+
+        The cache holds the raw values, so one entry serves every split. Descriptors are then
+        standardised with the medians, means and standard deviations of the rows `fit_rows` (indices
+        into `texts`: the run's training rows); None fits on every row (only for inputs that are all
+        training data).
+        """
         texts = list(texts)
         if not texts:
             raise ValueError("texts is empty: nothing to featurize.")
@@ -133,7 +135,7 @@ class RDKitFeaturizer:
             desc=self.model_id,
             shard_size=1024,
         )
-        return standardise(np.asarray(raw)) if self.kind == "descriptors" else np.asarray(raw)
+        return standardise(np.asarray(raw), fit_rows=fit_rows) if self.kind == "descriptors" else np.asarray(raw)
 
     def encode_layers(
         self, texts: Sequence[str], layers: Sequence[int], cache_dir=None, **kwargs: Any
@@ -150,14 +152,25 @@ def _safe(fn, mol) -> float:
         return float("nan")
 
 
-def standardise(x: np.ndarray, clip: float = 10.0) -> np.ndarray:
-    """Column-wise z-scores with medians for non-finite values, constant columns set to 0, clipped."""
+def standardise(x: np.ndarray, clip: float = 10.0, fit_rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """Column-wise z-scores fitted on the rows `fit_rows` (all rows when None), applied to every row.
+
+    Non-finite values (descriptors RDKit cannot compute, e.g. partial-charge terms) become the fit
+    rows' column median; columns constant on the fit rows become 0; values are clipped at +-`clip`
+    standard deviations so that a few heavy-tailed descriptors (Ipc) do not dominate a ridge penalty.
+    No label is read, only inputs.
+    """
     x = np.array(x, dtype=np.float64)
+    fit = np.arange(x.shape[0]) if fit_rows is None else np.asarray(fit_rows, dtype=np.int64)
+    if fit.size == 0:
+        raise ValueError("fit_rows is empty: the descriptor scaler needs at least one training row.")
     bad = ~np.isfinite(x)
     if bad.any():
-        medians = np.nanmedian(np.where(bad, np.nan, x), axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column all NaN on the fit rows: median 0
+            medians = np.nanmedian(np.where(bad, np.nan, x)[fit], axis=0)
         x[bad] = np.take(np.nan_to_num(medians), np.nonzero(bad)[1])
-    mean, std = x.mean(axis=0), x.std(axis=0)
+    mean, std = x[fit].mean(axis=0), x[fit].std(axis=0)
     z = (x - mean) / np.where(std > 0, std, 1.0)
     z[:, std == 0] = 0.0
     return np.clip(z, -clip, clip).astype(np.float32)

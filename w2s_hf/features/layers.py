@@ -6,9 +6,7 @@ GPT-2's `ln_f`). So for L below the last we hook the *input* of block L and stop
 by raising from the hook: blocks L, L+1, ... never run, and no model-specific truncation code is
 needed. The blocks are the largest `nn.ModuleList` of identical modules with one entry per layer.
 
-Whether this shortcut reproduces `output_hidden_states` is checked once per model on a small probe
-batch; any model where it does not (or whose blocks cannot be found) falls back to a full forward
-with `output_hidden_states=True`, which is slower but always right.
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

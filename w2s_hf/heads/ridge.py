@@ -114,6 +114,17 @@ class RidgePath:
         return errors
 
 
+def dropped_directions(stats: SufficientStats, fit_intercept: bool = True, rcond: float | None = None) -> int:
+    """How many eigen-directions of the Gram a ridge-0 solve treats as zero (the truncation of
+    `RidgePath`: eigenvalues <= rcond * max, rcond = max(n, d) * eps by default)."""
+    from scipy.linalg import eigvalsh
+
+    gram = stats.normal_equations(fit_intercept)[0]
+    evals = np.clip(eigvalsh(gram, check_finite=False), 0.0, None)
+    cutoff = max(stats.n, stats.dim) * EPS if rcond is None else float(rcond)
+    return int(np.sum(evals <= cutoff * (evals[-1] if evals.size else 0.0)))
+
+
 def check_ridge(ridge: Any, name: str = "ridge") -> float:
     try:
         value = float(ridge)

@@ -4,13 +4,7 @@ Rows are streamed in chunks and only the moments are kept (Gram, cross products,
 the memory beyond the inputs is O(d^2) plus one chunk, and N processes that all-reduce them solve
 the same problem as one process on all rows.
 
-Numerics: the moments are those of the SHIFTED rows (x - x_shift, y - y_shift), with the shift taken
-from the first chunk's means. Centring raw moments (X^T X - n m m^T) cancels catastrophically when
-features have a large mean relative to their spread; moments about a point close to the mean do not.
-
-Speed: one float64 rank-k update Z^T Z (BLAS syrk) per chunk, Z = [x | y | 1], which also gives
-X^T y, the sums and y^T y; with several BLAS threads, chunks are shared among that many Python
-threads, each running single-threaded BLAS into its own accumulators (no per-call thread barriers).
+More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
 
 from __future__ import annotations

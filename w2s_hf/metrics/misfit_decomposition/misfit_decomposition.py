@@ -47,8 +47,9 @@ Args:
     confidence (`float`, defaults to 0.95): coverage of the percentile intervals.
 Returns:
     weak_error, w2s_error, misfit, gain, residual, predicted_w2s_error (`float`); ceiling_error and
-    pgr (`float`, or None without ceiling_predictions; pgr is None when weak_error equals
-    ceiling_error); n (`int`); `<quantity>_ci` ([low, high]) for each quantity when n_boot > 0; and,
+    pgr (`float`, or None without ceiling_predictions; pgr is None when the gap weak_error -
+    ceiling_error is <= 0 or its interval contains 0; averaged pgr is sum(gain) / sum(gap));
+    n (`int`); `<quantity>_ci` ([low, high]) for each quantity when n_boot > 0; and,
     with several targets, `<target>/<quantity>` for each target.
 Examples:
     >>> metric = evaluate.load(w2s_hf.evaluation.metric_path())
