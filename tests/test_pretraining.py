@@ -164,7 +164,7 @@ def test_the_pipeline_runs_on_a_pretrained_folder(tmp_path):
                          plot=False),
     ).validate()
     results = run_w2s(config, accelerator=Accelerator(cpu=True))
-    test = results["splits"]["test"]["mean"]
+    test = results["splits"]["test"]
     assert np.isfinite([test["weak_error"], test["w2s_error"], test["misfit"]]).all()
 
 

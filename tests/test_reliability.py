@@ -122,3 +122,92 @@ def test_cache_files_honour_the_umask(tiny_bert, tmp_path):
     entry = tmp_path / enc.fingerprint(TEXTS)
     for name in ("features.npy", "manifest.json"):
         assert (entry / name).stat().st_mode & 0o777 == 0o644
+
+
+# ---- the run folder's identity -------------------------------------------------------------------
+def _run_config(tmp_path: Path, tiny_bert: str, data: Path, out: Path, **extra):
+    from w2s_hf.config import HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
+
+    return W2SConfig(
+        model=ModelArguments(weak_model=tiny_bert, weak_layer=1, weak_max_length=32, strong_model=tiny_bert,
+                             strong_max_length=32),
+        task=TaskArguments(task=str(data), split="random", targets=["cohesion"]), head=HeadArguments(**extra),
+        run=RunArguments(output_dir=str(out), cache_dir=str(tmp_path / "cache"), report_to="none", plot=False,
+                         n_boot=20),
+    ).validate()
+
+
+@pytest.fixture()
+def essays(tmp_path):
+    from w2s_hf.data.fixtures import write_synthetic_ellipse
+
+    return write_synthetic_ellipse(tmp_path / "essays.csv", n=80, seed=0)
+
+
+def _run(config):
+    from accelerate import Accelerator
+
+    from w2s_hf.pipeline import W2SPipeline
+
+    return W2SPipeline(config, accelerator=Accelerator(cpu=True)).run()
+
+
+def test_a_folder_in_use_by_another_run_is_refused(tiny_bert, tmp_path, essays):
+    from filelock import FileLock
+
+    from w2s_hf.config import ConfigError
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with FileLock(str(out / ".run.lock")):  # another run holds the folder
+        with pytest.raises(ConfigError, match="in use by another run"):
+            _run(_run_config(tmp_path, tiny_bert, essays, out))
+    assert not (out / "results.json").exists()
+
+
+def test_an_edited_data_file_is_a_changed_run_with_old_and_new_values(tiny_bert, tmp_path, essays):
+    from w2s_hf.config import ConfigError
+
+    out = tmp_path / "run"
+    _run(_run_config(tmp_path, tiny_bert, essays, out))
+    text = essays.read_text().splitlines()
+    header = text[0].split(",")
+    col = header.index("cohesion")
+    row = text[1].split(",")
+    row[col] = "4.5" if row[col] != "4.5" else "3.5"  # one gold label changes, the path does not
+    essays.write_text("\n".join([text[0], ",".join(row), *text[2:]]) + "\n")
+    with pytest.raises(ConfigError, match=r"task_data: '[0-9a-f]{16}' -> '[0-9a-f]{16}'"):
+        _run(_run_config(tmp_path, tiny_bert, essays, out))
+    with pytest.raises(ConfigError, match=r"ridge: 'auto' -> '1.0'"):
+        _run(_run_config(tmp_path, tiny_bert, essays, out, ridge="1.0"))
+
+
+def test_a_failed_overwrite_never_leaves_old_results_to_be_served_as_new(tiny_bert, tmp_path, essays, monkeypatch):
+    import w2s_hf.evaluation as evaluation
+
+    out = tmp_path / "run"
+    old = _run(_run_config(tmp_path, tiny_bert, essays, out))
+    new_config = _run_config(tmp_path, tiny_bert, essays, out, ridge="10.0")
+    new_config.run.overwrite = True
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("SIGTERM during evaluate")
+
+    monkeypatch.setattr(evaluation, "evaluate_point", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _run(new_config)
+    monkeypatch.undo()
+    new_config.run.overwrite = False
+    again = _run(new_config)  # the plain rerun of the new config
+    assert again["config"]["ridge"] == "10.0" and old["config"]["ridge"] == "auto"
+    assert again["heads"]["w2s"]["ridge"] == 10.0
+
+
+def test_an_evaluate_only_rerun_keeps_the_timings_of_the_earlier_stages(tiny_bert, tmp_path, essays):
+    out = tmp_path / "run"
+    first = _run(_run_config(tmp_path, tiny_bert, essays, out))
+    config = _run_config(tmp_path, tiny_bert, essays, out)
+    config.run.stages, config.run.overwrite = ["evaluate"], True
+    again = _run(config)
+    assert {"extract", "train_weak", "label", "train_w2s", "train_ceiling"} <= set(again["timings"])
+    assert again["timings"]["train_weak"] == first["timings"]["train_weak"]

@@ -10,9 +10,12 @@ More (design notes): docs/ARCHITECTURE.md, "Module notes".
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
+from contextlib import ExitStack
 from typing import Any, Callable
 
 import numpy as np
@@ -47,7 +50,13 @@ class W2SPipeline:
         self.task = task if task is not None else _load_task(config)
         self.data = TaskRows.of(self.task)
         self.targets, self.gold = self.data.targets, self.data.gold
+        # The identity: every key that changes the numbers, and the task's data (ids, inputs, targets),
+        # so an edited data file at the same path is a changed run, never a silent reuse.
         self.identity = {k: v for k, v in config.to_dict().items() if k not in _CONTROL_KEYS}
+        self.identity["task_data"] = self.data.fingerprint()
+        encoded = json.dumps(self.identity, sort_keys=True, default=str).encode()
+        self.identity_hash = hashlib.sha256(encoded).hexdigest()
+        self._redone = False  # once a stage is redone, every later stage is redone too
         self.folder.check_config(self.identity, config.run.overwrite)
         _check_input_kinds(config, self.task)
         from .features import build_representation
@@ -92,21 +101,40 @@ class W2SPipeline:
         heads = [self.folder.head(s.name) for s in PROTOCOL if s.stage == stage]
         return heads + [self.folder.predictions(s.name) for s in PROTOCOL if s.predict_stage == stage]
 
-    def _done(self, paths: list) -> bool:
-        return not self.config.run.overwrite and all(p.exists() for p in paths)
+    def _done(self, paths: list, stage: str) -> bool:
+        """A stage is skipped only if its artifacts exist and were made under this run's identity."""
+        done = (not self.config.run.overwrite and not self._redone and all(p.exists() for p in paths)
+                and self.folder.stage_is_current(stage, self.identity_hash))
+        self._redone = self._redone or not done
+        return done
 
     # ------------------------------------------------------------------ stages
     def run(self) -> dict[str, Any]:
-        if self.is_main:
-            self.folder.root.mkdir(parents=True, exist_ok=True)
-            self.folder.write_json(self.folder.config, self.identity)
-        self.accelerator.wait_for_everyone()
-        for name in self.config.run.selected_stages():
-            start = time.perf_counter()
-            self._stage(name)
+        from .distributed import Processes
+
+        procs = Processes.from_accelerator(self.accelerator)
+        with ExitStack() as held:
+            refusal = None
+            if self.is_main:
+                try:
+                    held.enter_context(self.folder.lock())
+                    # another run may have claimed the folder since __init__ checked it
+                    self.folder.check_config(self.identity, self.config.run.overwrite)
+                    self.folder.write_json(self.folder.config, self.identity)
+                except ConfigError as err:
+                    refusal = str(err)
+            refusals = [r for r in procs.gather([refusal]) if r]
+            if refusals:
+                raise ConfigError(refusals[0])
+            for name in self.config.run.selected_stages():
+                start = time.perf_counter()
+                self._stage(name)
+                self.accelerator.wait_for_everyone()
+                self.timings[name] = round(time.perf_counter() - start, 3)
+                if self.is_main:
+                    self.folder.stamp(name, self.identity_hash, self.timings[name])
+                logger.info("stage %s: %.2f s", name, self.timings[name])
             self.accelerator.wait_for_everyone()
-            self.timings[name] = round(time.perf_counter() - start, 3)
-            logger.info("stage %s: %.2f s", name, self.timings[name])
         return self.folder.read_json(self.folder.results, {})
 
     def _stage(self, name: str) -> None:
@@ -114,7 +142,7 @@ class W2SPipeline:
             return self.extract()
         if name == "evaluate":
             return self.evaluate()
-        if self._done(self._stage_artifacts(name)):
+        if self._done(self._stage_artifacts(name), name):
             return
         for spec in PROTOCOL:
             if spec.stage == name:
@@ -123,7 +151,7 @@ class W2SPipeline:
                 self._predict_and_save(spec)
 
     def extract(self) -> None:
-        if self._done([self.folder.features]):
+        if self._done([self.folder.features], "extract"):
             return
         info = {}
         for role in ROLES:
@@ -149,7 +177,7 @@ class W2SPipeline:
         from .evaluation import JsonResultsHook, PlotHook, TableHook, TrackerHook, evaluate_point
 
         folder = self.folder
-        if self._done([folder.results]):
+        if self._done([folder.results], "evaluate"):
             if self.is_main:
                 TableHook().on_end(folder.read_json(folder.results))
             return
@@ -192,7 +220,9 @@ class W2SPipeline:
             "fingerprints": {r: features.get(r, {}).get("fingerprint") for r in ROLES},
             "heads": {n: folder.read_json(folder.head_record(n)) for n in preds if folder.head_record(n).exists()},
             "splits": splits,
-            "timings": dict(self.timings),
+            # stages skipped or not selected in this invocation keep the seconds they took when run
+            "timings": {**{k: v["seconds"] for k, v in folder.read_stamps().items() if isinstance(v, dict)
+                           and "seconds" in v}, **self.timings},
         }
         if self.is_main:
             for hook in hooks:

@@ -66,7 +66,8 @@ class RunFolder:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            raise ConfigError(f"{self.root} is in use by another run; wait for it or use another --output_dir.")
+            message = f"{self.root} is in use by another run; wait for it or use another --output_dir."
+            raise ConfigError(message) from None
         try:
             yield
         finally:

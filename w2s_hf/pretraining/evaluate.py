@@ -85,5 +85,6 @@ def family_table(results: dict[str, dict[str, dict[str, float]]], split: str = "
     keys = sorted({k for r in results.values() for k in r})
     lines = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     for model, means in results.items():
-        lines.append(f"| {model} | " + " | ".join(f"{means[k][split]:.3f}" if k in means else "–" for k in keys) + " |")
+        cells = [f"{means[k][split]:.3f}" if k in means else "–" for k in keys]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
