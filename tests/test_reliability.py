@@ -211,3 +211,30 @@ def test_an_evaluate_only_rerun_keeps_the_timings_of_the_earlier_stages(tiny_ber
     again = _run(config)
     assert {"extract", "train_weak", "label", "train_w2s", "train_ceiling"} <= set(again["timings"])
     assert again["timings"]["train_weak"] == first["timings"]["train_weak"]
+
+
+def test_weak_equal_to_strong_and_a_constant_target_warn(tiny_bert, tmp_path, essays):
+    import pandas as pd
+
+    from w2s_hf.config import HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
+    from w2s_hf.pipeline import W2SPipeline
+
+    frame = pd.read_csv(essays)
+    frame["cohesion"] = 3.0
+    frame.to_csv(essays, index=False)
+    same = ModelArguments(weak_model=tiny_bert, strong_model=tiny_bert, weak_max_length=32, strong_max_length=32)
+    config = W2SConfig(model=same, task=TaskArguments(task=str(essays), split="random", targets=["cohesion"]),
+                       head=HeadArguments(), run=RunArguments(output_dir=str(tmp_path / "r"), report_to="none",
+                                                              cache_dir=str(tmp_path / "c"))).validate()
+    with pytest.warns(UserWarning) as caught:
+        W2SPipeline(config)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "same representation" in messages and "constant" in messages
+
+
+def test_the_empty_split_message_does_not_ask_for_the_weak_fraction_it_already_has():
+    from w2s_hf.data.checks import TaskDataError, require_nonempty_splits
+
+    with pytest.raises(TaskDataError) as err:
+        require_nonempty_splits({"weak_train": 1, "w2s_train": 0, "val": 0, "test": 0}, 1, "random", 0.5, "f.csv")
+    assert "towards 0.5" not in str(err.value) and "add rows" in str(err.value)

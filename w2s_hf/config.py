@@ -167,7 +167,9 @@ class HeadArguments:
         )
     )
     fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
-    lr: float = field(default=1e-2, metadata=_help("adamw: learning rate."))
+    lr: float = field(default=1e-2, metadata=_help(
+        "adamw: learning rate. The adamw defaults are a starting point, not tuned per task: on unscaled "
+        "features they can stop far from the exact head (compare with --solver exact, and raise lr/epochs)."))
     epochs: int = field(default=300, metadata=_help("adamw: maximum number of epochs."))
     batch_size: int = field(
         default=4096, metadata=_help("adamw: global batch size (rows per optimizer step, all processes together).")

@@ -59,6 +59,7 @@ class W2SPipeline:
         self._redone = False  # once a stage is redone, every later stage is redone too
         self.folder.check_config(self.identity, config.run.overwrite)
         _check_input_kinds(config, self.task)
+        _warn_degenerate(config, self.data)
         from .features import build_representation
 
         self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
@@ -387,6 +388,22 @@ def _check_input_kinds(config: W2SConfig, task) -> None:
                 f"{role}_model={name!r} featurizes SMILES, but task {task.name!r} has "
                 f"{task.input_kind} inputs; use a language model for it."
             )
+
+
+def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:
+    """Runs that work but cannot say anything: warn before any work is done."""
+    import warnings
+
+    weak, strong = config.model.representation("weak"), config.model.representation("strong")
+    if weak == strong:
+        warnings.warn(f"weak and strong are the same representation ({weak.get('name')!r}, same layer and "
+                      "pooling): the student can only copy its teacher, so gain and misfit are ~0.", stacklevel=3)
+    for split in ("weak_train", "w2s_train"):
+        for j, target in enumerate(data.targets):
+            column = data.gold[split][:, j]
+            if len(column) and np.ptp(column) == 0:
+                warnings.warn(f"target {target!r} is constant ({column[0]!r}) on {split}: every error is that "
+                              "of predicting a constant, and the decomposition is degenerate.", stacklevel=3)
 
 
 def run_w2s(config: W2SConfig, accelerator=None, hooks: list | None = None) -> dict[str, Any]:

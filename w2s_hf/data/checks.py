@@ -198,10 +198,12 @@ def require_nonempty_splits(sizes: dict[str, int], n_rows: int, split: str, weak
         if size > 0:
             continue
         if name in ("weak_train", "w2s_train"):
-            fix = (
-                f"the training part has {sizes['weak_train'] + sizes['w2s_train']} rows and "
-                f"weak_fraction={weak_fraction}; move weak_fraction towards 0.5 or add rows"
-            )
+            n_train = sizes["weak_train"] + sizes["w2s_train"]
+            if n_train >= 2 and weak_fraction != 0.5:
+                fix = (f"the training part has {n_train} rows and weak_fraction={weak_fraction}; move "
+                       "weak_fraction towards 0.5 or add rows")
+            else:  # already an even split: only more rows help
+                fix = f"the training part has {n_train} row(s), too few to give both halves a row; add rows"
         elif split == "scaffold":
             fix = "scaffold groups are too few or too large to fill it; use split='random' or add molecules"
         else:
