@@ -34,6 +34,11 @@ class Divergence:
     name: str
     loss: Callable[[np.ndarray, np.ndarray], np.ndarray]
     check: Callable[[np.ndarray, str, np.ndarray, str], None]
+    # D(a, b) between two models' predictions, when it differs from D(label, prediction) (KL: the
+    # target is then a predicted distribution, not labels); default: `loss`
+    pair_loss: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    # extra point estimates (y, weak, w2s, ceiling) -> {name: value}, e.g. accuracies for classification
+    extras: Callable[..., dict[str, Any]] | None = None
 
 
 def _same_shape(pred: np.ndarray, pred_name: str, target: np.ndarray, target_name: str) -> None:
@@ -43,7 +48,25 @@ def _same_shape(pred: np.ndarray, pred_name: str, target: np.ndarray, target_nam
 
 
 SQUARED = Divergence("squared", lambda pred, target: (pred - target) ** 2, _same_shape)
-DIVERGENCES: dict[str, Divergence] = {"squared": SQUARED}
+
+
+def _kl(logits: bool) -> Divergence:
+    from . import classification as c
+
+    def check(pred, pred_name, target, target_name):
+        c.check_predictions(pred, pred_name, logits=logits)
+        c.check_labels(target, target_name, 2 if pred.shape[1] == 1 else pred.shape[1], pred_name)
+
+    return Divergence(
+        "kl_logits" if logits else "kl",
+        lambda pred, target: c.kl_loss(pred, target, logits=logits, target_is_pred=False),
+        check,
+        pair_loss=lambda pred, target: c.kl_loss(pred, target, logits=logits, target_is_pred=True),
+        extras=lambda y, weak, w2s, ceiling: c.extras(y, weak, w2s, ceiling, logits=logits),
+    )
+
+
+DIVERGENCES: dict[str, Divergence] = {"squared": SQUARED, "kl": _kl(False), "kl_logits": _kl(True)}
 
 
 @dataclass
@@ -73,6 +96,7 @@ class Decomposition:
     divergence: str = "squared"
     confidence: float = 0.95
     n_boot: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)  # divergence-specific point estimates
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types only; nan (undefined pgr) becomes None so the output is strict JSON."""
@@ -101,10 +125,13 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     arrays = {name: _as_array(a, name) for name, a in preds.items()}
     for name, a in arrays.items():
         div.check(a, name, y, "y_true")
+        if a.shape != arrays["weak_pred"].shape:
+            raise ValueError(f"{name} has shape {a.shape} but weak_pred has {arrays['weak_pred'].shape}")
     weak, w2s = arrays["weak_pred"], arrays["w2s_pred"]
 
     # per-example losses, one (n, m) block per base quantity
-    losses = [div.loss(weak, y), div.loss(w2s, y), div.loss(weak, w2s)]  # misfit = D(w2s, weak)
+    pair = div.pair_loss or div.loss
+    losses = [div.loss(weak, y), div.loss(w2s, y), pair(weak, w2s)]  # misfit = D(w2s, weak)
     if ceiling_pred is not None:
         losses.append(div.loss(arrays["ceiling_pred"], y))
     n, m = losses[0].shape
@@ -143,8 +170,12 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
         values.pop("gap", None)
     averaged.pop("gap", None)
     ci.pop("gap_avg", None)
+    extras = {}
+    if div.extras is not None:
+        extras = div.extras(y, weak, w2s, arrays.get("ceiling_pred"))
     return Decomposition(**averaged, n=int(n), ci={k.removesuffix("_avg"): v for k, v in ci.items()},
-                         per_target=per_target, divergence=div.name, confidence=confidence, n_boot=n_boot)
+                         per_target=per_target, divergence=div.name, confidence=confidence, n_boot=n_boot,
+                         extras=extras)
 
 
 def fit_gain_on_misfit(misfit: Any, gain: Any, *, n_boot: int = 1000, seed: int = 0,
