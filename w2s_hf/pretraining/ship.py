@@ -53,7 +53,8 @@ def ship(folder: str | os.PathLike, name: str | None = None, *, overwrite: bool 
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
     try:
         for f in files:
-            shutil.copy2(f, tmp / f.name)
+            shutil.copyfile(f, tmp / f.name)  # not copy2: save_pretrained may have made a file 0600
+            (tmp / f.name).chmod(0o644)
         tmp.chmod(0o755)
         if target.exists():
             shutil.rmtree(target)
