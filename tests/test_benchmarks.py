@@ -86,3 +86,14 @@ def test_bench_pretrain_runs_both_loops_on_the_same_batches(tmp_path):
     assert set(result["tokens_per_s"]) == {"bare", "trainer"} and result["real_tokens"] > 0
     assert set(result["descriptors_per_s"]) == {"1_process", "2_processes"}
     assert "Trainer" in out and "bare torch loop" in out
+
+
+@pytest.mark.slow
+def test_gpu_check_script_runs_on_cpu_in_smoke_mode(tmp_path):
+    """The prepared GPU check (issue 16) runs its extraction and heads sections end to end on CPU."""
+    _run([str(BENCH / "gpu_check.py"), "--smoke", "--out", str(tmp_path), "--sections", "extract", "heads",
+          "--n_texts", "60", "--n_batch1", "10"])
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["sections"]["extract"]["ok"] and report["sections"]["heads"]["ok"], report
+    heads = report["sections"]["heads"]
+    assert heads["gpu_gram_float64"]["max_coef_error"] < 1e-8  # float64 statistics match fit_exact
