@@ -2,7 +2,8 @@
 
 The exact solver (`w2s_hf.heads.fit_exact`) is the default for the squared loss; this one exists for
 losses with no closed form and as a check that gradient training reaches the same head. On the same
-data it gets within 1% of the exact head's validation error (tests/test_adamw.py).
+data it gets within 1% of the exact head's validation error (tests/test_adamw.py). 1 and N processes
+batch different rows together, so their heads agree to ~1.5 digits, not bitwise (use `exact` for that).
 
 More (design notes): docs/ARCHITECTURE.md, "Module notes".
 """
