@@ -70,3 +70,77 @@ def test_bad_classification_input_is_a_value_error_naming_the_argument(args, mat
     divergence = "kl_logits" if np.isnan(args[1]).any() else "kl"
     with pytest.raises(ValueError, match=match):
         decompose(*args, divergence=divergence, n_boot=0)
+
+
+# ---- the k-head mixture student (w2s_hf/kheads.py) -----------------------------------------------
+def _softmax(z):
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def test_a_mixture_is_a_distribution_and_one_head_is_a_softmax_head():
+    import torch
+
+    from w2s_hf.kheads import KHeadMixture
+
+    torch.manual_seed(0)
+    x = torch.randn(7, 5)
+    mix = KHeadMixture(5, 3, k=4)
+    torch.nn.init.normal_(mix.heads.weight)
+    assert torch.allclose(mix(x).exp().sum(1), torch.ones(7), atol=1e-6)
+    one = KHeadMixture(5, 3, k=1)
+    assert torch.allclose(one(x), torch.log_softmax(one.heads(x), dim=1), atol=1e-6)
+    # equal mixing weights over identical heads give that head back
+    same = KHeadMixture(5, 3, k=3)
+    with torch.no_grad():
+        same.heads.weight.copy_(one.heads.weight.repeat(3, 1))
+        same.heads.bias.copy_(one.heads.bias.repeat(3))
+    assert torch.allclose(same(x), one(x), atol=1e-5)
+
+
+def test_a_student_whose_class_holds_the_teacher_fits_it_and_weight_decay_spares_biases_and_theta():
+    from w2s_hf.kheads import fit_classifier
+
+    rng = np.random.default_rng(0)
+    X, Xv = rng.normal(size=(3000, 4)), rng.normal(size=(500, 4))
+    W = rng.normal(size=(4, 3))
+    fitted = fit_classifier(X, _softmax(X @ W), Xv, _softmax(Xv @ W), k=2, epochs=400, lr=0.05, weight_decay=0.01)
+    misfit = decompose(_softmax(Xv @ W), _softmax(Xv @ W), fitted.predict_proba(Xv), divergence="kl", n_boot=0)
+    assert misfit.w2s_error < 0.01  # KL(teacher || student) on held-out rows
+    assert fitted.history[-1]["train"] < fitted.history[0]["train"]
+    # Weight decay acts on the weights only: a huge one flattens every head, and the undecayed
+    # biases still learn the class prior (decayed biases would be pulled to a uniform 0.5 / 0.5).
+    y = np.eye(2)[(rng.random(3000) < 0.2).astype(int)]
+    flat = fit_classifier(X, y, Xv, y[:500], k=1, loss="forward_kl", epochs=400, lr=0.05, weight_decay=20.0)
+    assert float(flat.model.heads.weight.detach().abs().max()) < 0.1  # AdamW: decay, then one step of ~lr
+    np.testing.assert_allclose(flat.predict_proba(Xv[:5]), np.tile(y.mean(0), (5, 1)), atol=0.02)
+
+
+def test_the_kept_epoch_is_the_best_on_the_validation_targets():
+    from w2s_hf.kheads import fit_classifier
+
+    rng = np.random.default_rng(1)
+    X, Xv = rng.normal(size=(60, 20)), rng.normal(size=(200, 20))  # few rows, many features: it overfits
+    y = np.eye(2)[rng.integers(0, 2, 60)]
+    fitted = fit_classifier(X, y, Xv, np.eye(2)[rng.integers(0, 2, 200)], loss="forward_kl", epochs=300, lr=0.1)
+    vals = [h["val"] for h in fitted.history]
+    assert fitted.best_epoch == int(np.argmin(vals)) and fitted.best_epoch < len(vals) - 1
+
+
+@pytest.mark.parametrize("bad", ["nan", "sum", "shape"])
+def test_bad_targets_for_the_student_are_a_clear_error(bad):
+    from w2s_hf.kheads import fit_classifier
+
+    X = np.zeros((4, 2))
+    t = np.full((4, 2), 0.5)
+    if bad == "nan":
+        t[0, 0] = np.nan
+    elif bad == "sum":
+        t[1] = [0.9, 0.3]
+    else:
+        t = t[:3]
+    with pytest.raises(ValueError, match="targets"):
+        fit_classifier(X, t, X, np.full((4, 2), 0.5), epochs=2)
+    with pytest.raises(ValueError, match="loss="):
+        fit_classifier(X, np.full((4, 2), 0.5), X, np.full((4, 2), 0.5), loss="mse")
