@@ -12,6 +12,7 @@ inside the package as `packaged:<folder name>` (at most 5 MiB; `--overwrite` rep
 
     python scripts/pretrain_smiles.py --evaluate runs/pretrain/h64
     python scripts/pretrain_smiles.py --ship runs/pretrain/h64
+    python scripts/pretrain_smiles.py --table w2s_hf/models/smiles-bert-*   # the README's family table
 
 Flags override the YAML file; `--help` lists every key. The corpus, the descriptors' cache and the
 saved folder are described in `w2s_hf/pretraining/`.
@@ -37,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         for folder in argv[1:]:
             print(json.dumps(evaluate_checkpoints(folder), indent=1))
         return 0
+    if argv[:1] == ["--table"]:
+        from w2s_hf.pretraining.evaluate import family_table, qsar_ceilings, summarise
+
+        reference = {"name": "rdkit:descriptors", "mean": summarise(qsar_ceilings("rdkit:descriptors"))}
+        print(family_table(argv[1:], reference))
+        return 0
     if argv[:1] == ["--ship"]:
         from w2s_hf.pretraining.ship import ship
 
@@ -53,12 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    import torch
     from accelerate import PartialState
 
     from w2s_hf.pretraining.train import PretrainDataError, pretrain
-
-    PartialState(cpu=not torch.cuda.is_available())  # before anything else reads the (singleton) state
 
     try:
         summary = pretrain(cfg)

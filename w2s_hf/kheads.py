@@ -70,13 +70,16 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     """Train a `KHeadMixture` on (n, c) target distributions (see the module docstring)."""
     if loss not in LOSSES:
         raise ValueError(f"loss={loss!r}: choose one of {', '.join(LOSSES)}.")
-    X, X_val = (torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in (X, X_val))
-    T, T_val = (torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in (targets, targets_val))
-    for name, t, x in (("targets", T, X), ("targets_val", T_val, X_val)):
-        if t.ndim != 2 or len(t) != len(x):
-            raise ValueError(f"{name} must be ({len(x)}, n_classes) distributions; got {tuple(t.shape)}.")
-        if not torch.isfinite(t).all() or (t < 0).any() or ((t.sum(1) - 1).abs() > 1e-4).any():
-            raise ValueError(f"{name} rows must be probability distributions (non-negative, summing to 1).")
+    from .arrays import as_real_array, check_same_rows
+    from .classification import check_labels
+
+    arrays = {}
+    for name, t, x_name, x in (("targets", targets, "X", X), ("targets_val", targets_val, "X_val", X_val)):
+        x, t = as_real_array(x, x_name, ndim=(2,)), as_real_array(t, name, ndim=(2,))
+        check_same_rows(t, name, x, x_name)
+        check_labels(t, name, t.shape[1], x_name)  # soft labels: distributions over the classes
+        arrays[name], arrays[x_name] = torch.as_tensor(t, dtype=torch.float32), torch.as_tensor(x, dtype=torch.float32)
+    X, X_val, T, T_val = arrays["X"], arrays["X_val"], arrays["targets"], arrays["targets_val"]
     torch.manual_seed(seed)
     model = KHeadMixture(X.shape[1], T.shape[1], k)
     # Heads start different from each other (a mixture of equal heads is one head) but small.

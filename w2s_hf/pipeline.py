@@ -88,8 +88,7 @@ class W2SPipeline:
 
     def train_rows(self) -> np.ndarray:
         """Canonical positions of every row some head of the protocol trains on (weak_train, w2s_train)."""
-        splits = sorted({spec.train_split for spec in PROTOCOL})
-        return np.sort(np.concatenate([self.data.index[s] for s in splits]))
+        return self.data.positions({spec.train_split for spec in PROTOCOL})
 
     def rows(self, role: str, split: str) -> np.ndarray:
         return np.asarray(self.features(role)[self.data.index[split]])

@@ -38,13 +38,12 @@ class BenchArgs:
 def make_batches(args: BenchArgs):
     from w2s_hf.config import default_cache_dir
     from w2s_hf.pretraining.corpus import build_corpus
-    from w2s_hf.pretraining.descriptors import DescriptorScaler, cached_descriptors, descriptor_names
+    from w2s_hf.pretraining.descriptors import descriptor_targets
     from w2s_hf.pretraining.model import MLMAndMTRCollator
     from w2s_hf.pretraining.tokenizer import build_smiles_tokenizer
 
     smiles = build_corpus().smiles
-    raw = cached_descriptors(smiles, default_cache_dir(), num_workers=2)
-    targets = DescriptorScaler.fit(raw, descriptor_names()).transform(raw, descriptor_names())
+    targets, _ = descriptor_targets(smiles, np.arange(len(smiles)), default_cache_dir(), num_workers=2)
     tok = build_smiles_tokenizer(smiles)
     rng = np.random.default_rng(0)
     collator = MLMAndMTRCollator(tok, enumerate_prob=0.5, seed=0)

@@ -48,6 +48,10 @@ class TaskRows:
         index = {s: np.array([position[i] for i in ids[s]], dtype=np.int64) for s in SPLIT_NAMES}
         return cls(targets, ids, gold, canonical_ids, canonical_texts, index)
 
+    def positions(self, splits) -> np.ndarray:
+        """Sorted canonical positions of every row of `splits`."""
+        return np.sort(np.concatenate([self.index[s] for s in sorted(set(splits))]))
+
     def fingerprint(self) -> str:
         """sha256 of every split's ids, inputs and gold targets: the data part of a run's identity."""
         import hashlib

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_path
+
 
 def write_model_card(folder: Path, summary: dict[str, Any], ceilings: dict[str, Any] | None = None) -> Path:
     cfg = summary["config"]
@@ -60,5 +62,6 @@ def write_model_card(folder: Path, summary: dict[str, Any], ceilings: dict[str, 
         for row in ceilings["rows"]:
             lines.append(f"| {row['task']} | {row['split']} | {row['seed']} | {row['val']:.3f} | {row['test']:.3f} |")
     path = folder / "README.md"
-    path.write_text("\n".join(lines) + "\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
     return path

@@ -97,23 +97,40 @@ def task_canonical_smiles(tasks: tuple[str, ...] = QSAR_TASKS) -> set[str]:
     return out
 
 
+class PretrainDataError(ValueError):
+    """The corpus cannot be used (an invalid SMILES in a corpus file, too few molecules)."""
+
+
 def build_corpus(sources: tuple[str, ...] = SOURCES, *, max_chars: int = 120,
                  exclude_tasks: tuple[str, ...] = QSAR_TASKS) -> Corpus:
     """The corpus described in the module docstring."""
-    from ..data.chem import parse_smiles
-
     raw: list[str] = []
     counts: dict[str, int] = {}
     for name in sources:
         rows = read_source(name)
         counts[f"rows_{name}"] = len(rows)
         raw.extend(rows)
-    unique_raw = sorted(set(raw))
-    mols = parse_smiles(unique_raw)
+    return corpus_from_smiles(raw, max_chars=max_chars, exclude_tasks=exclude_tasks, counts=counts)
+
+
+def corpus_from_smiles(raw: list[str], *, max_chars: int = 120, exclude_tasks: tuple[str, ...] = QSAR_TASKS,
+                       counts: dict[str, int] | None = None, source: str | None = None) -> Corpus:
+    """Canonical, unique, short SMILES of `raw` minus the task molecules. Unparseable rows are counted,
+    or, with `source` (a file the user gave), an error naming the first one's line."""
     from rdkit import Chem
 
+    from ..data.chem import parse_smiles
+
+    counts = dict(counts or {})
+    unique_raw = sorted(set(raw))
+    mols = parse_smiles(unique_raw)
+    bad = [s for s, m in zip(unique_raw, mols) if m is None]
+    if bad and source is not None:
+        first = min(raw.index(s) for s in bad)
+        raise PretrainDataError(f"{source}: line {first + 1} ({raw[first]!r}) is not a valid SMILES "
+                                f"({len(bad)} invalid SMILES in all).")
     canon = {Chem.MolToSmiles(m) for m in mols if m is not None}
-    counts["unparseable"] = sum(m is None for m in mols)
+    counts["unparseable"] = len(bad)
     counts["unique_canonical"] = len(canon)
     short = {s for s in canon if len(s) <= max_chars}
     counts[f"longer_than_{max_chars}"] = len(canon) - len(short)

@@ -128,3 +128,12 @@ class DescriptorScaler:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DescriptorScaler":
         return cls(**json.loads(Path(path).read_text()))
+
+
+def descriptor_targets(smiles: list[str], fit_rows: np.ndarray, cache_dir: str | os.PathLike,
+                       num_workers: int = 1) -> tuple[np.ndarray, DescriptorScaler]:
+    """(targets, scaler): the MTR targets of `smiles`, scaled with statistics of `fit_rows` only."""
+    names = descriptor_names()
+    raw = cached_descriptors(smiles, cache_dir, num_workers=num_workers)
+    scaler = DescriptorScaler.fit(raw[fit_rows], names)
+    return scaler.transform(raw, names), scaler

@@ -19,42 +19,31 @@ import numpy as np
 DEFAULT_TASKS = ("esol", "lipophilicity", "freesolv")
 
 
-def _task_rows(task) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Sorted unique ids of the task and, per split, the positions of its rows in that order."""
-    splits = ("weak_train", "w2s_train", "val", "test")
-    pairs = sorted({str(i): t for s in splits for i, t in zip(task.splits[s]["id"], task.splits[s]["input"])}.items())
-    position = {i: k for k, (i, _) in enumerate(pairs)}
-    index = {s: np.array([position[str(i)] for i in task.splits[s]["id"]]) for s in splits}
-    return [t for _, t in pairs], index
-
-
 def qsar_ceilings(model: str, *, tasks: Sequence[str] = DEFAULT_TASKS, splits: Sequence[str] = ("scaffold", "random"),
                   seeds: Sequence[int] = (0, 1, 2), layer: int = -1, pooling: str = "mean",
                   cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """One row per (task, split, seed): {"task", "split", "seed", "ridge", "val", "test"} (mean over targets)."""
     from ..config import default_cache_dir
     from ..data import load_task
+    from ..data.rows import TaskRows
     from ..features import build_representation
-    from ..heads import SufficientStats, select_ridge
+    from ..heads import fit_ridge
 
     cache = os.path.join(cache_dir or default_cache_dir(), "features")
     rep = build_representation(model, layer=layer, pooling=pooling)
-    rows = []
+    out = []
     for name in tasks:
-        features = None
         for split in splits:
             for seed in seeds:
-                task = load_task(name, split=split, seed=seed)
-                texts, index = _task_rows(task)
-                if features is None:  # the row order is split-independent: one extraction per task
-                    features = np.asarray(rep.encode(texts, cache_dir=cache, show_progress=False))
-                gold = {s: np.stack([np.asarray(task.splits[s][t], float) for t in task.targets], 1) for s in index}
-                stats = SufficientStats.from_arrays(features[index["w2s_train"]], gold["w2s_train"])
-                ridge, head, _ = select_ridge(stats, features[index["val"]], gold["val"])
-                err = {s: float(np.mean((head.predict(features[index[s]]).reshape(gold[s].shape) - gold[s]) ** 2))
+                data = TaskRows.of(load_task(name, split=split, seed=seed))
+                # the canonical row order is split-independent: one extraction per task, then cache hits
+                features = np.asarray(rep.encode(data.canonical_texts, cache_dir=cache, show_progress=False))
+                rows = {s: features[data.index[s]] for s in ("w2s_train", "val", "test")}
+                head, record = fit_ridge(rows["w2s_train"], data.gold["w2s_train"], rows["val"], data.gold["val"])
+                err = {s: float(np.mean((head.predict(rows[s]).reshape(data.gold[s].shape) - data.gold[s]) ** 2))
                        for s in ("val", "test")}
-                rows.append({"task": name, "split": split, "seed": seed, "ridge": float(ridge), **err})
-    return rows
+                out.append({"task": name, "split": split, "seed": seed, "ridge": record["ridge"], **err})
+    return out
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -68,23 +57,38 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def evaluate_checkpoints(folder: str | os.PathLike, **kwargs: Any) -> dict[str, Any]:
     """QSAR ceilings of a pretrained folder; written to `ceilings.json` and into its model card."""
+    from ..atomic import write_json_atomic
     from .card import write_model_card
 
     folder = Path(folder)
     rows = qsar_ceilings(str(folder), **kwargs)
     result = {"rows": rows, "mean": summarise(rows)}
-    (folder / "ceilings.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json_atomic(folder / "ceilings.json", result)
     summary_path = folder / "pretraining.json"
     if summary_path.is_file():
         write_model_card(folder, json.loads(summary_path.read_text()), result)
     return result["mean"]
 
 
-def family_table(results: dict[str, dict[str, dict[str, float]]], split: str = "test") -> str:
-    """Markdown table of mean ceilings: {model: summarise(...)} -> one row per model, a column per task/split."""
-    keys = sorted({k for r in results.values() for k in r})
-    lines = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    for model, means in results.items():
-        cells = [f"{means[k][split]:.3f}" if k in means else "–" for k in keys]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+def family_table(folders: Sequence[str | os.PathLike], reference: dict[str, Any] | None = None) -> str:
+    """The README's family table: size, objective, budget, final losses and mean val / test ceilings.
+
+    `folders` are evaluated pretrained folders (`pretraining.json` and `ceilings.json`); `reference`
+    is {"name", "mean"} of another representation's ceilings (e.g. rdkit:descriptors), as a last row.
+    """
+    keys = ["esol/scaffold", "esol/random", "lipophilicity/scaffold", "lipophilicity/random", "freesolv/scaffold",
+            "freesolv/random"]
+    head = "| model | parameters | objective | passes | train time | val MLM / MTR loss | "
+    lines = [head + " | ".join(f"{k} val / test" for k in keys) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(keys)]
+    cells = lambda means: " | ".join(f"{means[k]['val']:.3f} / {means[k]['test']:.3f}" for k in keys)  # noqa: E731
+    for folder in map(Path, folders):
+        summary = json.loads((folder / "pretraining.json").read_text())
+        means, final = json.loads((folder / "ceilings.json").read_text())["mean"], summary["final"]
+        mtr = f"{final['val_mtr_loss']:.3f}" if final.get("val_mtr_loss") else "–"
+        lines.append(f"| `{folder.name}` | {summary['parameters'] / 1e6:.2f} M | {summary['config']['objective']} | "
+                     f"{summary['epochs']:.0f} | {summary['train_runtime_s'] / 60:.0f} min | "
+                     f"{final['val_mlm_loss']:.3f} / {mtr} | {cells(means)} |")
+    if reference is not None:
+        lines.append(f"| `{reference['name']}` (reference) | – | – | – | – | – | {cells(reference['mean'])} |")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ def models_dir() -> Path:
 
 def ship(folder: str | os.PathLike, name: str | None = None, *, overwrite: bool = False) -> Path:
     """Copy `folder` to w2s_hf/models/<name> (name: the folder's) and record it in MANIFEST.json."""
+    from ..atomic import write_json_atomic
     from ..features.cache import hash_model_files
     from ..features.hub import has_weights
 
@@ -65,5 +66,5 @@ def ship(folder: str | os.PathLike, name: str | None = None, *, overwrite: bool 
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest[name] = {"revision": hash_model_files(target),
                       "files": {f.name: f.stat().st_size for f in sorted(target.iterdir())}}
-    manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=1) + "\n")
+    write_json_atomic(manifest_path, dict(sorted(manifest.items())))
     return target

@@ -21,20 +21,17 @@ _CHARS = [c for c in string.printable if not c.isspace()]
 
 
 def split_smiles(smiles: str) -> list[str]:
-    """The atom-level tokens of one SMILES (pure Python, the same split the tokenizer's pre-tokenizer makes)."""
+    """The atom-level tokens of one SMILES: the pre-tokenizer's split, where characters outside the
+    grammar stay, one token each."""
     import re
 
-    tokens = re.findall(SMILES_REGEX, smiles)
-    if "".join(tokens) != smiles:
-        # characters outside the grammar stay, one token each, exactly as the pre-tokenizer keeps them
-        out, pos = [], 0
-        for match in re.finditer(SMILES_REGEX, smiles):
-            out.extend(smiles[pos : match.start()])
-            out.append(match.group(0))
-            pos = match.end()
-        out.extend(smiles[pos:])
-        return out
-    return tokens
+    out, pos = [], 0
+    for match in re.finditer(SMILES_REGEX, smiles):
+        out.extend(smiles[pos : match.start()])
+        out.append(match.group(0))
+        pos = match.end()
+    out.extend(smiles[pos:])
+    return out
 
 
 def build_smiles_tokenizer(corpus: Iterable[str], *, model_max_length: int = 256, min_frequency: int = 1):

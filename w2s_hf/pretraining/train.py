@@ -14,7 +14,6 @@ and an existing folder is replaced only with `overwrite`.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -25,11 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .corpus import PretrainDataError  # re-exported: the script catches it from here
+
 OBJECTIVES = ("mlm", "mlm+mtr")
-
-
-class PretrainDataError(ValueError):
-    """The corpus cannot be used (an invalid SMILES in a corpus file, too few molecules)."""
 
 
 def _help(text: str, **extra: Any) -> dict:
@@ -101,24 +98,14 @@ class PretrainConfig:
 
 
 def load_corpus(cfg: PretrainConfig):
-    from .corpus import Corpus, build_corpus, task_canonical_smiles
+    from .corpus import Corpus, build_corpus, corpus_from_smiles
 
     if cfg.corpus_file is None:
         corpus = build_corpus(max_chars=cfg.max_chars)
     else:
-        from rdkit import Chem
-
-        from ..data.chem import parse_smiles
-
         lines = [s.strip() for s in Path(cfg.corpus_file).read_text().splitlines() if s.strip()]
-        mols = parse_smiles(lines)
-        bad = [i for i, m in enumerate(mols) if m is None]
-        if bad:
-            raise PretrainDataError(f"{cfg.corpus_file}: line {bad[0] + 1} ({lines[bad[0]]!r}) is not a valid SMILES "
-                             f"({len(bad)} invalid lines in all).")
-        canon = {Chem.MolToSmiles(m) for m in mols}
-        kept = sorted({s for s in canon if len(s) <= cfg.max_chars} - task_canonical_smiles())
-        corpus = Corpus(kept, {"rows_file": len(lines), "molecules": len(kept)})
+        corpus = corpus_from_smiles(lines, max_chars=cfg.max_chars, counts={"rows_file": len(lines)},
+                                    source=cfg.corpus_file)
     smiles = corpus.smiles
     if cfg.limit is not None:
         smiles = sorted(np.random.default_rng(cfg.seed).permutation(smiles)[: cfg.limit].tolist())
@@ -127,13 +114,16 @@ def load_corpus(cfg: PretrainConfig):
     return Corpus(smiles, corpus.counts)
 
 
-def _datasets(cfg, smiles, targets, tokenizer):
+def held_out_split(cfg: PretrainConfig, n: int) -> dict[str, np.ndarray]:
+    """{"train", "val"} sorted corpus rows: `val_fraction` of them held out by a permutation of `seed`."""
+    perm = np.random.default_rng(cfg.seed).permutation(n)
+    n_val = max(1, int(round(cfg.val_fraction * n)))
+    return {"train": np.sort(perm[n_val:]), "val": np.sort(perm[:n_val])}
+
+
+def _datasets(smiles, targets, tokenizer, splits):
     import datasets
 
-    rng = np.random.default_rng(cfg.seed)
-    perm = rng.permutation(len(smiles))
-    n_val = max(1, int(round(cfg.val_fraction * len(smiles))))
-    splits = {"val": np.sort(perm[:n_val]), "train": np.sort(perm[n_val:])}
     lengths = np.array([len(ids) for ids in tokenizer(smiles, add_special_tokens=True)["input_ids"]])
     out = {}
     for name, rows in splits.items():
@@ -141,7 +131,7 @@ def _datasets(cfg, smiles, targets, tokenizer):
         if targets is not None:
             data["descriptors"] = targets[rows]
         out[name] = datasets.Dataset.from_dict(data)
-    return out, splits
+    return out
 
 
 class _LossPartsTrainer:  # mixed into transformers.Trainer at run time (import kept lazy)
@@ -150,20 +140,20 @@ class _LossPartsTrainer:  # mixed into transformers.Trainer at run time (import 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None, **kwargs):
         outputs = model(**inputs)
         loss = outputs["loss"]
+        masked = (inputs["labels"] != -100).sum()
         world = self.accelerator.num_processes
         if model.training and world > 1 and num_items_in_batch is not None:
             # The MLM mean must be over the masked tokens of the whole global batch (the Trainer counts
             # them across processes), times the world size that DDP's gradient average divides by;
             # the MTR mean is per row and every process holds as many rows, so it averages correctly.
-            local = (inputs["labels"] != -100).sum().clamp(min=1)
+            local = masked.clamp(min=1)
             loss = loss + outputs["mlm_sum"] * (world / num_items_in_batch - 1.0 / local)
         # Sums and counts, reduced over processes when logged: the logged losses are the global batch
         # means whatever the number of processes.
         bucket = "_train_parts" if model.training else "_eval_parts"
         parts = self.__dict__.setdefault(bucket, [])
         rows = torch.tensor(float(len(inputs["input_ids"])))
-        masked = (inputs["labels"] != -100).sum().float()
-        parts.append(torch.stack([outputs["mlm_sum"].detach().float(), masked,
+        parts.append(torch.stack([outputs["mlm_sum"].detach().float(), masked.float(),
                                   outputs["mtr_loss"].detach().float() * rows, rows]))
         return (loss, outputs) if return_outputs else loss
 
@@ -197,7 +187,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
 
     from ..config import default_cache_dir
     from .card import write_model_card
-    from .descriptors import DescriptorScaler, cached_descriptors, descriptor_names
+    from .descriptors import descriptor_targets
     from .model import BertForMaskedLMAndMTR, MLMAndMTRCollator, make_config
     from .tokenizer import build_smiles_tokenizer
 
@@ -208,19 +198,17 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     started = time.time()
     corpus = load_corpus(cfg)
     smiles = corpus.smiles
-    rng = np.random.default_rng(cfg.seed)
-    train_rows = np.sort(rng.permutation(len(smiles))[max(1, int(round(cfg.val_fraction * len(smiles)))):])
+    splits = held_out_split(cfg, len(smiles))
+    train_rows = splits["train"]
     tokenizer = build_smiles_tokenizer([smiles[i] for i in train_rows], model_max_length=cfg.max_position)
 
     targets, scaler = None, None
     if cfg.objective == "mlm+mtr":
-        cache_dir = cfg.cache_dir or default_cache_dir()
         with state.main_process_first():  # one process computes, the others read the cache
-            raw = cached_descriptors(smiles, cache_dir, num_workers=cfg.descriptor_workers)
-        scaler = DescriptorScaler.fit(raw[train_rows], descriptor_names())
-        targets = scaler.transform(raw, descriptor_names())
+            targets, scaler = descriptor_targets(smiles, train_rows, cfg.cache_dir or default_cache_dir(),
+                                                 num_workers=cfg.descriptor_workers)
 
-    data, _ = _datasets(cfg, smiles, targets, tokenizer)
+    data = _datasets(smiles, targets, tokenizer, splits)
     set_seed(cfg.seed)
     config = make_config(len(tokenizer), hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
                          num_heads=cfg.num_heads, max_position=cfg.max_position,
@@ -304,6 +292,3 @@ def _save(cfg, model, tokenizer, scaler, summary, work: Path) -> None:
     os.replace(folder, out)
     shutil.rmtree(work, ignore_errors=True)
 
-
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    return max(1, math.ceil(n_train / batch_size))
