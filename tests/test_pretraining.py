@@ -248,3 +248,20 @@ def test_every_shipped_model_loads_offline_with_a_stable_fingerprint(name):
     x = enc.encode(texts, show_progress=False)
     assert x.shape == (50, enc.hidden_size) and np.isfinite(x).all()
     assert _round_trip_failures(enc._load_tokenizer(), _task_smiles()) == []
+
+
+def test_qsar_ceilings_scale_descriptors_on_the_training_rows_as_the_pipeline_does(tmp_path, monkeypatch):
+    from w2s_hf.features.chem import RDKitFeaturizer
+    from w2s_hf.pretraining.evaluate import qsar_ceilings
+
+    seen = []
+    original = RDKitFeaturizer.encode
+
+    def spy(self, texts, *args, **kwargs):
+        seen.append((len(texts), kwargs.get("fit_rows")))
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(RDKitFeaturizer, "encode", spy)
+    qsar_ceilings("rdkit:descriptors", tasks=["esol"], splits=["random"], seeds=[0], cache_dir=tmp_path)
+    (n, fit_rows), = seen
+    assert fit_rows is not None and 0.7 * n < len(fit_rows) < 0.9 * n  # weak_train + w2s_train: 80% of rows

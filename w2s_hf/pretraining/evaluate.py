@@ -28,16 +28,20 @@ def qsar_ceilings(model: str, *, tasks: Sequence[str] = DEFAULT_TASKS, splits: S
     from ..data.rows import TaskRows
     from ..features import build_representation
     from ..heads import fit_ridge
+    from ..protocol import HEADS
 
     cache = os.path.join(cache_dir or default_cache_dir(), "features")
     rep = build_representation(model, layer=layer, pooling=pooling)
+    fits_on_rows = getattr(rep, "fits_on_rows", False)
     out = []
     for name in tasks:
         for split in splits:
             for seed in seeds:
                 data = TaskRows.of(load_task(name, split=split, seed=seed))
-                # the canonical row order is split-independent: one extraction per task, then cache hits
-                features = np.asarray(rep.encode(data.canonical_texts, cache_dir=cache, show_progress=False))
+                # the canonical row order is split-independent: one extraction per task, then cache hits;
+                # a featurizer that scales its values does so on the run's training rows, as in the pipeline
+                fit = {"fit_rows": data.positions({s.train_split for s in HEADS.values()})} if fits_on_rows else {}
+                features = np.asarray(rep.encode(data.canonical_texts, cache_dir=cache, show_progress=False, **fit))
                 rows = {s: features[data.index[s]] for s in ("w2s_train", "val", "test")}
                 head, record = fit_ridge(rows["w2s_train"], data.gold["w2s_train"], rows["val"], data.gold["val"])
                 err = {s: float(np.mean((head.predict(rows[s]).reshape(data.gold[s].shape) - data.gold[s]) ** 2))
