@@ -67,47 +67,40 @@ def _checked_inputs(accelerator: Any, X_train: Any, Y_train: Any, X_val: Any, Y_
     return X_train, Y_train, X_val, Y_val
 
 
-def _moments(accelerator: Any, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Global mean and (population) std of the columns of A across processes; a zero std becomes 1."""
-    A = A.astype(np.float64, copy=False)
-    n, s = sum_arrays(accelerator, [np.array([len(A)], dtype=np.float64), A.sum(0)])
-    n_total = int(n[0])
-    if n_total == 0:
-        raise ValueError("no training rows on any process: X_train is empty.")
-    mean = s / n_total
-    # Two passes (centre, then square): values far from zero lose no precision.
-    std = np.sqrt(sum_arrays(accelerator, [((A - mean) ** 2).sum(0)])[0] / n_total)
-    std[std <= 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
-    return mean, std, n_total
+def _training_moments(accelerator: Any, X: np.ndarray, Y: np.ndarray,
+                      precondition: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """(x_mean, M, y_mean, y_std, n): the model sees (x - x_mean) @ M and (y - y_mean) / y_std.
 
-
-def _feature_map(accelerator: Any, X: np.ndarray, precondition: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """(mean, M, n): the model sees (x - mean) @ M, from training statistics summed over processes.
-
-    "standardize": M = diag(1 / std). "whiten": M = V diag(1 / sqrt(max(lambda, floor))) from the
-    eigendecomposition of the covariance; it makes the loss perfectly conditioned, so AdamW reaches
-    the least-squares optimum in a few hundred steps even on strongly correlated embeddings.
-    Directions with (numerically) zero variance are dropped, which keeps the folded head the
-    minimum-norm one there, like the exact solver.
+    The moments are the heads' `SufficientStats` of the training rows, summed over processes (float64,
+    about a shift near the mean, so large offsets lose no precision). "standardize": M = diag(1 / std).
+    "whiten": M = V diag(1 / sqrt(lambda)) from the eigendecomposition of the covariance; it makes the
+    loss perfectly conditioned, so AdamW reaches the least-squares optimum in a few hundred steps even
+    on strongly correlated embeddings. Directions with (numerically) zero variance are dropped, which
+    keeps the folded head the minimum-norm one there, like the exact solver. A zero std becomes 1.
     """
-    if precondition == "standardize":
-        mean, std, n = _moments(accelerator, X)
-        return mean, np.diag(1.0 / std), n
-    X = X.astype(np.float64, copy=False)
-    n, s = sum_arrays(accelerator, [np.array([len(X)], dtype=np.float64), X.sum(0)])
-    n_total = int(n[0])
-    if n_total == 0:
+    from .heads import SufficientStats
+
+    stats = SufficientStats.empty(X.shape[1], Y.shape[1]).update(X, Y).all_reduce(accelerator)
+    if stats.n == 0:
         raise ValueError("no training rows on any process: X_train is empty.")
-    mean = s / n_total
-    # Centred before the products: embeddings often have means far larger than their spread.
-    Xc = X - mean
-    cov = sum_arrays(accelerator, [Xc.T @ Xc])[0] / n_total
-    lam, V = np.linalg.eigh((cov + cov.T) / 2)
+    x_mean, y_mean, gram, _, y_ss = stats.centred()
+    n = stats.n
+    y_std = _nonzero_std(np.sqrt(np.maximum(y_ss, 0.0) / n), y_mean)
+    if precondition == "standardize":
+        x_std = _nonzero_std(np.sqrt(np.maximum(np.diagonal(gram), 0.0) / n), x_mean)
+        return x_mean, np.diag(1.0 / x_std), y_mean, y_std, n
+    lam, V = np.linalg.eigh(gram / n)
     keep = lam > 1e-10 * max(lam.max(), 1e-300)
     if not keep.any():
         keep[:] = True  # constant features: nothing to learn but the bias
         lam = np.ones_like(lam)
-    return mean, V[:, keep] / np.sqrt(lam[keep]), n_total
+    return x_mean, V[:, keep] / np.sqrt(lam[keep]), y_mean, y_std, n
+
+
+def _nonzero_std(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    std = std.copy()
+    std[std <= 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
+    return std
 
 
 def _check_options(lr: float, epochs: int, batch_size: int, patience: int, weight_decay: float,
@@ -153,8 +146,7 @@ def _problem(accelerator: Any, X_train: np.ndarray, Y_train: np.ndarray, X_val: 
 
     one_d = Y_train.ndim == 1
     Y_train, Y_val = Y_train.reshape(len(Y_train), -1), Y_val.reshape(len(Y_val), -1)
-    x_mean, x_map, n_total = _feature_map(accelerator, X_train, precondition)
-    y_mean, y_std, _ = _moments(accelerator, Y_train)
+    x_mean, x_map, y_mean, y_std, n_total = _training_moments(accelerator, X_train, Y_train, precondition)
     n_val_total = int(sum_arrays(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
     if n_val_total == 0:
         raise ValueError("X_val is empty on every process: early stopping needs validation rows.")
