@@ -42,28 +42,34 @@ def _check(X: Any, Y: Any, xname: str, yname: str) -> tuple[np.ndarray, np.ndarr
     return X, Y
 
 
-def _checked_inputs(accelerator: Any, X_train: Any, Y_train: Any, X_val: Any, Y_val: Any) -> tuple[np.ndarray, ...]:
-    """Validate this process's arrays; with several processes, a bad input anywhere raises everywhere.
+def _checked_inputs(accelerator: Any, X_train: Any, Y_train: Any, X_val: Any, Y_val: Any,
+                    names: tuple[str, str, str, str] = ("X_train", "Y_train", "X_val", "Y_val"),
+                    check: Callable[..., None] | None = None) -> tuple[np.ndarray, ...]:
+    """Validate this process's arrays (and `check(Y_train, Y_val)` if given); with several processes, a
+    bad input anywhere raises everywhere.
 
     Raising on one process only would leave the others waiting in the next all-reduce forever.
     """
     n_proc = accelerator.num_processes if accelerator is not None else 1
     error, shapes = None, (-1, -1, -1)
+    xt, yt, xv, yv = names
     try:
-        X_train, Y_train = _check(X_train, Y_train, "X_train", "Y_train")
-        X_val, Y_val = _check(X_val, Y_val, "X_val", "Y_val")
+        X_train, Y_train = _check(X_train, Y_train, xt, yt)
+        X_val, Y_val = _check(X_val, Y_val, xv, yv)
         if X_val.shape[1] != X_train.shape[1]:
-            raise ValueError(f"X_val has {X_val.shape[1]} features but X_train has {X_train.shape[1]}.")
+            raise ValueError(f"{xv} has {X_val.shape[1]} features but {xt} has {X_train.shape[1]}.")
         k_train, k_val = Y_train.reshape(len(Y_train), -1).shape[1], Y_val.reshape(len(Y_val), -1).shape[1]
         if Y_val.ndim != Y_train.ndim or k_val != k_train:
-            raise ValueError(f"Y_val has shape {Y_val.shape} but Y_train has {Y_train.shape}: the targets must match.")
+            raise ValueError(f"{yv} has shape {Y_val.shape} but {yt} has {Y_train.shape}: the targets must match.")
+        if check is not None:
+            check(Y_train, Y_val)
         shapes = (X_train.shape[1], k_train, Y_train.ndim)
     except ValueError as exc:
         if n_proc == 1:
             raise
         error = exc
     if n_proc > 1:
-        agree(accelerator, error, shapes, "X_train/Y_train/X_val/Y_val")
+        agree(accelerator, error, shapes, "/".join(names))
     return X_train, Y_train, X_val, Y_val
 
 

@@ -43,6 +43,10 @@ class MisfitCallback(TrainerCallback):
             training, `on_end({"splits": {split: last decomposition}, "history": [...]})`.
         n_boot, seed, confidence: bootstrap intervals (0 = none); with n_boot > 0 the Trainer also
             logs `<quantity>_ci_low` / `<quantity>_ci_high`.
+        divergence: "squared" (regression) or, for a classifier, "kl_logits" (the model's logits, as
+            a Trainer returns them) or "kl" (probabilities); the weak (and ceiling) predictions are then
+            in the same form, and the references are class indices (n,) or soft labels. Accuracies and
+            the forward misfit are logged too.
 
     Usage (the Trainer computes metrics only through `compute_metrics`, so wire both in):
 
@@ -71,13 +75,21 @@ class MisfitCallback(TrainerCallback):
         n_boot: int = 0,
         seed: int = 0,
         confidence: float = 0.95,
+        divergence: str = "squared",
     ):
+        from .misfit import DIVERGENCES
+
+        if divergence not in DIVERGENCES:
+            raise ValueError(f"divergence must be one of {sorted(DIVERGENCES)}, got {divergence!r}")
+        self.divergence = divergence
         self.weak = _as_float_array(weak_predictions, "weak_predictions")
         self.references = None if references is None else _as_float_array(references, "references")
         self.ceiling = (
             None if ceiling_predictions is None else _as_float_array(ceiling_predictions, "ceiling_predictions")
         )
-        for name, arr in (("references", self.references), ("ceiling_predictions", self.ceiling)):
+        # class-index references have another shape than class-probability predictions
+        same_shape = [("references", self.references)] if divergence == "squared" else []
+        for name, arr in (*same_shape, ("ceiling_predictions", self.ceiling)):
             if arr is not None and arr.shape != self.weak.shape:
                 raise ValueError(
                     f"{name} has shape {arr.shape} but weak_predictions has {self.weak.shape}; "
@@ -86,7 +98,7 @@ class MisfitCallback(TrainerCallback):
         self.target_names = target_names
         self.split = split
         self.hooks = list(hooks)
-        self.decompose_kwargs = {"n_boot": n_boot, "seed": seed, "confidence": confidence}
+        self.decompose_kwargs = {"n_boot": n_boot, "seed": seed, "confidence": confidence, "divergence": divergence}
         self.last = None  # the latest Decomposition
         self.history: list[dict[str, Any]] = []
         self._pending = None
@@ -108,7 +120,9 @@ class MisfitCallback(TrainerCallback):
                     "MisfitCallback needs gold labels: pass references=... or give the eval dataset a labels column."
                 )
             labels = eval_pred.label_ids[0] if isinstance(eval_pred.label_ids, (tuple, list)) else eval_pred.label_ids
-            refs = self._match(np.asarray(labels, dtype=np.float64), "the eval labels")
+            refs = np.asarray(labels, dtype=np.float64)
+            if self.divergence == "squared":
+                refs = self._match(refs, "the eval labels")
         dec = decompose(refs, self.weak, preds, self.ceiling, target_names=self.target_names, **self.decompose_kwargs)
         self._pending = dec
         return _flat_metrics(dec)
@@ -158,6 +172,7 @@ def _flat_metrics(dec: Any) -> dict[str, float]:
     """Scalars only (what every logging integration accepts): quantities, intervals, per target."""
     d = dec.as_dict()
     out = {q: float(d[q]) for q in QUANTITIES if d.get(q) is not None}
+    out.update({q: float(v) for q, v in (d.get("extras") or {}).items() if v is not None})
     for q, ci in (d.get("ci") or {}).items():
         if ci and None not in ci:
             out[f"{q}_ci_low"], out[f"{q}_ci_high"] = float(ci[0]), float(ci[1])

@@ -97,24 +97,26 @@ def check_labels(y: np.ndarray, name: str, n_classes: int, pred_name: str) -> No
         raise ValueError(f"{name}: soft labels must be non-negative rows that sum to 1")
 
 
-def accuracy(pred: np.ndarray, y: np.ndarray, *, logits: bool) -> float:
-    log_p = log_probs(pred, logits=logits)
-    truth = _target_probs(y, log_p.shape[1], logits=logits, is_pred=False).argmax(axis=1)
-    return float(np.mean(log_p.argmax(axis=1) == truth))
-
-
 def extras(y: np.ndarray, weak: np.ndarray, w2s: np.ndarray, ceiling: np.ndarray | None, *,
-           logits: bool) -> dict[str, float | None]:
-    """misfit_forward, the accuracies and the ceiling-as-truth residual (point estimates)."""
-    kl = lambda p, t: float(kl_loss(p, t, logits=logits, target_is_pred=True).mean())  # noqa: E731
-    out: dict[str, float | None] = {
-        "misfit_forward": kl(w2s, weak),  # KL(weak || w2s): D(target=weak, pred=w2s)
-        "weak_accuracy": accuracy(weak, y, logits=logits),
-        "w2s_accuracy": accuracy(w2s, y, logits=logits),
+           logits: bool) -> dict[str, np.ndarray | None]:
+    """Per-example misfit_forward, accuracies and ceiling-as-truth residual ((n,) arrays; None without a
+    ceiling). `decompose` averages them and bootstraps them with the same resamples as the rest."""
+    kl = lambda p, t: kl_loss(p, t, logits=logits, target_is_pred=True)[:, 0]  # noqa: E731  KL(t || p)
+
+    def correct(pred: np.ndarray) -> np.ndarray:
+        log_p = log_probs(pred, logits=logits)
+        truth = _target_probs(y, log_p.shape[1], logits=logits, is_pred=False).argmax(axis=1)
+        return (log_p.argmax(axis=1) == truth).astype(np.float64)
+
+    out: dict[str, np.ndarray | None] = {
+        "misfit_forward": kl(w2s, weak),  # KL(weak || w2s)
+        "weak_accuracy": correct(weak),
+        "w2s_accuracy": correct(w2s),
         "ceiling_accuracy": None,
         "residual_ceiling_as_truth": None,
     }
     if ceiling is not None:
-        out["ceiling_accuracy"] = accuracy(ceiling, y, logits=logits)
+        out["ceiling_accuracy"] = correct(ceiling)
+        # KL(ceiling || weak) - KL(ceiling || w2s) - KL(w2s || weak)
         out["residual_ceiling_as_truth"] = kl(weak, ceiling) - kl(w2s, ceiling) - kl(weak, w2s)
     return out

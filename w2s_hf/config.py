@@ -22,6 +22,8 @@ from typing import Any
 POOLINGS = ("mean", "cls", "last")
 DTYPES = ("float32", "bfloat16", "float16")
 SOLVERS = ("exact", "adamw")
+TASK_TYPES = ("regression", "classification")
+STUDENT_LOSSES = ("reverse_kl", "forward_kl", "xent_hard")
 STAGES = ("extract", "train_weak", "label", "train_w2s", "train_ceiling", "evaluate")
 
 
@@ -123,11 +125,25 @@ class TaskArguments:
         default=0.5, metadata=_help("Share of the training part given to weak_train (the rest is w2s_train).")
     )
     drop_invalid: bool = field(default=False, metadata=_help("Drop rows with invalid SMILES instead of failing."))
+    task_type: str = field(default="regression", metadata=_help(
+        "regression (squared loss) or classification (KL misfit of Mulgund & Pabbaraju 2025: softmax heads, "
+        "predictions are class probabilities).", TASK_TYPES))
+    label_column: str | None = field(default=None, metadata=_help(
+        "classification: the label column (a built-in task's target, e.g. cohesion, or a column of your file)."))
+    threshold: float | None = field(default=None, metadata=_help(
+        "classification: cut a numeric label column into two classes <t and >=t (needed for the QSAR tasks)."))
 
     def validate(self) -> None:
         from .data.splits import SPLIT_METHODS
 
         _check_choice("split", self.split, SPLIT_METHODS)
+        _check_choice("task_type", self.task_type, TASK_TYPES)
+        if self.task_type == "regression":
+            for key in ("label_column", "threshold"):
+                if getattr(self, key) is not None:
+                    raise ConfigError(f"{key}={getattr(self, key)!r} applies to task_type=classification only.")
+        elif self.threshold is not None and not math.isfinite(self.threshold):
+            raise ConfigError(f"threshold={self.threshold} must be a finite number.")
         if self.task.strip().lower() == "ellipse" and not self.task_path:
             raise ConfigError(
                 "task=ellipse needs task_path: the Kaggle 'Feedback Prize - English Language Learning' "
@@ -148,6 +164,8 @@ class TaskArguments:
             "path": self.task_path,
             "weak_fraction": self.weak_fraction,
             "drop_invalid": self.drop_invalid,
+            **({"task_type": self.task_type, "label_column": self.label_column, "threshold": self.threshold}
+               if self.task_type != "regression" else {}),
         }
 
 
@@ -167,9 +185,10 @@ class HeadArguments:
         )
     )
     fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
-    lr: float = field(default=1e-2, metadata=_help(
-        "adamw: learning rate. The adamw defaults are a starting point, not tuned per task: on unscaled "
-        "features they can stop far from the exact head (compare with --solver exact, and raise lr/epochs)."))
+    lr: float | None = field(default=None, metadata=_help(
+        "adamw and the classification heads: learning rate (default 1e-2 for adamw, 1e-3 for classification). "
+        "The defaults are a starting point, not tuned per task: on unscaled features adamw can stop far from "
+        "the exact head (compare with --solver exact, and raise lr/epochs)."))
     epochs: int = field(default=300, metadata=_help("adamw: maximum number of epochs."))
     batch_size: int = field(
         default=4096, metadata=_help("adamw: global batch size (rows per optimizer step, all processes together).")
@@ -184,17 +203,34 @@ class HeadArguments:
     patience: int = field(
         default=10, metadata=_help("adamw: stop after this many evaluations without improvement on val.")
     )
+    k_heads: int = field(default=1, metadata=_help(
+        "classification: softmax heads mixed in the student and ceiling class (1 = one softmax head; the "
+        "class approaches a convex one, where gain >= misfit holds, as k grows; the paper sweeps 1, 10, 50, 100)."))
+    student_loss: str = field(default="reverse_kl", metadata=_help(
+        "classification: the student's loss on the weak labels: reverse_kl KL(student||weak), the theorem's "
+        "direction; forward_kl KL(weak||student); xent_hard, cross-entropy on the weak model's argmax.",
+        STUDENT_LOSSES))
 
     def validate(self) -> None:
         _check_choice("solver", self.solver, SOLVERS)
+        _check_choice("student_loss", self.student_loss, STUDENT_LOSSES)
+        if self.k_heads < 1:
+            raise ConfigError(f"k_heads={self.k_heads} must be >= 1.")
         self.ridge_value()
-        for key in ("lr", "epochs", "batch_size", "patience"):
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr={self.lr} must be > 0.")
+        for key in ("epochs", "batch_size", "patience"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key}={getattr(self, key)} must be > 0.")
         if self.eval_every is not None and self.eval_every < 1:
             raise ConfigError(f"eval_every={self.eval_every} must be >= 1.")
         if self.solver == "adamw" and self.ridge != "auto" and self.ridge_value() > 0:
             raise ConfigError("ridge applies to solver=exact; use weight_decay for solver=adamw.")
+
+    def learning_rate(self, classification: bool) -> float:
+        """`lr`, or the default of the solver: 1e-2 for adamw on the squared loss, 1e-3 for the classification
+        heads (standardised features, full batch: faster rates overshoot the early-stopping minimum)."""
+        return self.lr if self.lr is not None else (1e-3 if classification else 1e-2)
 
     def ridge_value(self) -> float | None:
         """The fixed penalty, or None for 'auto'."""

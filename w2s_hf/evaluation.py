@@ -76,6 +76,7 @@ def _scalars(dec: Any) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(averaged quantities, per-target quantities) of a Decomposition or its as_dict(), Nones dropped."""
     d = dec if isinstance(dec, dict) else dec.as_dict()
     avg = {q: float(d[q]) for q in QUANTITIES if d.get(q) is not None}
+    avg.update({q: float(v) for q, v in (d.get("extras") or {}).items() if v is not None})
     per = {
         t: {q: float(v[q]) for q in QUANTITIES if v.get(q) is not None} for t, v in (d.get("per_target") or {}).items()
     }
@@ -140,11 +141,13 @@ def _ordered_splits(splits: dict[str, Any]) -> list[str]:
 
 def format_table(results: dict[str, Any]) -> str:
     """Quantities (rows) by splits (columns), with bootstrap intervals, then one block per target."""
-    splits = results.get("splits") or {}
+    # divergence-specific quantities (classification: accuracies, forward misfit) are rows too
+    splits = {s: {**d, **(d.get("extras") or {})} for s, d in (results.get("splits") or {}).items()}
     names = _ordered_splits(splits)
     if not names:
         return "(no splits evaluated)"
-    rows = [q for q in QUANTITIES if any(splits[s].get(q) is not None for s in names)]
+    extra = list(dict.fromkeys(q for s in names for q in (splits[s].get("extras") or {})))
+    rows = [q for q in (*QUANTITIES, *extra) if any(splits[s].get(q) is not None for s in names)]
     if any(splits[s].get("pgr_reason") for s in names) and "pgr" not in rows:
         rows.append("pgr")  # a withheld pgr shows as "-" with its reason below the table
 

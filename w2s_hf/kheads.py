@@ -7,17 +7,25 @@ gives k heads, each goes through a softmax, they are mixed with weights softmax(
 starting at 0), and the log of the mixture is returned as the logits. k = 1 is a plain softmax head.
 
 `fit_classifier` trains one on soft targets (the weak model's probabilities, or one-hot gold labels)
-with full-batch AdamW, weight decay on the head weights only (not the biases or theta), and keeps the
-epoch that is best on the validation targets: for the student those are the weak labels of val, so it
-never sees a gold label. Losses: `reverse_kl` KL(student || targets) (the theorem's direction, the
-default), `forward_kl` KL(targets || student), `xent_hard` cross-entropy on the targets' argmax.
-One process only for now: several processes would need the DDP path of `adamw.py`.
+with full-batch AdamW under accelerate DDP, weight decay on the head weights only (not the biases or
+theta), and keeps the evaluation that is best on the validation targets: for the student those are
+the weak labels of val, so it never sees a gold label. Losses: `reverse_kl` KL(student || targets)
+(the theorem's direction, the default), `forward_kl` KL(targets || student), `xent_hard`
+cross-entropy on the targets' argmax.
+
+Features are whitened with the training rows' moments (`adamw`'s preconditioning, from the heads'
+`SufficientStats`), so one learning rate suits any embedding; weight decay therefore acts on the
+weights in whitened coordinates. The trained mixture is folded back into a `MixtureHead` on the
+original features (float64 predictions, a safetensors file). Every step uses every row (full batch):
+each process sums its rows' loss, DDP sums the gradients, and N processes follow the trajectory of
+one up to the order of float32 sums (tests/test_classification.py bounds the difference).
 """
 
 from __future__ import annotations
 
 import copy
-import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-LOSSES = ("reverse_kl", "forward_kl", "xent_hard")
+from .config import STUDENT_LOSSES
+
+LOSSES = STUDENT_LOSSES
 
 
 class KHeadMixture(nn.Module):
@@ -45,60 +55,195 @@ class KHeadMixture(nn.Module):
 
 
 def _loss(log_q: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-row losses (n,) of log-probabilities log_q against target distributions."""
     log_t = torch.log(target.clamp_min(1e-12))
     if kind == "reverse_kl":
-        return (log_q.exp() * (log_q - log_t)).sum(1).mean()
+        return (log_q.exp() * (log_q - log_t)).sum(1)
     if kind == "forward_kl":
-        return (target * (log_t - log_q)).sum(1).mean()
-    return nn.functional.nll_loss(log_q, target.argmax(1))
+        return (target * (torch.where(target > 0, log_t, 0.0) - log_q)).sum(1)
+    return -log_q.gather(1, target.argmax(1, keepdim=True))[:, 0]
+
+
+@dataclass(eq=False)
+class MixtureHead:
+    """A k-head softmax mixture on the original features, in float64: the folded `KHeadMixture`.
+
+    weight (d, c*k) and bias (c*k,) give the k heads' logits (head j's classes at columns
+    j*c .. j*c+c-1), theta (k,) the mixing logits. `predict` returns (n, c) probabilities.
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray
+    theta: np.ndarray
+    n_classes: int
+
+    def __post_init__(self) -> None:
+        self.weight = np.asarray(self.weight, np.float64)
+        self.bias = np.asarray(self.bias, np.float64).reshape(-1)
+        self.theta = np.asarray(self.theta, np.float64).reshape(-1)
+        self.n_classes = int(self.n_classes)
+        if self.weight.ndim != 2 or self.weight.shape[1] != self.n_classes * len(self.theta) or \
+                self.bias.shape != (self.weight.shape[1],):
+            raise ValueError(f"inconsistent MixtureHead shapes: weight {self.weight.shape}, bias {self.bias.shape}, "
+                             f"theta {self.theta.shape}, {self.n_classes} classes")
+
+    @property
+    def k(self) -> int:
+        return len(self.theta)
+
+    @property
+    def in_features(self) -> int:
+        return int(self.weight.shape[0])
+
+    def log_proba(self, features: Any) -> np.ndarray:
+        from .arrays import as_real_array
+        from .heads import default_chunk_size
+
+        X = as_real_array(features, "features", ndim=(2,), allow_empty=True)
+        if X.shape[1] != self.in_features:
+            raise ValueError(f"features has {X.shape[1]} columns but the head expects {self.in_features}; "
+                             "use features from the same representation the head was fitted on")
+        log_w = self.theta - _logsumexp(self.theta, axis=0)
+        out = np.empty((len(X), self.n_classes))
+        step = default_chunk_size(self.in_features)
+        for start in range(0, len(X), step):
+            z = (np.asarray(X[start : start + step], np.float64) @ self.weight + self.bias)
+            z = z.reshape(len(z), self.k, self.n_classes)
+            per_head = z - _logsumexp(z, axis=2)[:, :, None]
+            out[start : start + step] = _logsumexp(per_head + log_w[None, :, None], axis=1)
+        return out
+
+    def predict(self, features: Any) -> np.ndarray:
+        """(n, c) class probabilities."""
+        return np.exp(self.log_proba(features))
+
+    def save(self, path: str | os.PathLike) -> None:
+        from safetensors.numpy import save_file
+
+        from .atomic import atomic_path
+
+        with atomic_path(path, suffix=".safetensors") as tmp:
+            save_file({"weight": np.ascontiguousarray(self.weight), "bias": self.bias, "theta": self.theta}, str(tmp),
+                      metadata={"format": "w2s_hf.MixtureHead", "n_classes": str(self.n_classes)})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MixtureHead:
+        from safetensors import safe_open
+
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ValueError(f"no MixtureHead file at {path!r}")
+        with safe_open(path, framework="np") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != "w2s_hf.MixtureHead" or not {"weight", "bias", "theta"} <= set(f.keys()):
+                raise ValueError(f"{path!r} is not a MixtureHead file (metadata {meta})")
+            return cls(f.get_tensor("weight"), f.get_tensor("bias"), f.get_tensor("theta"), int(meta["n_classes"]))
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    top = a.max(axis=axis, keepdims=True)
+    return (top + np.log(np.exp(a - top).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
 @dataclass
 class FittedClassifier:
-    model: KHeadMixture
+    head: MixtureHead
+    model: KHeadMixture  # the trained module, in whitened coordinates
     best_epoch: int
     best_val_loss: float
+    epochs: int
+    stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        with torch.no_grad():
-            return self.model(torch.as_tensor(np.asarray(X), dtype=torch.float32)).exp().double().numpy()
+        return self.head.predict(X)
 
 
 def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int = 1, loss: str = "reverse_kl",
-                   epochs: int = 500, lr: float = 0.05, weight_decay: float = 0.0, seed: int = 0) -> FittedClassifier:
-    """Train a `KHeadMixture` on (n, c) target distributions (see the module docstring)."""
+                   epochs: int = 500, lr: float = 0.05, weight_decay: float = 0.0, patience: int | None = None,
+                   eval_every: int = 1, seed: int = 0, accelerator: Any = None, precondition: str = "standardize",
+                   on_eval: Callable[[int, MixtureHead], None] | None = None) -> FittedClassifier:
+    """Train a `KHeadMixture` on (n, c) target distributions (see the module docstring).
+
+    X/targets and X_val/targets_val are this process's rows. Evaluations (every `eval_every` epochs)
+    measure the loss on all processes' val rows; the best is kept, and training stops after
+    `patience` evaluations without a relative improvement of 1e-4 (None: never).
+    """
+    from .adamw import _checked_inputs, _Plateau, _training_moments
+    from .classification import check_labels
+    from .distributed import sum_arrays
+
     if loss not in LOSSES:
         raise ValueError(f"loss={loss!r}: choose one of {', '.join(LOSSES)}.")
-    from .arrays import as_real_array, check_same_rows
-    from .classification import check_labels
+    for name, value in (("epochs", epochs), ("lr", lr), ("eval_every", eval_every), ("k", k)):
+        if not value > 0:
+            raise ValueError(f"{name}={value} must be > 0.")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay={weight_decay} must be >= 0.")
+    def check_targets(t: np.ndarray, t_val: np.ndarray) -> None:
+        for name, arr, x_name in (("targets", t, "X"), ("targets_val", t_val, "X_val")):
+            if arr.ndim != 2:
+                raise ValueError(f"{name} must be (n, classes) distributions, got shape {arr.shape}")
+            check_labels(arr, name, arr.shape[1], x_name)  # soft labels: distributions over the classes
 
-    arrays = {}
-    for name, t, x_name, x in (("targets", targets, "X", X), ("targets_val", targets_val, "X_val", X_val)):
-        x, t = as_real_array(x, x_name, ndim=(2,)), as_real_array(t, name, ndim=(2,))
-        check_same_rows(t, name, x, x_name)
-        check_labels(t, name, t.shape[1], x_name)  # soft labels: distributions over the classes
-        arrays[name], arrays[x_name] = torch.as_tensor(t, dtype=torch.float32), torch.as_tensor(x, dtype=torch.float32)
-    X, X_val, T, T_val = arrays["X"], arrays["X_val"], arrays["targets"], arrays["targets_val"]
+    X, T, X_val, T_val = _checked_inputs(accelerator, X, targets, X_val, targets_val,
+                                         names=("X", "targets", "X_val", "targets_val"), check=check_targets)
+    n_proc = accelerator.num_processes if accelerator is not None else 1
+    device = accelerator.device if accelerator is not None else torch.device("cpu")
+    x_mean, x_map, _, _, n_total = _training_moments(accelerator, X, T, precondition)
+    n_val = int(sum_arrays(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
+    if n_val == 0:
+        raise ValueError("X_val is empty on every process: the kept epoch is chosen on validation rows.")
+
+    def as_t(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
+
+    Xs, Xv, Tt, Tv = as_t((X - x_mean) @ x_map), as_t((X_val - x_mean) @ x_map), as_t(T), as_t(T_val)
     torch.manual_seed(seed)
-    model = KHeadMixture(X.shape[1], T.shape[1], k)
+    model = KHeadMixture(Xs.shape[1], T.shape[1], k).to(device)
     # Heads start different from each other (a mixture of equal heads is one head) but small.
     nn.init.normal_(model.heads.weight, std=0.01)
     nn.init.zeros_(model.heads.bias)
     groups = [{"params": [model.heads.weight], "weight_decay": weight_decay},
               {"params": [model.heads.bias, model.theta], "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=lr)
-    best = (math.inf, -1, None)
-    history = []
+    unwrapped, backward = model, torch.Tensor.backward
+    if accelerator is not None and n_proc > 1:
+        model, opt = accelerator.prepare(model, opt)
+        unwrapped, backward = accelerator.unwrap_model(model), accelerator.backward
+
+    def fold() -> MixtureHead:
+        W = unwrapped.heads.weight.detach().double().cpu().numpy().T  # (d', c*k)
+        weight = x_map @ W
+        bias = unwrapped.heads.bias.detach().double().cpu().numpy() - x_mean @ weight
+        return MixtureHead(weight, bias, unwrapped.theta.detach().double().cpu().numpy(), T.shape[1])
+
+    stopper = _Plateau(patience if patience is not None else epochs + 1)
+    history: list[dict[str, float]] = []
+    best_state, epoch = None, 0
     for epoch in range(epochs):
         opt.zero_grad(set_to_none=True)
-        train_loss = _loss(model(X), T, loss)
-        train_loss.backward()
+        # Sum of this process's rows over all rows; DDP averages over processes, hence * n_proc.
+        train = _loss(model(Xs), Tt, loss).sum()
+        backward(train * (n_proc / n_total))
         opt.step()
+        if (epoch + 1) % eval_every and epoch + 1 != epochs:
+            continue
         with torch.no_grad():
-            val_loss = float(_loss(model(X_val), T_val, loss))
-        history.append({"epoch": epoch, "train": float(train_loss.detach()), "val": val_loss})
-        if val_loss < best[0]:
-            best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
-    model.load_state_dict(best[2])
-    return FittedClassifier(model, best[1], best[0], history)
+            val = _loss(unwrapped(Xv), Tv, loss).double().sum()
+        val_sum, train_sum = sum_arrays(accelerator, [val.cpu().numpy().reshape(1),
+                                                      train.detach().double().cpu().numpy().reshape(1)])
+        val_loss, train_loss = float(val_sum[0] / n_val), float(train_sum[0] / n_total)
+        history.append({"epoch": epoch, "train": train_loss, "val": val_loss})
+        if on_eval is not None:
+            on_eval(epoch + 1, fold())
+        if stopper.update(val_loss, train_loss, epoch):
+            best_state = copy.deepcopy(unwrapped.state_dict())
+        for group in opt.param_groups:
+            group["lr"] = lr * stopper.lr_scale
+        if stopper.should_stop:
+            break
+    if best_state is not None:
+        unwrapped.load_state_dict(best_state)
+    return FittedClassifier(fold(), unwrapped, stopper.best_step, stopper.best, epoch + 1, stopper.should_stop,
+                            history)

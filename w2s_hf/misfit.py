@@ -37,7 +37,8 @@ class Divergence:
     # D(a, b) between two models' predictions, when it differs from D(label, prediction) (KL: the
     # target is then a predicted distribution, not labels); default: `loss`
     pair_loss: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-    # extra point estimates (y, weak, w2s, ceiling) -> {name: value}, e.g. accuracies for classification
+    # extra per-example quantities (y, weak, w2s, ceiling) -> {name: (n,) array or None}, e.g. accuracies
+    # for classification: averaged, and bootstrapped with the same resamples as the base quantities
     extras: Callable[..., dict[str, Any]] | None = None
 
 
@@ -96,7 +97,7 @@ class Decomposition:
     divergence: str = "squared"
     confidence: float = 0.95
     n_boot: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)  # divergence-specific point estimates
+    extras: dict[str, Any] = field(default_factory=dict)  # divergence-specific quantities (intervals in `ci`)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types only; nan (undefined pgr) becomes None so the output is strict JSON."""
@@ -170,9 +171,16 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
         values.pop("gap", None)
     averaged.pop("gap", None)
     ci.pop("gap_avg", None)
-    extras = {}
+    extras: dict[str, Any] = {}
     if div.extras is not None:
-        extras = div.extras(y, weak, w2s, arrays.get("ceiling_pred"))
+        columns = div.extras(y, weak, w2s, arrays.get("ceiling_pred"))
+        extras = {name: None if col is None else float(np.mean(col)) for name, col in columns.items()}
+        present = [name for name, col in columns.items() if col is not None]
+        if n_boot > 0 and present:
+            boot_extras = _bootstrap_means(np.stack([columns[c] for c in present], axis=1), n_boot, seed)
+            alpha = (1.0 - confidence) / 2.0
+            for j, name in enumerate(present):
+                ci[name] = [_nanquantile(boot_extras[:, j], alpha), _nanquantile(boot_extras[:, j], 1.0 - alpha)]
     return Decomposition(**averaged, n=int(n), ci={k.removesuffix("_avg"): v for k, v in ci.items()},
                          per_target=per_target, divergence=div.name, confidence=confidence, n_boot=n_boot,
                          extras=extras)

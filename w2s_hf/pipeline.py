@@ -50,6 +50,10 @@ class W2SPipeline:
         self.task = task if task is not None else _load_task(config)
         self.data = TaskRows.of(self.task)
         self.targets, self.gold = self.data.targets, self.data.gold
+        # Columns of the prediction files: one per target, or one probability per class.
+        self.classes = self.data.classes
+        self.columns = self.targets if self.classes is None else [f"p_{c}" for c in self.classes]
+        self.divergence = "squared" if self.classes is None else "kl"
         # The identity: every key that changes the numbers, and the task's data (ids, inputs, targets),
         # so an edited data file at the same path is a changed run, never a silent reuse.
         self.identity = {k: v for k, v in config.to_dict().items() if k not in _CONTROL_KEYS}
@@ -96,6 +100,11 @@ class W2SPipeline:
     def labels(self, kind: str, split: str) -> np.ndarray:
         """Gold labels, or the teacher's predictions ("weak" labels), of `split`."""
         return self.gold[split] if kind == GOLD else self.load_predictions(TEACHER)[split]
+
+    def distributions(self, kind: str, split: str) -> np.ndarray:
+        """Classification: (n, classes) targets of `split`, gold one-hot or the teacher's probabilities."""
+        y = self.labels(kind, split)
+        return np.eye(len(self.classes))[y[:, 0].astype(np.int64)] if kind == GOLD else y
 
     def _stage_artifacts(self, stage: str) -> list:
         heads = [self.folder.head(s.name) for s in PROTOCOL if s.stage == stage]
@@ -206,6 +215,7 @@ class W2SPipeline:
                 target_names=self.targets,
                 n_boot=run.n_boot,
                 seed=run.seed,
+                divergence=self.divergence,
             )
             splits[split] = {**dec.as_dict(), "used_for_selection": split in SELECTION_SPLITS}
         features = folder.read_json(folder.features, {})
@@ -216,6 +226,7 @@ class W2SPipeline:
                 "targets": self.targets,
                 "input_kind": self.task.input_kind,
                 "sizes": self.data.sizes(),
+                **({} if self.classes is None else {"task_type": "classification", "classes": self.classes}),
             },
             "fingerprints": {r: features.get(r, {}).get("fingerprint") for r in ROLES},
             "heads": {n: folder.read_json(folder.head_record(n)) for n in preds if folder.head_record(n).exists()},
@@ -224,6 +235,12 @@ class W2SPipeline:
             "timings": {**{k: v["seconds"] for k, v in folder.read_stamps().items() if isinstance(v, dict)
                            and "seconds" in v}, **self.timings},
         }
+        if self.classes is not None:
+            results["theory"] = (
+                "classification (Mulgund & Pabbaraju, ICML 2025): errors are cross-entropy against the gold "
+                "class, misfit = KL(w2s || weak). gain >= misfit is guaranteed only for a convex student class "
+                "containing the truth; the k-head mixture (k_heads) approaches one as k grows, so at finite k "
+                "a negative residual is possible and is not a bug.")
         if self.is_main:
             for hook in hooks:
                 hook.on_end(results)
@@ -248,7 +265,9 @@ class W2SPipeline:
         # Each process fits on its own rows; the all-reduce (exact) or DDP (adamw) makes the head
         # that of all rows.
         shard = slice(acc.process_index, None, acc.num_processes)
-        if cfg.solver == "exact":
+        if self.classes is not None:
+            head = self._fit_classifier(spec, X[shard], X_val[shard], record)
+        elif cfg.solver == "exact":
             from .heads import fit_ridge
 
             head, fitted = fit_ridge(
@@ -270,7 +289,7 @@ class W2SPipeline:
                 X_val[shard],
                 y_val[shard],
                 accelerator=acc,
-                lr=cfg.lr,
+                lr=cfg.learning_rate(False),
                 epochs=cfg.epochs,
                 batch_size=cfg.batch_size,
                 weight_decay=cfg.weight_decay,
@@ -279,13 +298,35 @@ class W2SPipeline:
                 seed=self.config.run.seed,
                 on_eval=self._on_eval(spec),
             )
-        record["train_val_mse"] = float(np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2))
+        if self.classes is None:
+            record["train_val_mse"] = float(np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2))
         if self.is_main:
             head.save(self.folder.head(spec.name))
             self.folder.write_json(self.folder.head_record(spec.name), record)
         acc.wait_for_everyone()
         self._heads[spec.name] = head
         return head
+
+    def _fit_classifier(self, spec: HeadSpec, X: np.ndarray, X_val: np.ndarray, record: dict[str, Any]):
+        """A softmax head (k = 1) or the k-head mixture (`spec.mixture`) on this process's rows; heads on
+        gold labels train on cross-entropy, the student on `student_loss` (see `w2s_hf.kheads`)."""
+        from .kheads import fit_classifier
+
+        cfg, acc = self.config.head, self.accelerator
+        shard = slice(acc.process_index, None, acc.num_processes)
+        k = cfg.k_heads if spec.mixture else 1
+        loss = cfg.student_loss if spec.is_student else "forward_kl"  # one-hot targets: cross-entropy
+        fitted = fit_classifier(
+            X, self.distributions(spec.train_labels, spec.train_split)[shard],
+            X_val, self.distributions(spec.select_labels, spec.select_split)[shard],
+            k=k, loss=loss, epochs=cfg.epochs, lr=cfg.learning_rate(True), weight_decay=cfg.weight_decay,
+            patience=cfg.patience, eval_every=cfg.eval_every or 1, seed=self.config.run.seed, accelerator=acc,
+            on_eval=self._on_eval(spec),
+        )
+        record.update({"solver": "adamw (full batch)", "k_heads": k, "loss": loss, "best_epoch": fitted.best_epoch,
+                       "epochs_run": fitted.epochs, "stopped_early": fitted.stopped_early,
+                       "val_loss": fitted.best_val_loss})
+        return fitted.head
 
     def _on_eval(self, spec: HeadSpec) -> Callable[[int, Any], None]:
         """adamw evaluation points (every `eval_every` steps, on every process).
@@ -296,15 +337,18 @@ class W2SPipeline:
         trackers as `<name>/val_error`.
         """
         from .evaluation import TrackerHook, evaluate_point
+        from .misfit import DIVERGENCES
 
         acc = self.accelerator
         if not spec.is_student:
             y_val = self.labels(spec.select_labels, spec.select_split)
+            div = DIVERGENCES[self.divergence]
 
             def log_val_error(step: int, head) -> None:
                 if self.is_main:
-                    pred = head.predict(self.rows(spec.features, spec.select_split)).reshape(y_val.shape)
-                    acc.log({f"{spec.name}/{spec.select_split}_error": float(np.mean((pred - y_val) ** 2))}, step=step)
+                    pred = head.predict(self.rows(spec.features, spec.select_split)).reshape(len(y_val), -1)
+                    error = float(np.mean(div.loss(pred, y_val)))
+                    acc.log({f"{spec.name}/{spec.select_split}_error": error}, step=step)
 
             return log_val_error
         teacher = self.load_predictions(TEACHER)
@@ -324,14 +368,18 @@ class W2SPipeline:
                     accelerator=acc,
                     target_names=self.targets,
                     n_boot=0,
+                    divergence=self.divergence,
                 )
 
         return decompose_now
 
     def _head(self, name: str):
         from .heads import LinearHead
+        from .kheads import MixtureHead
 
-        return self._heads[name] if name in self._heads else LinearHead.load(self.folder.head(name))
+        if name in self._heads:
+            return self._heads[name]
+        return (LinearHead if self.classes is None else MixtureHead).load(self.folder.head(name))
 
     def _gathered_predictions(self, head, role: str, split: str) -> np.ndarray:
         """(n, k) predictions of `head` on `split`, rows in the task's order: each process predicts its
@@ -355,12 +403,12 @@ class W2SPipeline:
             ids += self.data.ids[split]
             splits += [split] * len(self.data.ids[split])
         if self.is_main:
-            self.folder.write_predictions(spec.name, ids, splits, np.concatenate(preds), self.targets)
+            self.folder.write_predictions(spec.name, ids, splits, np.concatenate(preds), self.columns)
         self.accelerator.wait_for_everyone()
 
     def load_predictions(self, name: str) -> dict[str, np.ndarray]:
         """{split: (n, k) predictions} from predictions/<name>.csv, rows in the task's order."""
-        return self.folder.read_predictions(name, self.data.ids, self.targets)
+        return self.folder.read_predictions(name, self.data.ids, self.columns)
 
 
 # ---------------------------------------------------------------------- helpers

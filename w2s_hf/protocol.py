@@ -7,6 +7,9 @@ One row per head; the pipeline reads a row and nothing else, so a new head is a 
     w2s      strong    w2s_train weak labels val weak labels      train_w2s
     ceiling  strong    w2s_train gold        val gold             train_ceiling
 "weak" labels are the weak head's predictions: a head on them never sees those rows' gold labels.
+For classification (`task_type: classification`) the weak head is one softmax head, and the heads
+marked `mixture` (student and ceiling) are the k-head mixture class of Mulgund & Pabbaraju (k =
+`k_heads`); heads on gold labels train on cross-entropy, the student on `student_loss`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class HeadSpec:
     select_labels: str  # GOLD or WEAK
     stage: str  # the stage that fits it
     predict_stage: str  # the stage that writes its predictions
+    mixture: bool = False  # classification: the k-head mixture class (else one softmax head)
 
     @property
     def selected_on(self) -> str:
@@ -39,10 +43,10 @@ class HeadSpec:
 
 PROTOCOL: tuple[HeadSpec, ...] = (
     HeadSpec("weak", "weak", "weak_train", GOLD, "val", GOLD, stage="train_weak", predict_stage="label"),
-    HeadSpec("w2s", "strong", "w2s_train", WEAK, "val", WEAK, stage="train_w2s", predict_stage="train_w2s"),
-    HeadSpec(
-        "ceiling", "strong", "w2s_train", GOLD, "val", GOLD, stage="train_ceiling", predict_stage="train_ceiling"
-    ),
+    HeadSpec("w2s", "strong", "w2s_train", WEAK, "val", WEAK, stage="train_w2s", predict_stage="train_w2s",
+             mixture=True),
+    HeadSpec("ceiling", "strong", "w2s_train", GOLD, "val", GOLD, stage="train_ceiling",
+             predict_stage="train_ceiling", mixture=True),
 )
 HEADS = {spec.name: spec for spec in PROTOCOL}
 # Splits some selection reads (every ridge, the strong layer of a sweep, `select_weak_model`'s weak

@@ -26,7 +26,10 @@ def canonical_inputs(task: Any) -> tuple[list[str], list[str]]:
 
 @dataclass
 class TaskRows:
-    """`ids[split]`, `gold[split]` (n, k) float64 and `index[split]`: positions in the canonical order."""
+    """`ids[split]`, `gold[split]` (n, k) float64 and `index[split]`: positions in the canonical order.
+
+    A classification task has k = 1 and gold labels that are indices into `classes`.
+    """
 
     targets: list[str]
     ids: dict[str, list[str]]
@@ -34,6 +37,11 @@ class TaskRows:
     canonical_ids: list[str]
     canonical_texts: list[str]
     index: dict[str, np.ndarray]
+    classes: list[str] | None = None
+
+    @property
+    def is_classification(self) -> bool:
+        return self.classes is not None
 
     @classmethod
     def of(cls, task: Any) -> TaskRows:
@@ -46,7 +54,9 @@ class TaskRows:
         canonical_ids, canonical_texts = canonical_inputs(task)
         position = {i: k for k, i in enumerate(canonical_ids)}
         index = {s: np.array([position[i] for i in ids[s]], dtype=np.int64) for s in SPLIT_NAMES}
-        return cls(targets, ids, gold, canonical_ids, canonical_texts, index)
+        classes = getattr(task, "classes", None)
+        return cls(targets, ids, gold, canonical_ids, canonical_texts, index,
+                   None if classes is None else [str(c) for c in classes])
 
     def positions(self, splits) -> np.ndarray:
         """Sorted canonical positions of every row of `splits`."""
@@ -57,6 +67,8 @@ class TaskRows:
         import hashlib
 
         digest = hashlib.sha256(json.dumps(self.targets).encode())
+        if self.classes is not None:
+            digest.update(json.dumps(["classes", self.classes]).encode())
         text_of = dict(zip(self.canonical_ids, self.canonical_texts))
         for split in SPLIT_NAMES:
             digest.update(json.dumps([split, [[i, text_of[i]] for i in self.ids[split]]]).encode())

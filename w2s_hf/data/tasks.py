@@ -29,6 +29,14 @@ from w2s_hf.data.checks import (
     require_nonempty_splits,
     require_unique_ids,
 )
+from w2s_hf.data.labels import (
+    TASK_TYPES,
+    check_classes,
+    parse_labels,
+    stratified_random_split,
+    stratified_weak_split,
+    threshold_labels,
+)
 from w2s_hf.data.rows import SPLIT_NAMES
 from w2s_hf.data.sources import BUILTIN_TASKS, ELLIPSE_RUBRICS, TaskSpec, builtin_file, read_table
 from w2s_hf.data.splits import SPLIT_METHODS, make_splits
@@ -43,10 +51,11 @@ INPUT_KINDS = ("text", "smiles")
 
 @dataclass
 class W2STask:
-    """A regression task ready for the weak-to-strong protocol.
+    """A regression or classification task ready for the weak-to-strong protocol.
 
     `splits` holds weak_train, w2s_train, val and test, each with columns `id` (str), `input` (text or
-    SMILES) and one float64 column per name in `targets`.
+    SMILES) and one float64 column per name in `targets`. A classification task has one target, its
+    label column, holding class indices into `classes`.
     """
 
     name: str
@@ -57,6 +66,8 @@ class W2STask:
     seed: int = 0
     weak_fraction: float = 0.5
     source: str = ""
+    task_type: str = "regression"
+    classes: list[str] | None = None
 
     def sizes(self) -> dict[str, int]:
         """Number of rows per split."""
@@ -65,8 +76,11 @@ class W2STask:
     def describe(self) -> str:
         """One line: task, split method, seed and split sizes."""
         sizes = ", ".join(f"{k} {v}" for k, v in self.sizes().items())
+        what = f"targets {', '.join(self.targets)}"
+        if self.classes is not None:
+            what = f"classification of {self.targets[0]} into {len(self.classes)} classes {self.classes}"
         return (
-            f"task {self.name} ({self.input_kind}; targets {', '.join(self.targets)}; split {self.split}, "
+            f"task {self.name} ({self.input_kind}; {what}; split {self.split}, "
             f"seed {self.seed}): {sizes}; {sum(self.sizes().values())} rows from {self.source}"
         )
 
@@ -102,6 +116,9 @@ def load_task(
     weak_fraction: float = 0.5,
     drop_invalid: bool = False,
     input_kind: str | None = None,
+    task_type: str = "regression",
+    label_column: str | None = None,
+    threshold: float | None = None,
 ) -> W2STask:
     """Load, check and split a task.
 
@@ -121,6 +138,13 @@ def load_task(
         drop_invalid: drop rows whose SMILES RDKit cannot parse (and log how many) instead of failing.
         input_kind: "text" or "smiles" for your own file; guessed when None (SMILES if the column name
             says so or no input contains whitespace).
+        task_type: "regression" or "classification". A classification task has ONE label column:
+            `label_column` (a built-in task's target, e.g. "cohesion", or a column of your file); its
+            values are the classes (integers, strings, ELLIPSE's nine score levels), or, with
+            `threshold`, a numeric column cut into `<t` / `>=t` (built-in QSAR sets need a threshold).
+            Random splits are then stratified by class; a class in val or test that the training rows
+            lack is an error. See `w2s_hf.data.labels`.
+        threshold: cut a numeric label column into two classes (classification only).
 
     Built-in QSAR sets keep one row per RDKit canonical SMILES, averaging the targets of repeats. For
     ESOL this turns the file's 1,144 rows into 1,117 molecules (27 repeats, 18 with different values),
@@ -135,6 +159,8 @@ def load_task(
     # A single name is a common slip for a one-element list.
     targets = [targets] if isinstance(targets, str) else targets
     target_columns = [target_columns] if isinstance(target_columns, str) else target_columns
+    targets, target_columns = _label_arguments(name_or_path, task_type, label_column, threshold, targets,
+                                               target_columns)
     spec, file, name = _resolve(name_or_path, path, input_column, target_columns, id_column, targets, input_kind)
     frame = read_table(file)
     if spec is None:
@@ -142,7 +168,14 @@ def load_task(
         if spec is BUILTIN_TASKS["ellipse"] and path is None:
             name = spec.name
     chosen = _choose_targets(spec, targets, file)
-    data = _parse(frame, spec, chosen, file)
+    classify = task_type == "classification"
+    if classify and len(chosen) != 1:
+        raise ValueError(f"task_type='classification' takes one label column; task {name!r} has targets {chosen}: "
+                         "pass label_column=...")
+    if classify and threshold is None and spec.dedup:
+        raise ValueError(f"task {name!r} has a continuous target ({chosen[0]}): pass threshold=... to classify "
+                         "it into <t / >=t")
+    data = _parse(frame, spec, chosen, file, as_labels=classify and threshold is None)
 
     if split == "scaffold" and spec.input_kind != "smiles":
         raise TaskDataError(
@@ -156,9 +189,24 @@ def load_task(
             scaffolds = chem.murcko_scaffolds(mols)
     require_unique_ids(data.ids, data.rows.tolist(), file, spec.id_column or "(row numbers)")
 
-    positions = make_splits(len(data.ids), split, seed, weak_fraction, scaffolds)
+    where = f"{file} (task {name!r}, seed {seed})"
+    labels = None
+    if classify:
+        column = data.targets[chosen[0]]
+        labels = [str(c) for c in column] if threshold is None else threshold_labels(column, float(threshold))
+    if classify and split == "random":
+        parts = stratified_random_split(labels, seed)
+        positions = {**stratified_weak_split(parts["train"], labels, weak_fraction, seed),
+                     "val": parts["val"], "test": parts["test"]}
+    else:
+        positions = make_splits(len(data.ids), split, seed, weak_fraction, scaffolds)
     sizes = {k: len(positions[k]) for k in SPLIT_NAMES}
-    require_nonempty_splits(sizes, len(data.ids), split, weak_fraction, f"{file} (task {name!r}, seed {seed})")
+    require_nonempty_splits(sizes, len(data.ids), split, weak_fraction, where)
+    classes = None
+    if classify:
+        classes = check_classes(labels, positions, where)
+        index = {c: i for i, c in enumerate(classes)}
+        data.targets[chosen[0]] = np.array([index[c] for c in labels], dtype=np.float64)
 
     task = W2STask(
         name=name,
@@ -169,6 +217,8 @@ def load_task(
         seed=int(seed),
         weak_fraction=weak_fraction,
         source=str(file),
+        task_type=task_type,
+        classes=classes,
     )
     logger.info("%s", task.describe())
     return task
@@ -183,6 +233,29 @@ def _check_arguments(split: str, seed: int, weak_fraction: float, input_kind: st
         raise ValueError(f"weak_fraction must be strictly between 0 and 1, got {weak_fraction!r}")
     if input_kind is not None and input_kind not in INPUT_KINDS:
         raise ValueError(f"input_kind must be one of {INPUT_KINDS} or None, got {input_kind!r}")
+
+
+def _label_arguments(name_or_path, task_type, label_column, threshold, targets, target_columns):
+    """(targets, target_columns) with the label column of a classification task put in its place."""
+    if task_type not in TASK_TYPES:
+        raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}")
+    if task_type == "regression":
+        for key, value in (("label_column", label_column), ("threshold", threshold)):
+            if value is not None:
+                raise ValueError(f"{key}={value!r} applies to task_type='classification' only")
+        return targets, target_columns
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not np.isfinite(threshold)):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    if label_column is None:
+        return targets, target_columns
+    if os.fspath(name_or_path).lower() in BUILTIN_TASKS:
+        if targets not in (None, [label_column]):
+            raise ValueError(f"label_column={label_column!r} and targets={targets} disagree; give one of them")
+        return [label_column], target_columns
+    if target_columns not in (None, [label_column]):
+        raise ValueError(f"label_column={label_column!r} and target_columns={target_columns} disagree; give one")
+    return targets, [label_column]
 
 
 def _resolve(name_or_path, path, input_column, target_columns, id_column, targets, input_kind):
@@ -263,8 +336,9 @@ def _choose_targets(spec: TaskSpec, targets: list[str] | None, file: Path) -> li
     return list(dict.fromkeys(targets))
 
 
-def _parse(frame: pd.DataFrame, spec: TaskSpec, chosen: list[str], file: Path) -> _Rows:
-    """Ids, inputs and float targets, each column checked, in the order a user would fix them."""
+def _parse(frame: pd.DataFrame, spec: TaskSpec, chosen: list[str], file: Path, as_labels: bool = False) -> _Rows:
+    """Ids, inputs and float targets (class names if `as_labels`), each column checked, in the order a
+    user would fix them."""
     needed = [spec.input_column, *(spec.targets[t] for t in chosen)]
     require_columns(frame, needed[:1], file, "input", "input_column")
     require_columns(frame, needed[1:], file, "target", "target_columns")
@@ -274,7 +348,8 @@ def _parse(frame: pd.DataFrame, spec: TaskSpec, chosen: list[str], file: Path) -
     else:
         ids = [f"row-{i + 1}" for i in range(len(frame))]
     inputs = parse_inputs(frame, spec.input_column, file, spec.input_kind)
-    values = {t: parse_targets(frame, spec.targets[t], file) for t in chosen}
+    parse = parse_labels if as_labels else parse_targets
+    values = {t: np.asarray(parse(frame, spec.targets[t], file)) for t in chosen}
     return _Rows(ids=ids, inputs=inputs, targets=values, rows=np.arange(1, len(frame) + 1))
 
 

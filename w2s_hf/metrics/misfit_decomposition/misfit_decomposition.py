@@ -45,6 +45,10 @@ Args:
     n_boot (`int`, defaults to 1000): bootstrap resamples for the intervals (0 = none).
     seed (`int`, defaults to 0): seed of the bootstrap.
     confidence (`float`, defaults to 0.95): coverage of the percentile intervals.
+    divergence (`str`, defaults to "squared"): "kl" (class probabilities) or "kl_logits" (logits) for
+        classification (Mulgund & Pabbaraju 2025): predictions are then one list per example, references
+        class indices; errors are cross-entropy, misfit KL(w2s || weak), and the result adds
+        misfit_forward, the accuracies and residual_ceiling_as_truth.
 Returns:
     weak_error, w2s_error, misfit, gain, residual, predicted_w2s_error (`float`); ceiling_error and
     pgr (`float`, or None without ceiling_predictions; pgr is None when the gap weak_error -
@@ -77,21 +81,24 @@ class MisfitDecomposition(evaluate.Metric):
             features=[
                 datasets.Features({"predictions": scalar, "weak_predictions": scalar, "references": scalar}),
                 datasets.Features({"predictions": vector, "weak_predictions": vector, "references": vector}),
+                # classification: class probabilities (or logits) per example, a class index as reference
+                datasets.Features({"predictions": vector, "weak_predictions": vector, "references": scalar}),
             ],
             reference_urls=["https://arxiv.org/abs/2405.15116"],
         )
 
     def _compute(self, predictions, weak_predictions, references, ceiling_predictions=None,
-                 target_names=None, n_boot=1000, seed=0, confidence=0.95):
+                 target_names=None, n_boot=1000, seed=0, confidence=0.95, divergence="squared"):
         ceiling = None if ceiling_predictions is None else np.asarray(ceiling_predictions, dtype=np.float64)
         dec = decompose(
             np.asarray(references, dtype=np.float64),
             np.asarray(weak_predictions, dtype=np.float64),
             np.asarray(predictions, dtype=np.float64),
             ceiling,
-            target_names=target_names, n_boot=n_boot, seed=seed, confidence=confidence,
+            target_names=target_names, n_boot=n_boot, seed=seed, confidence=confidence, divergence=divergence,
         ).as_dict()
         out = {q: dec[q] for q in _QUANTITIES}
+        out.update(dec["extras"])  # classification: accuracies, forward misfit, ceiling-as-truth residual
         out["n"] = dec["n"]
         out.update({f"{q}_ci": v for q, v in dec["ci"].items()})
         if len(dec["per_target"]) > 1:
