@@ -18,7 +18,10 @@ Features are whitened with the training rows' moments (`adamw`'s preconditioning
 weights in whitened coordinates. The trained mixture is folded back into a `MixtureHead` on the
 original features (float64 predictions, a safetensors file). Every step uses every row (full batch):
 each process sums its rows' loss, DDP sums the gradients, and N processes follow the trajectory of
-one up to the order of float32 sums (tests/test_classification.py bounds the difference).
+one up to the order of the sums. Training runs in float64 on CPU and float32 on GPU (`dtype`): in
+float32, AdamW's division by the gradient's running scale lets summation-order rounding grow to
+~5e-6 in the probabilities over 150 steps; in float64 two processes give one process's
+probabilities to < 1e-12 (tests/test_classification_pipeline.py), for about twice the CPU time.
 """
 
 from __future__ import annotations
@@ -162,6 +165,7 @@ class FittedClassifier:
 def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int = 1, loss: str = "reverse_kl",
                    epochs: int = 500, lr: float = 0.05, weight_decay: float = 0.0, patience: int | None = None,
                    eval_every: int = 1, seed: int = 0, accelerator: Any = None, precondition: str = "standardize",
+                   dtype: torch.dtype | None = None,
                    on_eval: Callable[[int, MixtureHead], None] | None = None) -> FittedClassifier:
     """Train a `KHeadMixture` on (n, c) target distributions (see the module docstring).
 
@@ -190,17 +194,19 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
                                          names=("X", "targets", "X_val", "targets_val"), check=check_targets)
     n_proc = accelerator.num_processes if accelerator is not None else 1
     device = accelerator.device if accelerator is not None else torch.device("cpu")
+    if dtype is None:
+        dtype = torch.float64 if torch.device(device).type == "cpu" else torch.float32
     x_mean, x_map, _, _, n_total = _training_moments(accelerator, X, T, precondition)
     n_val = int(sum_arrays(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
     if n_val == 0:
         raise ValueError("X_val is empty on every process: the kept epoch is chosen on validation rows.")
 
     def as_t(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
     Xs, Xv, Tt, Tv = as_t((X - x_mean) @ x_map), as_t((X_val - x_mean) @ x_map), as_t(T), as_t(T_val)
     torch.manual_seed(seed)
-    model = KHeadMixture(Xs.shape[1], T.shape[1], k).to(device)
+    model = KHeadMixture(Xs.shape[1], T.shape[1], k).to(device=device, dtype=dtype)
     # Heads start different from each other (a mixture of equal heads is one head) but small.
     nn.init.normal_(model.heads.weight, std=0.01)
     nn.init.zeros_(model.heads.bias)

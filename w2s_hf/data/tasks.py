@@ -249,13 +249,11 @@ def _label_arguments(name_or_path, task_type, label_column, threshold, targets, 
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     if label_column is None:
         return targets, target_columns
-    if os.fspath(name_or_path).lower() in BUILTIN_TASKS:
-        if targets not in (None, [label_column]):
-            raise ValueError(f"label_column={label_column!r} and targets={targets} disagree; give one of them")
-        return [label_column], target_columns
-    if target_columns not in (None, [label_column]):
-        raise ValueError(f"label_column={label_column!r} and target_columns={target_columns} disagree; give one")
-    return targets, [label_column]
+    # The label column is the one target (of a built-in task, an ELLIPSE-format file or your own file).
+    for key, given in (("targets", targets), ("target_columns", target_columns)):
+        if given not in (None, [label_column]):
+            raise ValueError(f"label_column={label_column!r} and {key}={given} disagree; give one of them")
+    return [label_column], target_columns
 
 
 def _resolve(name_or_path, path, input_column, target_columns, id_column, targets, input_kind):
