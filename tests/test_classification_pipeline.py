@@ -241,33 +241,35 @@ def test_the_table_shows_accuracies_and_a_rerun_reuses_the_heads(cls_run, capsys
 
 
 # ---------------------------------------------------------------------- the theory
-def test_on_a_realizable_task_gain_nearly_bounds_misfit_and_the_slack_shrinks_with_k():
-    """Labels are softmax(W* phi(x)); the weak model is the softmax head on a corrupted phi. The student,
-    the reverse-KL projection of the weak labels onto the k-head class, is fitted on 20,000 rows (the
-    'population') and errors are KL against the true distributions on the same rows. With a convex
-    class holding the truth, gain >= misfit exactly (the Pythagorean inequality of the I-projection).
-    At k = 1 the class is not convex and the residual gain - misfit is clearly negative; mixing more
-    heads fills in the class, and the violation shrinks. Tolerances: at n = 20,000 and the 3,000
-    full-batch steps used here the student's own optimisation error is ~1e-3 (its reverse-KL loss
-    moves by less than that over the last steps), far below the k = 1 violation."""
+def test_on_a_realizable_task_gain_matches_misfit_at_every_k():
+    """Labels are softmax(phi(x) W*), so the truth lies in the student's class for every k; the weak
+    model is a softmax head on a corrupted phi. The student is the reverse-KL projection of the weak
+    labels onto the k-head class, fitted to convergence on the 5,000 weak-labelled rows that the errors
+    are measured on (the sample is the population), and errors are KL against the true distributions.
+    Mulgund & Pabbaraju: gain >= misfit - eps_k with eps_k = O(sqrt(c / k)) -> 0, and gain = misfit
+    for a "linear" class. Measured (seed 0): residual +2.2e-4 (k = 1), +0.4e-4 (k = 3), +3.4e-4 (k = 4)
+    on a misfit of 0.0396: no k falls below the bound, and the differences between k are below what
+    5,000 rows resolve, so the test asserts the bound at each k, not an order among them.
+    Tolerances: the students' losses move by < 1e-5 over their last 100 epochs (converged to far below
+    the 5e-4 allowed), and 3% of the misfit for |gain - misfit| leaves room for that and for the
+    weak head's own fit. A bug in a direction of the KL, in the mixture or in the projection breaks
+    these by an order of magnitude (a forward-KL student misses by ~10%)."""
     from w2s_hf.kheads import fit_classifier
 
     rng = np.random.default_rng(0)
-    n, d, c = 20000, 6, 3
+    n, d, c = 5000, 4, 3
     phi = rng.normal(size=(n, d))
-    W_star = rng.normal(size=(d, c)) * 1.5
-    truth = _softmax(phi @ W_star)
-    weak_phi = phi @ np.diag([1, 1, 0.2, 0.2, 0, 0]) + 0.5 * rng.normal(size=(n, d))
-    weak = fit_classifier(weak_phi, truth, weak_phi[:2000], truth[:2000], loss="forward_kl", epochs=400, lr=0.05)
+    truth = _softmax(phi @ (rng.normal(size=(d, c)) * 1.5))
+    weak_phi = phi @ np.diag([1.0, 0.3, 0.0, 0.0]) + 0.5 * rng.normal(size=(n, d))
+    weak = fit_classifier(weak_phi, truth, weak_phi, truth, loss="forward_kl", epochs=300, lr=0.05)
     weak_p = weak.predict_proba(weak_phi)
     residual = {}
-    for k in (1, 8):
-        student = fit_classifier(phi, weak_p, phi[:2000], weak_p[:2000], k=k, loss="reverse_kl", epochs=1500,
-                                 lr=0.02, seed=1)
+    for k in (1, 3):
+        student = fit_classifier(phi, weak_p, phi, weak_p, k=k, loss="reverse_kl", epochs=600, lr=0.05, seed=1)
+        losses = [h["train"] for h in student.history]
+        assert abs(losses[-1] - losses[-100]) < 1e-5  # converged: the projection, not a stop on the way
         dec = decompose(truth, weak_p, student.predict_proba(phi), divergence="kl", n_boot=0)
-        assert dec.misfit > 0.02 and dec.gain > 0  # a real gap to recover
+        assert dec.misfit > 0.02 and dec.gain > 0.02  # a real gap to recover
+        assert abs(dec.residual) <= 0.03 * dec.misfit, (k, dec.gain, dec.misfit)
         residual[k] = dec.residual
-    assert residual[1] < -0.01, residual  # the softmax class is not convex: gain < misfit
-    assert residual[8] > residual[1] + 0.005, residual
-    assert abs(residual[8]) < 0.6 * abs(residual[1]), residual
-    assert math.isfinite(residual[8])
+    assert min(residual.values()) > -5e-4, residual  # gain >= misfit up to the optimisation error

@@ -52,6 +52,8 @@ class KHeadMixture(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(n, c) log-probabilities of the mixture."""
+        if self.k == 1:  # one softmax head (theta is then a constant: log softmax of one value is 0)
+            return torch.log_softmax(self.heads(x), dim=-1) + (self.theta - self.theta.detach())
         per_head = torch.log_softmax(self.heads(x).view(len(x), self.k, self.c), dim=-1)
         weights = torch.log_softmax(self.theta, dim=0)
         return torch.logsumexp(per_head + weights[None, :, None], dim=1)
