@@ -268,3 +268,26 @@ def test_summarize_sweeps_reads_flags_and_positional_folders(tmp_path, capsys):
     assert script.main(["--sweep", str(missing)]) == 2
     assert "Did you mean --sweeps" in capsys.readouterr().err
     assert script.main([]) == 2
+
+
+def test_a_classification_sweep_runs_unchanged_on_the_kl_quantities(essays, tiny_bert, tiny_gpt2, tmp_path):
+    from w2s_hf.sweep import CLASSIFICATION_COLUMNS, CSV_COLUMNS, SweepConfig, run_sweep
+
+    base = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "s").__dict__
+    values = {k: base[k] for k in ("task", "split", "seeds", "output_dir", "cache_dir", "n_boot")}
+    values.update(task_type="classification", label_column="cohesion", threshold=3.0,
+                  head={"k_heads": 2, "epochs": 40},
+                  strong={"model": tiny_gpt2, "pooling": "last", "max_length": 48},
+                  weak_models=[{"model": tiny_bert, "layer": 1, "max_length": 48},
+                               {"model": tiny_bert, "layer": 3, "max_length": 48}])
+    summary = run_sweep(SweepConfig.from_dict(values))
+    with open(tmp_path / "s" / "sweep.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == CSV_COLUMNS + CLASSIFICATION_COLUMNS and len(rows) == 2 * 2
+    for r in rows:
+        assert r["target"] == "cohesion" and r["k_heads"] == "2"
+        assert 0 <= float(r["w2s_accuracy"]) <= 1 and float(r["misfit"]) >= 0 and float(r["misfit_forward"]) >= 0
+        assert float(r["residual"]) == pytest.approx(float(r["gain"]) - float(r["misfit"]), abs=1e-9)
+    assert summary["fit"]["all"]["n"] == 4
+    picked = summary["selection"]["per_scenario"]["seed0/cohesion"]
+    assert picked["chosen"] in {"bert@L1", "bert@L3"}

@@ -27,6 +27,9 @@ logger = logging.getLogger("w2s_hf.sweep")
 
 _REP_KEYS = ("model", "revision", "layer", "pooling", "max_length", "dtype", "trust_remote_code")
 CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge")
+# classification sweeps add these (the KL decomposition's accuracies and forward misfit)
+CLASSIFICATION_COLUMNS = ("weak_accuracy", "w2s_accuracy", "ceiling_accuracy", "misfit_forward",
+                          "residual_ceiling_as_truth", "k_heads")
 
 
 @dataclass
@@ -70,6 +73,9 @@ class SweepConfig:
     targets: list[str] | None = None
     input_column: str | None = None
     target_columns: list[str] | None = None
+    task_type: str = "regression"
+    label_column: str | None = None
+    threshold: float | None = None
     head: dict[str, Any] = field(default_factory=dict)
     swap_roles: bool = False
     cache_dir: str | None = None
@@ -128,6 +134,9 @@ class SweepConfig:
                 targets=self.targets,
                 input_column=self.input_column,
                 target_columns=self.target_columns,
+                task_type=self.task_type,
+                label_column=self.label_column,
+                threshold=self.threshold,
             ),
             head=head,
             run=RunArguments(
@@ -159,10 +168,19 @@ def _warm_cache(config: SweepConfig, reps: list[RepSpec], texts: list[str], acce
 
 
 def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
-    """Val error of a head fitted on w2s_train gold labels over `role` features (ridge chosen on val)."""
+    """Val error of a head fitted on w2s_train gold labels over `role` features (ridge chosen on val;
+    classification: the val cross-entropy of a softmax head, its epoch chosen on val)."""
     from .heads import fit_ridge
 
     X_val, y_val = pipeline.rows(role, "val"), pipeline.gold["val"]
+    if pipeline.classes is not None:
+        from .kheads import fit_classifier
+
+        cfg = pipeline.config.head
+        fitted = fit_classifier(pipeline.rows(role, "w2s_train"), pipeline.distributions("gold", "w2s_train"), X_val,
+                                pipeline.distributions("gold", "val"), loss="forward_kl", epochs=cfg.epochs,
+                                lr=cfg.learning_rate(True), patience=cfg.patience, seed=pipeline.config.run.seed)
+        return {"mean": fitted.best_val_loss, pipeline.targets[0]: fitted.best_val_loss}
     head, _ = fit_ridge(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"], X_val, y_val)
     err = np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2, axis=0)
     return {"mean": float(err.mean()), **{t: float(e) for t, e in zip(pipeline.targets, err)}}
@@ -209,9 +227,12 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                 if seed not in ceilings[strong.label]:
                     ceilings[strong.label][seed] = _ceiling_on_val(pipeline, "strong")
             block = res["splits"][config.eval_split]
+            # classification has one target: its averaged extras are that target's
+            extras = {**block.get("extras", {}), "k_heads": config.head.get("k_heads", 1)} if pipeline.classes else {}
             for target, values in block["per_target"].items():
                 rows.append(
                     {
+                        **extras,
                         "direction": direction,
                         "weak_model": weak.label,
                         "strong_model": strong.label,
@@ -225,7 +246,8 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
     if accelerator.is_main_process:
         with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            columns = CSV_COLUMNS + (CLASSIFICATION_COLUMNS if config.task_type == "classification" else ())
+            writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
         write_json_atomic(out / "sweep.json", summary, strict=False)
