@@ -123,8 +123,11 @@ def _fit(method: str, X: np.ndarray, y: np.ndarray, accelerator=None) -> np.ndar
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 
-def worker(method: str, data: Path, out: Path, repeats: int) -> None:
-    """Subprocess body: load, time `repeats` fits, write the coefficients and a JSON line."""
+def worker(method: str, data: Path, out: Path, repeats: int, after_torch: bool = False) -> None:
+    """Subprocess body: load, time `repeats` fits, write the coefficients and a JSON line.
+
+    `after_torch`: a torch matrix product (torch's OpenMP pool at work) runs just before each timed
+    fit, as in the pipeline, where feature extraction precedes the heads."""
     import scipy.linalg  # noqa: F401  (imports happen before the baseline)
     import sklearn.linear_model  # noqa: F401
 
@@ -144,9 +147,15 @@ def worker(method: str, data: Path, out: Path, repeats: int) -> None:
     y = np.load(data / "y.npy")[rows[0] : rows[-1] + 1]
     del X_all
     times, extra = [], 0.0
+    if after_torch:
+        import torch
+
+        warm = torch.randn(1500, 1500)
     for _ in range(repeats):
         if accelerator is not None:
             accelerator.wait_for_everyone()
+        if after_torch:
+            float((warm @ warm).sum())
         baseline = _current_rss()
         reset_ok = _reset_peak()
         start = time.perf_counter()
@@ -175,9 +184,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_method(method: str, data: Path, out: Path, nproc: int, repeats: int) -> dict:
+def run_method(method: str, data: Path, out: Path, nproc: int, repeats: int, after_torch: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--worker", method, "--data", str(data), "--out", str(out),
-           "--repeats", str(repeats)]
+           "--repeats", str(repeats)] + (["--after_torch"] if after_torch else [])
     env = dict(os.environ, PYTHONPATH=str(ROOT), TRANSFORMERS_VERBOSITY="error")
     if method == "fit_exact_ddp":
         threads = str(max(1, (os.cpu_count() or 1) // nproc))
@@ -201,12 +210,14 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=2, help="processes for the accelerate run (1 skips it)")
     parser.add_argument("--repeats", type=int, default=3, help="fits per method, in its process (median reported)")
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--after_torch", action="store_true",
+                        help="run a torch matrix product just before each fit (the pipeline's situation)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.data, args.out, args.repeats)
+        worker(args.worker, args.data, args.out, args.repeats, args.after_torch)
         return
     if args.n < 2 or args.d < 1 or args.nproc < 1 or args.repeats < 1:
         parser.error("--n must be >= 2, --d >= 1, --nproc >= 1 and --repeats >= 1")
@@ -218,7 +229,7 @@ def main() -> None:
         methods = list(args.methods) + (["fit_exact_ddp"] if args.nproc > 1 else [])
         results = {}
         for method in methods:
-            results[method] = run_method(method, folder, folder, args.nproc, args.repeats)
+            results[method] = run_method(method, folder, folder, args.nproc, args.repeats, args.after_torch)
             times = ", ".join(f"{t:.2f}" for t in results[method]["times"])
             print(f"  {method}: {times} s", file=sys.stderr, flush=True)
         coefs = {m: np.load(folder / f"{m}.npy") for m in methods}

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..arrays import features_and_targets
 from ..distributed import agree, num_processes
-from .linear import LinearHead
+from .linear import LinearHead, single_blas_thread
 from .ridge import RidgePath, check_ridge, dropped_directions
 from .stats import SufficientStats
 
@@ -44,13 +44,14 @@ def select_ridge(stats: SufficientStats, X_val: Any, Y_val: Any, grid: list[floa
 
     Returns (best_ridge, head fitted with it, {ridge: val_mse}). Ties go to the larger penalty.
     """
-    path = RidgePath(stats, fit_intercept=fit_intercept)
-    grid = path.default_grid() if grid is None else [check_ridge(r, "grid") for r in grid]
-    if not grid:
+    grid = None if grid is None else [check_ridge(r, "grid") for r in grid]
+    if grid is not None and not grid:
         raise ValueError("grid is empty; pass at least one ridge penalty or grid=None")
-    errors = path.val_errors(X_val, Y_val, sorted(set(grid)))
-    best = min(errors, key=lambda r: (errors[r], -r))
-    return best, path.head(best), errors
+    with single_blas_thread():  # one eigh and small products: see `single_blas_thread`
+        path = RidgePath(stats, fit_intercept=fit_intercept)
+        errors = path.val_errors(X_val, Y_val, sorted(set(path.default_grid() if grid is None else grid)))
+        best = min(errors, key=lambda r: (errors[r], -r))
+        return best, path.head(best), errors
 
 
 def fit_exact(features: Any, targets: Any, ridge: float = 0.0, fit_intercept: bool = True, *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,30 @@ from ..arrays import as_real_array
 # Rows per chunk are chosen so that one float64 chunk is about this many bytes: large enough for
 # BLAS to run at full speed, small enough that the chunk stays a small fraction of the features.
 _CHUNK_BYTES = 32 << 20
+
+
+@contextmanager
+def single_blas_thread():
+    """Run the enclosed numpy BLAS / LAPACK calls on one thread (no-op without threadpoolctl).
+
+    The d x d solves and the predictions are short calls, each ending in a barrier of the BLAS's
+    threads; on a busy machine (other jobs, or torch's OpenMP pool just after feature extraction)
+    a thread that lost its core stalls every barrier, and a 10,000 x 768 fit took 0.4 to 2.8 s where
+    the arithmetic is ~0.05 s (scripts/benchmarks/bench_heads.py --after_torch). One thread loses
+    little on an idle machine for these calls; the Gram accumulation, the one long product, runs
+    its own barrier-free streams (`SufficientStats`). W2S_HF_SOLVE_THREADS=N sets another count, 0
+    leaves the BLAS's own (e.g. for a very large d on an idle many-core machine).
+    """
+    threads = int(os.environ.get("W2S_HF_SOLVE_THREADS", "1"))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threads = 0
+    if threads <= 0:
+        yield
+        return
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
 
 
 def default_chunk_size(d: int) -> int:
@@ -60,9 +85,10 @@ class LinearHead:
             )
         step = chunk_size or default_chunk_size(self.in_features)
         out = np.empty((X.shape[0], self.out_features), dtype=np.float64)
-        for start in range(0, X.shape[0], step):
-            chunk = np.asarray(X[start : start + step], dtype=np.float64)
-            np.matmul(chunk, self.weight, out=out[start : start + step])
+        with single_blas_thread():
+            for start in range(0, X.shape[0], step):
+                chunk = np.asarray(X[start : start + step], dtype=np.float64)
+                np.matmul(chunk, self.weight, out=out[start : start + step])
         out += self.bias
         return out[:, 0] if self.output_1d else out
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..arrays import features_and_targets
 from ..distributed import agree, num_processes, reduce_array
-from .linear import LinearHead, default_chunk_size
+from .linear import LinearHead, default_chunk_size, single_blas_thread
 from .ridge import EPS, RidgePath, check_ridge, cholesky_solve
 
 
@@ -212,6 +212,10 @@ class SufficientStats:
 
     def solve(self, ridge: float = 0.0, fit_intercept: bool = True, *,
               rcond: float | None = None) -> LinearHead:
+        with single_blas_thread():  # short LAPACK calls: see `single_blas_thread`
+            return self._solve(ridge, fit_intercept, rcond)
+
+    def _solve(self, ridge: float, fit_intercept: bool, rcond: float | None) -> LinearHead:
         """The ridge / least-squares head of these statistics.
 
         A Cholesky solve is used when the (regularised) Gram matrix is safely positive definite,
