@@ -127,8 +127,10 @@ class LoraStudent:
             module.head.weight.copy_(torch.as_tensor(init_head.weight.T))
             module.head.bias.copy_(torch.as_tensor(init_head.bias))
         self.output_1d, self.predict_token_budget = init_head.output_1d, predict_token_budget
+        # GPT-2's Conv1D stores its weight transposed (peft would fix it with a warning)
+        conv1d = any(type(m).__name__ == "Conv1D" for n, m in module.named_modules() if n in targets)
         self.lora_config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
-                                      modules_to_save=["head"], bias="none")
+                                      modules_to_save=["head"], bias="none", fan_in_fan_out=conv1d)
         torch.manual_seed(seed)  # LoRA's A matrices: the same draw on every process and every run
         self.model = get_peft_model(module, self.lora_config)
         self.targets = targets
@@ -138,8 +140,9 @@ class LoraStudent:
         """Load `encoder`'s model (it becomes this student's: the encoder reloads its own if asked again)."""
         from ..distributed import Processes
 
-        self.encoder, self.accelerator = encoder, accelerator
         self.procs = Processes.from_accelerator(accelerator)
+        # with no accelerator inside a running process group, gather through the group's state
+        self.encoder, self.accelerator = encoder, accelerator if accelerator is not None else self.procs.state
         encoder._load_model(self.procs)
         backbone, reader = encoder._model, encoder._reader
         encoder._model = encoder._reader = None
