@@ -113,7 +113,8 @@ def _two_process_worker(path: str, out_dir: str) -> None:
     fit = _fit(student, texts, Y, on_train=True, epochs=12)
     state = {k: v.numpy().tolist() for k, v in student.trainable_state().items()}
     with open(os.path.join(out_dir, f"rank{acc.process_index}.json"), "w") as fh:
-        json.dump({"state": state, "history": fit.history, "best_step": fit.best_step, "pred": student.predict(texts).tolist()}, fh)
+        json.dump({"state": state, "history": fit.history, "best_step": fit.best_step,
+                   "pred": student.predict(texts).tolist()}, fh)
     torch.distributed.barrier()
 
 
@@ -122,8 +123,9 @@ def test_two_processes_give_the_adapter_of_one(tmp_path, tiny_bert):
 
     Tolerance: the gradients of 1 and 2 processes differ only in float32 summation order (and in
     the padding of the half batches, which moves real tokens' outputs by ~1e-7), ~1e-7 relative per
-    step; Adam's normalised update passes that on, so after 8 steps weights agree to ~1e-5 of their
-    scale (a per-rank mean instead of the global count, or other batches, moves them by 1e-2 and more).
+    step; Adam's normalised update passes that on without damping it. Measured after ~130 steps:
+    1e-6 of the weights' scale; the test allows 2e-5 (a per-rank mean instead of the global count,
+    or other batches, moves them by 1e-2 and more).
     """
     from accelerate import debug_launcher
 
@@ -139,15 +141,16 @@ def test_two_processes_give_the_adapter_of_one(tmp_path, tiny_bert):
     fit = _fit(student, texts, Y, on_train=True, epochs=12)
     one = {k: v.numpy() for k, v in student.trainable_state().items()}
     assert set(one) == set(ranks[0]["state"])
-    worst = max(np.abs(np.asarray(ranks[0]["state"][k]) - v).max() / max(1.0, np.abs(v).max()) for k, v in one.items())
+    worst = max(np.abs(np.asarray(ranks[0]["state"][k]) - v).max() / max(1.0, np.abs(v).max())
+                for k, v in one.items())
     print(f"largest relative difference of the adapter, 2 vs 1 processes: {worst:.2e}")
     for key, value in one.items():
         two = np.asarray(ranks[0]["state"][key])
-        np.testing.assert_allclose(two, value, rtol=0, atol=1e-4 * max(1.0, np.abs(value).max()), err_msg=key)
+        np.testing.assert_allclose(two, value, rtol=0, atol=2e-5 * max(1.0, np.abs(value).max()), err_msg=key)
     assert fit.best_step > 0 and max(np.abs(v).max() for k, v in one.items() if "lora_B" in k) > 0.01
     assert [h["step"] for h in fit.history] == [h["step"] for h in ranks[0]["history"]]
     assert ranks[0]["best_step"] == fit.best_step
-    np.testing.assert_allclose(ranks[0]["pred"], student.predict(texts), rtol=0, atol=1e-4 * np.abs(Y).max())
+    np.testing.assert_allclose(ranks[0]["pred"], student.predict(texts), rtol=0, atol=2e-5 * np.abs(Y).max())
 
 
 # ---------------------------------------------------------------------- the pipeline
