@@ -110,7 +110,7 @@ def _two_process_worker(path: str, out_dir: str) -> None:
     acc = Accelerator(cpu=True)
     texts, X, Y = _problem(path, "bert")
     student = _student(path, "bert", fit_exact(X[:64], Y[:64], ridge=1e-3), accelerator=acc)
-    fit = _fit(student, texts, Y, on_train=True, epochs=12)
+    fit = _fit(student, texts, Y, on_train=True, epochs=20)
     state = {k: v.numpy().tolist() for k, v in student.trainable_state().items()}
     with open(os.path.join(out_dir, f"rank{acc.process_index}.json"), "w") as fh:
         json.dump({"state": state, "history": fit.history, "best_step": fit.best_step,
@@ -138,7 +138,7 @@ def test_two_processes_give_the_adapter_of_one(tmp_path, tiny_bert):
         np.testing.assert_array_equal(ranks[0]["state"][key], ranks[1]["state"][key])
     texts, X, Y = _problem(tiny_bert, "bert")
     student = _student(tiny_bert, "bert", fit_exact(X[:64], Y[:64], ridge=1e-3))
-    fit = _fit(student, texts, Y, on_train=True, epochs=12)
+    fit = _fit(student, texts, Y, on_train=True, epochs=20)
     one = {k: v.numpy() for k, v in student.trainable_state().items()}
     assert set(one) == set(ranks[0]["state"])
     worst = max(np.abs(np.asarray(ranks[0]["state"][k]) - v).max() / max(1.0, np.abs(v).max())
