@@ -3,8 +3,10 @@
 Each config is an ordinary `train_w2s.py` YAML file; every (config, seed) is one `W2SPipeline` run with
 `--student lora --split_seed SEED`, so both students learn the same weak labels and are scored on the same
 gold labels (`results.json` -> `students`). Optionally each split is cut to a seeded subset of rows
-(`--max_rows_per_split`, for CPU-sized runs). Writes `lora_experiment.csv` (one row per config, seed, split
-and student), prints the Markdown table of the README (test split, mean and spread over seeds) and draws
+(`--max_rows_per_split`, for CPU-sized runs). Besides the two students of `results.json` (the LoRA one
+early-stopped on val weak labels, so possibly still at step 0 = the linear student), the LoRA student at
+its last evaluation point (`w2s_lora@last`, not selected, read off the evaluation hooks) is recorded too.
+Writes `lora_experiment.csv` (one row per config, seed, split and student), prints the Markdown table of the README (test split, mean and spread over seeds) and draws
 gain against misfit for both students (`--figure`).
 
     python scripts/lora_experiment.py --configs scripts/configs/lora_esol.yaml --seeds 0 1 2
@@ -62,14 +64,35 @@ def run_one(config_path: str, seed: int, args: ExperimentArguments) -> list[dict
     task = _load_task(config)
     if args.max_rows_per_split:
         task = subset(task, args.max_rows_per_split, seed)
-    results = W2SPipeline(config, task=task).run()
+    last = LastPoint()
+    results = W2SPipeline(config, task=task, hooks=[last]).run()
+    blocks = {**results["students"]}
+    if last.splits:
+        blocks["w2s_lora@last"] = {"kind": "lora", "covered_by_theorem": False, "splits": last.splits}
     rows = []
-    for student, block in results["students"].items():
+    for student, block in blocks.items():
         for split, d in block["splits"].items():
             rows.append({"config": name, "seed": seed, "student": student, "kind": block["kind"],
                          "covered_by_theorem": block["covered_by_theorem"], "split": split, "n": d["n"],
                          **{q: d[q] for q in QUANTITIES}})
     return rows
+
+
+class LastPoint:
+    """Evaluation hook: the decomposition of the LoRA student at its last evaluation point, per split."""
+
+    def __init__(self):
+        self.splits: dict[str, dict] = {}
+        self.step = -1
+
+    def on_evaluate(self, step, split, decomposition, state) -> None:
+        if state.get("stage") == "train_w2s_lora" and step >= self.step:
+            self.step = step
+            self.splits[split] = {"n": decomposition.n, **{q: getattr(decomposition, q) for q in QUANTITIES},
+                                  "step": step}
+
+    def on_end(self, results) -> None:
+        return None
 
 
 def table(rows: list[dict], split: str = "test") -> str:
@@ -102,7 +125,8 @@ def figure(rows: list[dict], path: str, split: str = "test") -> None:
     for ax, config in zip(axes, configs):
         mine = [r for r in rows if r["config"] == config and r["split"] == split]
         for student, marker, color, label in (("w2s", "o", "#1f77b4", "linear student (theorem)"),
-                                              ("w2s_lora", "^", "#d62728", "LoRA student (outside it)")):
+                                              ("w2s_lora", "^", "#d62728", "LoRA, early-stopped"),
+                                              ("w2s_lora@last", "x", "#ff7f0e", "LoRA, last step")):
             pts = [(float(r["misfit"]), float(r["gain"])) for r in mine if r["student"] == student]
             if pts:
                 ax.scatter(*zip(*pts), marker=marker, color=color, label=label)

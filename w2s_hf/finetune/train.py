@@ -21,6 +21,7 @@ evaluations without a relative improvement of 1e-4 stop the run.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from .losses import LOSSES
 from .student import LoraStudent
 
 _WINDOW = 1024
+logger = logging.getLogger(__name__)
 
 
 def plan_epoch(lengths: np.ndarray, token_budget: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -124,6 +126,8 @@ def train_lora(
                         "train_loss": float(sums[0] / sums[1]) if sums[1] else math.nan,
                         "lr": float(optimizer.param_groups[0]["lr"])})
         train_sum, train_rows = 0.0, 0
+        logger.info("lora step %d/%d: %s error %.5f, train loss %.5f", step, total_steps, select_split, error,
+                    history[-1]["train_loss"])
         if on_eval is not None:
             on_eval(step, preds)
         bad = 0 if error < best["error"] * (1 - 1e-4) else bad + 1
