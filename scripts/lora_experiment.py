@@ -6,8 +6,9 @@ gold labels (`results.json` -> `students`). Optionally each split is cut to a se
 (`--max_rows_per_split`, for CPU-sized runs). Besides the two students of `results.json` (the LoRA one
 early-stopped on val weak labels, so possibly still at step 0 = the linear student), the LoRA student at
 its last evaluation point (`w2s_lora@last`, not selected, read off the evaluation hooks) is recorded too.
-Writes `lora_experiment.csv` (one row per config, seed, split and student), prints the Markdown table of the README (test split, mean and spread over seeds) and draws
-gain against misfit for both students (`--figure`).
+Writes `lora_experiment.csv` (one row per config, seed, split and student), prints the Markdown table of
+the README (test split, mean and range over seeds) and draws gain against misfit for the students
+(`--figure`).
 
     python scripts/lora_experiment.py --configs scripts/configs/lora_esol.yaml --seeds 0 1 2
     python scripts/lora_experiment.py --configs scripts/configs/lora_ellipse.yaml --max_rows_per_split 300 \
