@@ -215,7 +215,7 @@ class W2SPipeline:
                     f"evaluate needs predictions/{needed}.csv in {self.out}: run the earlier stages first."
                 )
         tracked = [TrackerHook(self.accelerator), *self.extra_hooks]
-        hooks = [*tracked, JsonResultsHook(folder.results), TableHook()]
+        hooks = [TrackerHook(self.accelerator), JsonResultsHook(folder.results), TableHook(), *self.extra_hooks]
         if self.config.run.plot:
             hooks.append(PlotHook(folder.plot))
         run = self.config.run
