@@ -131,9 +131,8 @@ def figure(rows: list[dict], path: str, split: str = "test") -> None:
             pts = [(float(r["misfit"]), float(r["gain"])) for r in mine if r["student"] == student]
             if pts:
                 ax.scatter(*zip(*pts), marker=marker, color=color, label=label)
-        values = [float(r[q]) for r in mine for q in ("misfit", "gain")]
-        lo, hi = min(0.0, *values), max(values)
-        ax.plot([lo, hi], [lo, hi], color="grey", linestyle="dashed", linewidth=0.8, label="gain = misfit")
+        hi = max(float(r[q]) for r in mine for q in ("misfit", "gain"))
+        ax.plot([0, hi], [0, hi], color="grey", linestyle="dashed", linewidth=0.8, label="gain = misfit")
         ax.axhline(0, color="grey", linewidth=0.5)
         ax.set_title(f"{config} ({split}, one point per seed)", fontsize=10)
         ax.set_xlabel("misfit (student vs weak labels)")
