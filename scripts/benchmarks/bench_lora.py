@@ -35,7 +35,7 @@ class BenchArgs:
     model: str = "packaged:smiles-bert-h192-l4-mtr"
     layer: int = -1
     texts: str = "esol"  # esol (SMILES of the built-in task) or essays (synthetic essays, w2s_hf.data.fixtures)
-    n: int = 512
+    n: int = 1024
     max_length: int = 128
     token_budget: int = 2048
     epochs: int = 1
@@ -93,7 +93,8 @@ def measure(args: BenchArgs) -> dict:
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModel
 
-        model = AutoModel.from_pretrained(enc.source.path)
+        # float32, as FrozenEncoder loads it (the shipped SMILES models are stored in float16)
+        model = AutoModel.from_pretrained(enc.source.path, dtype=torch.float32)
         model.eval().requires_grad_(False)
         targets = [t.removeprefix("backbone.") for t in student.targets]
         wrapper = torch.nn.ModuleDict({"backbone": model, "head": torch.nn.Linear(d, 1)})
