@@ -244,3 +244,32 @@ def test_bad_lora_config_fails_before_any_work(setup, tmp_path, extra, expected)
         config = _config(setup, tmp_path / "run", "--student", "lora", "--cache_dir", str(cache), *extra)
         W2SPipeline(config)
     assert not cache.exists() and not (tmp_path / "run" / "features.json").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_two_processes_give_the_students_of_one(setup):
+    """`accelerate launch` with 2 processes (gloo): both LoRA rows, the same decompositions as 1 process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers import free_port
+
+    from w2s_hf.pipeline import W2SPipeline
+
+    flags = ["--student", "lora", "--weak_student", "lora"]
+    one = W2SPipeline(_config(setup, setup["root"] / "both1", *flags)).run()
+    out2 = setup["root"] / "both2"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_w2s.py"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--main_process_port", str(free_port()), str(script), "--config", str(setup["config"]),
+           "--output_dir", str(out2), *flags]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((out2 / "results.json").read_text())
+    assert one["teacher"] == two["teacher"] == "weak_lora"
+    for student in ("w2s", "w2s_lora"):
+        for split, block in one["students"][student]["splits"].items():
+            for q in ("weak_error", "w2s_error", "misfit", "gain"):
+                assert two["students"][student]["splits"][split][q] == pytest.approx(block[q], rel=1e-5, abs=1e-7)
