@@ -97,3 +97,13 @@ def test_gpu_check_script_runs_on_cpu_in_smoke_mode(tmp_path):
     assert report["sections"]["extract"]["ok"] and report["sections"]["heads"]["ok"], report
     heads = report["sections"]["heads"]
     assert heads["gpu_gram_float64"]["max_coef_error"] < 1e-8  # float64 statistics match fit_exact
+
+
+@pytest.mark.slow
+def test_bench_lora_runs_both_loops_on_the_same_batches(tiny_bert):
+    """Tiny BERT, one repeat: the toolkit's LoRA training and the bare peft loop train on the same tokens."""
+    out = _run([str(BENCH / "bench_lora.py"), "--model", tiny_bert, "--texts", "essays", "--n", "24",
+                "--max_length", "48", "--token_budget", "256", "--repeats", "1"]).stdout
+    tokens = dict(re.findall(r"^(toolkit|bare)\s+\d+ tokens/s\s+\((\d+) tokens", out, flags=re.M))
+    assert set(tokens) == {"toolkit", "bare"} and tokens["toolkit"] == tokens["bare"], out
+    assert "toolkit / bare" in out

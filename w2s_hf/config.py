@@ -24,7 +24,10 @@ DTYPES = ("float32", "bfloat16", "float16")
 SOLVERS = ("exact", "adamw")
 TASK_TYPES = ("regression", "classification")
 STUDENT_LOSSES = ("reverse_kl", "forward_kl", "xent_hard")
-STAGES = ("extract", "train_weak", "label", "train_w2s", "train_ceiling", "evaluate")
+STAGES = ("extract", "train_weak", "label", "train_weak_lora", "train_w2s", "train_w2s_lora", "train_ceiling",
+          "evaluate")
+STUDENT_KINDS = ("linear", "lora")
+MIXED_PRECISION = ("auto", "no", "bf16")
 
 
 class ConfigError(ValueError):
@@ -246,6 +249,61 @@ class HeadArguments:
 
 
 @dataclass
+class LoraArguments:
+    """Finetuned students (w2s_hf/finetune): LoRA on the transformer, the head started at the ridge head."""
+
+    student: str = field(default="linear", metadata=_help(
+        "linear: the ridge student only. lora: also a LoRA-finetuned strong model trained on the weak labels "
+        "(stage train_w2s_lora), reported beside the linear one; the theorem covers only the linear one.",
+        STUDENT_KINDS))
+    weak_student: str = field(default="linear", metadata=_help(
+        "linear: the weak labels come from the weak ridge head. lora: from a LoRA-finetuned weak model "
+        "trained on gold labels (stage train_weak_lora; Burns et al. 2023).", STUDENT_KINDS))
+    lora_r: int = field(default=8, metadata=_help("LoRA rank (>= 1)."))
+    lora_alpha: float = field(default=16.0, metadata=_help("LoRA scaling alpha (the update is scaled by alpha / r)."))
+    lora_dropout: float = field(default=0.0, metadata=_help(
+        "LoRA dropout in [0, 1). Above 0, N processes draw other masks than 1 (another valid path)."))
+    lora_target_modules: list[str] | None = field(default=None, metadata=_help(
+        "Module name suffixes to adapt (default: inferred from the model type, e.g. query value for BERT, "
+        "c_attn for GPT-2, q_proj v_proj for Llama-style models)."))
+    lora_lr: float = field(default=2e-4, metadata=_help("AdamW learning rate of the adapter and the head."))
+    lora_epochs: int = field(default=3, metadata=_help("Maximum number of epochs over the training split."))
+    lora_token_budget: int = field(default=2048, metadata=_help(
+        "Tokens per global training batch (rows x longest row, all processes together)."))
+    lora_eval_every: int | None = field(default=None, metadata=_help(
+        "Evaluate (early stopping, hooks) every N steps (default: once per epoch); step 0 is always evaluated."))
+    lora_patience: int = field(default=2, metadata=_help("Stop after this many evaluations without improvement."))
+    lora_loss: str = field(default="squared", metadata=_help("Training loss (w2s_hf.finetune.LOSSES).", ("squared",)))
+    lora_mixed_precision: str = field(default="auto", metadata=_help(
+        "auto: bf16 autocast on GPU, float32 on CPU.", MIXED_PRECISION))
+
+    def validate(self) -> None:
+        from .finetune.losses import LOSSES
+
+        _check_choice("student", self.student, STUDENT_KINDS)
+        _check_choice("weak_student", self.weak_student, STUDENT_KINDS)
+        _check_choice("lora_loss", self.lora_loss, tuple(LOSSES))
+        _check_choice("lora_mixed_precision", self.lora_mixed_precision, MIXED_PRECISION)
+        for key in ("lora_r", "lora_alpha", "lora_lr", "lora_epochs", "lora_token_budget", "lora_patience"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{key}={value!r} must be > 0.")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"lora_dropout={self.lora_dropout!r} must be in [0, 1).")
+        if self.lora_eval_every is not None and self.lora_eval_every < 1:
+            raise ConfigError(f"lora_eval_every={self.lora_eval_every} must be >= 1.")
+        if self.lora_target_modules is not None and (
+                not self.lora_target_modules or not all(str(t).strip() for t in self.lora_target_modules)):
+            raise ConfigError(f"lora_target_modules={self.lora_target_modules!r} must be module names.")
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `w2s_hf.finetune.train_lora`."""
+        return {"lr": self.lora_lr, "epochs": self.lora_epochs, "token_budget": self.lora_token_budget,
+                "eval_every": self.lora_eval_every, "patience": self.lora_patience, "loss": self.lora_loss,
+                "mixed_precision": self.lora_mixed_precision}
+
+
+@dataclass
 class RunArguments:
     """Where things go and what to (re)do."""
 
@@ -290,21 +348,30 @@ class W2SConfig:
     task: TaskArguments
     head: HeadArguments
     run: RunArguments
+    lora: LoraArguments = field(default_factory=LoraArguments)
+
+    def parts(self) -> tuple:
+        return (self.model, self.task, self.head, self.run, self.lora)
 
     def validate(self) -> "W2SConfig":
-        for part in (self.model, self.task, self.head, self.run):
+        for part in self.parts():
             part.validate()
+        if self.task.task_type == "classification":
+            for key in ("student", "weak_student"):
+                if getattr(self.lora, key) != "linear":
+                    raise ConfigError(f"{key}={getattr(self.lora, key)!r}: LoRA students train on the squared loss "
+                                      "only for now; use task_type=regression, or the linear (k-head) student.")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         """Flat {key: value} dict, as written into results.json and accepted back by `--config`."""
         out: dict[str, Any] = {}
-        for part in (self.model, self.task, self.head, self.run):
+        for part in self.parts():
             out.update(dataclasses.asdict(part))
         return out
 
 
-ARGUMENT_CLASSES = (ModelArguments, TaskArguments, HeadArguments, RunArguments)
+ARGUMENT_CLASSES = (ModelArguments, TaskArguments, HeadArguments, RunArguments, LoraArguments)
 
 
 def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -324,5 +391,5 @@ def parse_config(argv: list[str] | None = None) -> W2SConfig:
     from .cli import W2SArgumentParser
 
     parser = W2SArgumentParser(ARGUMENT_CLASSES)
-    model, task, head, run = parser.parse_args_and_config(argv, convert={"ridge": str})
-    return W2SConfig(model=model, task=task, head=head, run=run).validate()
+    model, task, head, run, lora = parser.parse_args_and_config(argv, convert={"ridge": str})
+    return W2SConfig(model=model, task=task, head=head, run=run, lora=lora).validate()

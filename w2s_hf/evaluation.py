@@ -195,6 +195,10 @@ class TableHook(EvalHook):
 
     def on_end(self, results: dict[str, Any]) -> None:
         self.printer(format_table(results))
+        for name, block in (results.get("students") or {}).items():
+            if not block.get("covered_by_theorem", True):  # the theorem's student is the table above
+                self.printer(f"\nstudent {name} ({block.get('kind')}; outside the theorem's convex class: measured, "
+                             f"not bounded)\n" + format_table({"splits": block["splits"]}))
 
 
 # ---------------------------------------------------------------------- plot

@@ -10,6 +10,7 @@ More (design notes): docs/ARCHITECTURE.md, "Module notes".
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,9 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import STAGES, ConfigError, W2SConfig
+from .config import STAGES, ConfigError, LoraArguments, W2SConfig
 from .data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
-from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, TEACHER, HeadSpec
+from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, HeadSpec, active_heads, teacher_of
 from .run_folder import RunFolder
 
 logger = logging.getLogger("w2s_hf.pipeline")
@@ -30,6 +31,12 @@ logger = logging.getLogger("w2s_hf.pipeline")
 ROLES = ("weak", "strong")
 # Keys that steer the run but do not change its numbers: a rerun may change them freely.
 _CONTROL_KEYS = {"output_dir", "cache_dir", "stages", "overwrite", "report_to", "plot", "no_cache"}
+THEOREM_NOTE = (
+    "gain >= misfit (Charikar, Pabbaraju & Shiragur 2024) is guaranteed only for students whose class is convex: "
+    "a linear head on a frozen representation (covered_by_theorem: true). A LoRA student is not in a convex class: "
+    "its gain, misfit and residual are measured here, not bounded by the theorem. Its pgr uses the linear ceiling."
+)
+_LORA_KEYS = {f.name for f in dataclasses.fields(LoraArguments)}
 
 
 class W2SPipeline:
@@ -56,7 +63,11 @@ class W2SPipeline:
         self.divergence = "squared" if self.classes is None else "kl"
         # The identity: every key that changes the numbers, and the task's data (ids, inputs, targets),
         # so an edited data file at the same path is a changed run, never a silent reuse.
-        self.identity = {k: v for k, v in config.to_dict().items() if k not in _CONTROL_KEYS}
+        flat = config.to_dict()
+        self.active, self.teacher = active_heads(flat), teacher_of(flat)
+        # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
+        inert = set() if any(s.kind == "lora" for s in self.active) else _LORA_KEYS
+        self.identity = {k: v for k, v in flat.items() if k not in _CONTROL_KEYS | inert}
         self.identity["task_data"] = self.data.fingerprint()
         encoded = json.dumps(self.identity, sort_keys=True, default=str).encode()
         self.identity_hash = hashlib.sha256(encoded).hexdigest()
@@ -67,6 +78,11 @@ class W2SPipeline:
         from .features import build_representation
 
         self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
+        for spec in self.active:
+            if spec.kind == "lora":  # target modules resolved on the meta device: no weights loaded
+                from .finetune import check_lora_targets
+
+                check_lora_targets(self._encoders[spec.features], config.lora.lora_target_modules)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -99,7 +115,10 @@ class W2SPipeline:
 
     def labels(self, kind: str, split: str) -> np.ndarray:
         """Gold labels, or the teacher's predictions ("weak" labels), of `split`."""
-        return self.gold[split] if kind == GOLD else self.load_predictions(TEACHER)[split]
+        return self.gold[split] if kind == GOLD else self.load_predictions(self.teacher.name)[split]
+
+    def texts(self, split: str) -> list[str]:
+        return [self.data.canonical_texts[i] for i in self.data.index[split]]
 
     def distributions(self, kind: str, split: str) -> np.ndarray:
         """Classification: (n, classes) targets of `split`, gold one-hot or the teacher's probabilities."""
@@ -107,8 +126,13 @@ class W2SPipeline:
         return np.eye(len(self.classes))[y[:, 0].astype(np.int64)] if kind == GOLD else y
 
     def _stage_artifacts(self, stage: str) -> list:
-        heads = [self.folder.head(s.name) for s in PROTOCOL if s.stage == stage]
-        return heads + [self.folder.predictions(s.name) for s in PROTOCOL if s.predict_stage == stage]
+        heads = [self._head_path(s) for s in self.active if s.stage == stage]
+        return heads + [self.folder.predictions(s.name) for s in self.active if s.predict_stage == stage]
+
+    def _head_path(self, spec: HeadSpec):
+        if spec.kind == "lora":
+            return self.folder.adapter(spec.name) / "adapter_config.json"
+        return self.folder.head(spec.name)
 
     def _done(self, paths: list, stage: str) -> bool:
         """A stage is skipped only if its artifacts exist and were made under this run's identity."""
@@ -151,9 +175,11 @@ class W2SPipeline:
             return self.extract()
         if name == "evaluate":
             return self.evaluate()
+        if not any(name in (s.stage, s.predict_stage) for s in self.active):
+            return  # a stage of rows this run does not have (train_w2s_lora without --student lora)
         if self._done(self._stage_artifacts(name), name):
             return
-        for spec in PROTOCOL:
+        for spec in self.active:
             if spec.stage == name:
                 self.fit_head(spec)
             if spec.predict_stage == name:
@@ -190,34 +216,44 @@ class W2SPipeline:
             if self.is_main:
                 TableHook().on_end(folder.read_json(folder.results))
             return
-        preds = {s.name: self.load_predictions(s.name) for s in PROTOCOL if folder.predictions(s.name).exists()}
-        for needed in ("weak", "w2s"):
+        preds = {s.name: self.load_predictions(s.name) for s in self.active if folder.predictions(s.name).exists()}
+        students = [s for s in self.active if s.is_student]
+        for needed in (self.teacher.name, *(s.name for s in students)):
             if needed not in preds:
                 raise RuntimeError(
                     f"evaluate needs predictions/{needed}.csv in {self.out}: run the earlier stages first."
                 )
+        tracked = [TrackerHook(self.accelerator), *self.extra_hooks]
         hooks = [TrackerHook(self.accelerator), JsonResultsHook(folder.results), TableHook(), *self.extra_hooks]
         if self.config.run.plot:
             hooks.append(PlotHook(folder.plot))
         run = self.config.run
-        splits = {}
-        for split in EVAL_SPLITS:
-            dec = evaluate_point(
-                0,
-                split,
-                self.gold[split],
-                preds["weak"][split],
-                preds["w2s"][split],
-                preds["ceiling"][split] if "ceiling" in preds else None,
-                hooks=hooks,
-                state={"head": "w2s"},
-                accelerator=self.accelerator,
-                target_names=self.targets,
-                n_boot=run.n_boot,
-                seed=run.seed,
-                divergence=self.divergence,
-            )
-            splits[split] = {**dec.as_dict(), "used_for_selection": split in SELECTION_SPLITS}
+        # every student against the same weak labels, gold labels and ceiling; the first linear one is
+        # the theorem's student (the top-level "splits", the plot), any other is logged under its name
+        main = next(s for s in students if s.covered_by_theorem)
+        blocks: dict[str, Any] = {}
+        for spec in students:
+            splits = {}
+            for split in EVAL_SPLITS:
+                dec = evaluate_point(
+                    0,
+                    split,
+                    self.gold[split],
+                    preds[self.teacher.name][split],
+                    preds[spec.name][split],
+                    preds["ceiling"][split] if "ceiling" in preds else None,
+                    hooks=hooks if spec is main else tracked,
+                    state={"head": spec.name} if spec is main else {"head": spec.name, "prefix": spec.name},
+                    accelerator=self.accelerator,
+                    target_names=self.targets,
+                    n_boot=run.n_boot,
+                    seed=run.seed,
+                    divergence=self.divergence,
+                )
+                splits[split] = {**dec.as_dict(), "used_for_selection": split in SELECTION_SPLITS}
+            blocks[spec.name] = {"kind": spec.kind, "init_from": spec.init_from,
+                                 "covered_by_theorem": spec.covered_by_theorem, "splits": splits}
+        splits = blocks[main.name]["splits"]
         features = folder.read_json(folder.features, {})
         results = {
             "config": self.config.to_dict(),
@@ -231,6 +267,9 @@ class W2SPipeline:
             "fingerprints": {r: features.get(r, {}).get("fingerprint") for r in ROLES},
             "heads": {n: folder.read_json(folder.head_record(n)) for n in preds if folder.head_record(n).exists()},
             "splits": splits,
+            "teacher": self.teacher.name,
+            "students": blocks,
+            "theorem": THEOREM_NOTE,
             # stages skipped or not selected in this invocation keep the seconds they took when run
             "timings": {**{k: v["seconds"] for k, v in folder.read_stamps().items() if isinstance(v, dict)
                            and "seconds" in v}, **self.timings},
@@ -250,6 +289,8 @@ class W2SPipeline:
     def fit_head(self, spec: HeadSpec | str) -> Any:
         """Fit one head of the protocol: its features, training rows and labels, selection labels."""
         spec = HEADS[spec] if isinstance(spec, str) else spec
+        if spec.kind == "lora":
+            return self._fit_lora(spec)
         X, X_val = self.rows(spec.features, spec.train_split), self.rows(spec.features, spec.select_split)
         y_train, y_val = (
             self.labels(spec.train_labels, spec.train_split),
@@ -328,8 +369,38 @@ class W2SPipeline:
                        "val_loss": fitted.best_val_loss})
         return fitted.head
 
+    def _fit_lora(self, spec: HeadSpec) -> Any:
+        """A LoRA student (w2s_hf/finetune): the head starts at the linear head `spec.init_from`."""
+        from .features import build_representation
+        from .finetune import LoraStudent, train_lora
+
+        cfg, acc = self.config.lora, self.accelerator
+        # a fresh encoder: the student's model is trained in place, the cached features stay frozen
+        encoder = build_representation(**self.config.model.representation(spec.features))
+        student = LoraStudent(encoder, self._head(spec.init_from), r=cfg.lora_r, alpha=cfg.lora_alpha,
+                              dropout=cfg.lora_dropout, target_modules=cfg.lora_target_modules,
+                              seed=self.config.run.seed, accelerator=acc)
+        eval_splits = EVAL_SPLITS if spec.is_student else (spec.select_split,)
+        fit = train_lora(student, self.texts(spec.train_split), self.labels(spec.train_labels, spec.train_split),
+                         {split: self.texts(split) for split in eval_splits}, spec.select_split,
+                         self.labels(spec.select_labels, spec.select_split), seed=self.config.run.seed,
+                         on_eval=self._on_eval(spec), **cfg.train_kwargs())
+        record = {"solver": "lora", "kind": spec.kind, "features": spec.features, "train_split": spec.train_split,
+                  "selected_on": spec.selected_on, "init_from": spec.init_from, "target_modules": student.targets,
+                  "best_step": fit.best_step, "steps": fit.steps, "stopped_early": fit.stopped_early,
+                  "train_val_mse": fit.best_val_error, "training_tokens": fit.tokens, "history": fit.history}
+        if self.is_main:
+            student.save(self.folder.adapter(spec.name), {"head": spec.name})
+            self.folder.write_json(self.folder.head_record(spec.name), record)
+        acc.wait_for_everyone()
+        self._heads[spec.name] = student
+        return student
+
     def _on_eval(self, spec: HeadSpec) -> Callable[[int, Any], None]:
-        """adamw evaluation points (every `eval_every` steps, on every process).
+        """adamw and LoRA evaluation points (every `eval_every` steps, on every process).
+
+        The callback takes (step, head): a linear head, or a LoRA student's gathered predictions
+        {split: (n, k)}.
 
         A student: the full decomposition on every evaluation split, from its current predictions
         gathered per example, goes through the hooks (trackers under `train_<name>/...` and any hook
@@ -346,12 +417,13 @@ class W2SPipeline:
 
             def log_val_error(step: int, head) -> None:
                 if self.is_main:
-                    pred = head.predict(self.rows(spec.features, spec.select_split)).reshape(len(y_val), -1)
+                    pred = (head[spec.select_split] if isinstance(head, dict) else
+                            head.predict(self.rows(spec.features, spec.select_split))).reshape(len(y_val), -1)
                     error = float(np.mean(div.loss(pred, y_val)))
                     acc.log({f"{spec.name}/{spec.select_split}_error": error}, step=step)
 
             return log_val_error
-        teacher = self.load_predictions(TEACHER)
+        teacher = self.load_predictions(self.teacher.name)
         hooks = [TrackerHook(acc), *self.extra_hooks]
         state = {"head": spec.name, "stage": spec.stage, "prefix": spec.stage}
 
@@ -362,7 +434,7 @@ class W2SPipeline:
                     split,
                     self.gold[split],
                     teacher[split],
-                    self._gathered_predictions(head, spec.features, split),
+                    head[split] if isinstance(head, dict) else self._gathered_predictions(head, spec.features, split),
                     hooks=hooks,
                     state=state,
                     accelerator=acc,
@@ -379,6 +451,13 @@ class W2SPipeline:
 
         if name in self._heads:
             return self._heads[name]
+        if HEADS[name].kind == "lora":
+            from .features import build_representation
+            from .finetune import LoraStudent
+
+            encoder = build_representation(**self.config.model.representation(HEADS[name].features))
+            self._heads[name] = LoraStudent.load(self.folder.adapter(name), encoder, self.accelerator)
+            return self._heads[name]
         return (LinearHead if self.classes is None else MixtureHead).load(self.folder.head(name))
 
     def _gathered_predictions(self, head, role: str, split: str) -> np.ndarray:
@@ -387,6 +466,8 @@ class W2SPipeline:
         from .distributed import gather_predictions
 
         acc = self.accelerator
+        if hasattr(head, "predict_texts"):  # a finetuned student reads the texts, not the cached features
+            return head.predict_texts(self.texts(split))
         X = self.rows(role, split)
         local = np.arange(acc.process_index, len(X), acc.num_processes)
         pos, pred = gather_predictions(acc, local, head.predict(X[local]).reshape(len(local), -1))

@@ -4,6 +4,7 @@
     stages.json                          per stage: the identity it was made under, and its seconds
     features.json                        fingerprints and sizes of the weak / strong features
     heads/<head>.safetensors (+ .json)   a fitted head and its record (ridge, validation curve)
+    heads/<head>/                        a LoRA student: its peft folder (`save_pretrained`), + heads/<head>.json
     predictions/<head>.csv               id, split and one column per target, every split
     results.json, decomposition.png      the evaluation
 """
@@ -35,6 +36,9 @@ class RunFolder:
 
     def head(self, name: str) -> Path:
         return self.root / "heads" / f"{name}.safetensors"
+
+    def adapter(self, name: str) -> Path:
+        return self.root / "heads" / name
 
     def head_record(self, name: str) -> Path:
         return self.root / "heads" / f"{name}.json"
