@@ -64,6 +64,37 @@ def table(sweeps: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def classification_table(sweeps: list[Path]) -> str | None:
+    """Classification sweeps (sweep.csv with accuracy columns): the mean over points of cross-entropy
+    and accuracy of weak, student and ceiling, misfit KL(w2s || weak), the discrepancy gain - misfit,
+    and the gain-on-misfit line. None when no sweep is a classification sweep."""
+    import numpy as np
+
+    lines = []
+    for folder in sweeps:
+        with open(folder / "sweep.csv", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["direction"] == "normal"]
+        if not rows or "w2s_accuracy" not in rows[0]:
+            continue
+        s = json.loads((folder / "sweep.json").read_text())
+        mean = lambda key: float(np.mean([float(r[key]) for r in rows if r[key] not in ("", None)]))  # noqa: E731
+        fit = s["fit"]["all"]
+        lo, hi = fit["ci"].get("slope", (None, None))
+        lines.append(
+            f"| {s['config'].get('name') or folder.name} | {rows[0]['k_heads']} | {fit['n']} "
+            f"| {mean('weak_error'):.3f} / {mean('w2s_error'):.3f} / {mean('ceiling_error'):.3f} "
+            f"| {mean('weak_accuracy'):.3f} / {mean('w2s_accuracy'):.3f} / {mean('ceiling_accuracy'):.3f} "
+            f"| {mean('misfit'):.4f} | {mean('gain'):.4f} | {mean('residual'):.4f} "
+            f"| {sum(float(r['residual']) < 0 for r in rows)}/{len(rows)} "
+            f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] | {_fmt(fit['r2'], 2)} |"
+        )
+    if not lines:
+        return None
+    head = ("| sweep | k | points | cross-entropy weak / w2s / ceiling | accuracy weak / w2s / ceiling | misfit "
+            "KL(w2s‖weak) | gain | discrepancy (gain − misfit) | points with gain < misfit | slope [95% CI] | R² |")
+    return "\n".join([head, "|---|---|---|---|---|---|---|---|---|---|---|", *lines])
+
+
 def _positional_sweeps(argv: list[str]) -> list[str]:
     """The older form `summarize_sweeps.py a b --figure f`: leading folders become `--sweeps a b`."""
     lead = 0
@@ -90,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {folder} has no sweep.json (run scripts/sweep.py first)", file=sys.stderr)
             return 2
     print(table(args.sweeps))
+    classification = classification_table(args.sweeps)
+    if classification:
+        print("\n" + classification)
     if args.figure:
         from w2s_hf.plotting import plot_misfit_vs_gain
 

@@ -330,8 +330,8 @@ class W2SPipeline:
                 X_val[shard],
                 y_val[shard],
                 accelerator=acc,
-                lr=cfg.learning_rate(False),
-                epochs=cfg.epochs,
+                lr=cfg.lr,
+                epochs=cfg.max_epochs(False),
                 batch_size=cfg.batch_size,
                 weight_decay=cfg.weight_decay,
                 eval_every=cfg.eval_every,
@@ -360,7 +360,7 @@ class W2SPipeline:
         fitted = fit_classifier(
             X, self.distributions(spec.train_labels, spec.train_split)[shard],
             X_val, self.distributions(spec.select_labels, spec.select_split)[shard],
-            k=k, loss=loss, epochs=cfg.epochs, lr=cfg.learning_rate(True), weight_decay=cfg.weight_decay,
+            k=k, loss=loss, epochs=cfg.max_epochs(True), lr=cfg.lr, weight_decay=cfg.weight_decay,
             patience=cfg.patience, eval_every=cfg.eval_every or 1, seed=self.config.run.seed, accelerator=acc,
             on_eval=self._on_eval(spec),
         )

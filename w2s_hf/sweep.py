@@ -178,8 +178,8 @@ def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
 
         cfg = pipeline.config.head
         fitted = fit_classifier(pipeline.rows(role, "w2s_train"), pipeline.distributions("gold", "w2s_train"), X_val,
-                                pipeline.distributions("gold", "val"), loss="forward_kl", epochs=cfg.epochs,
-                                lr=cfg.learning_rate(True), patience=cfg.patience, seed=pipeline.config.run.seed)
+                                pipeline.distributions("gold", "val"), loss="forward_kl", epochs=cfg.max_epochs(True),
+                                lr=cfg.lr, patience=cfg.patience, seed=pipeline.config.run.seed)
         return {"mean": fitted.best_val_loss, pipeline.targets[0]: fitted.best_val_loss}
     head, _ = fit_ridge(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"], X_val, y_val)
     err = np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2, axis=0)
