@@ -107,3 +107,17 @@ def test_bench_lora_runs_both_loops_on_the_same_batches(tiny_bert):
     tokens = dict(re.findall(r"^(toolkit|bare)\s+\d+ tokens/s\s+\((\d+) tokens", out, flags=re.M))
     assert set(tokens) == {"toolkit", "bare"} and tokens["toolkit"] == tokens["bare"], out
     assert "toolkit / bare" in out
+
+
+def test_bench_kheads_runs_and_two_processes_match_one():
+    """Tiny problem: a row per k with the bare loop beside it, the 2-process student equal to the
+    1-process one, and the scikit-learn comparison at k = 1."""
+    out = _run([str(BENCH / "bench_kheads.py"), "--n", "2000", "--d", "16", "--epochs", "5", "--sklearn_epochs",
+                "200", "--ks", "1", "3", "--threads", "1"]).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith('{"k"')]
+    assert [r["k"] for r in rows] == [1, 3]
+    for r in rows:
+        assert r["fit_classifier_s"] > 0 and r["bare_torch_s"] > 0
+        assert r["max_abs_diff_vs_1proc"] < 1e-10
+    sk = next(json.loads(line)["sklearn_vs_k1"] for line in out.splitlines() if "sklearn_vs_k1" in line)
+    assert sk["sklearn_val_loss"] > 0 and sk["ours_best_val_loss"] < 1.5 * sk["sklearn_val_loss"]
