@@ -610,6 +610,96 @@ def _summarise(variant: str, rows: list[dict[str, Any]], config: SyntheticConfig
     }
 
 
+# ------------------------------------------------------------------------------------------- sweep
+def run_sweep(config: SyntheticConfig, reps: _Representations) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The reversal sweep: at each (samples per task, epochs) pretrain both nets, tell which is really
+    better from their heads on gold labels, make that one the strong model, and regress gain on misfit.
+
+    Returns ({"points": [...], "reversal_regime": [[samples, epochs], ...]}, task rows of every point).
+    "Really better" = the lower mean gold-label error over the downstream tasks (on fresh samples).
+    """
+    points, all_rows = [], []
+    for samples in config.sweep_samples:
+        for epochs in config.sweep_epochs:
+            start = time.perf_counter()
+            deep, deep_stats = reps.pretrained(config.deep_depth, samples, epochs)
+            shallow, shallow_stats = reps.pretrained(config.shallow_depth, samples, epochs)
+            names = reps.names(samples, epochs)
+            # weak = shallow, strong = deep: weak_error is the shallow net's gold error, ceiling the deep's
+            rows = evaluate_tasks(config, "reversal", reps.truth, shallow, deep, notebook_heads=reps.notebook_heads)
+            gold = {
+                "deep": np.array([r["ceiling_error"] for r in rows]),
+                "shallow": np.array([r["weak_error"] for r in rows]),
+            }
+            var = np.array([r["label_variance"] for r in rows])
+            better = "deep" if gold["deep"].mean() < gold["shallow"].mean() else "shallow"
+            worse = "shallow" if better == "deep" else "deep"
+            if better == "shallow":  # swap: the deep net teaches the (really better) shallow one
+                rows = evaluate_tasks(config, "reversal", reps.truth, deep, shallow,
+                                      notebook_heads=reps.notebook_heads)
+            summary = _summarise("reversal", rows, config)
+            reg = summary["regression"]
+            rel = summary["mean_relative_to_label_variance"]
+            point = {
+                "samples_per_task": samples,
+                "epochs": epochs,
+                "better": better,
+                "reversed": better == "shallow",
+                "weak_representation": names[worse],
+                "strong_representation": names[better],
+                "gold_error": {k: float(v.mean()) for k, v in gold.items()},
+                "gold_error_rel": {k: float(np.mean(v / var)) for k, v in gold.items()},
+                "better_fraction": float(np.mean(gold[better] < gold[worse])),
+                "slope": summary["slope"],
+                "intercept": summary["intercept"],
+                "r2": summary["r2"],
+                "ci": reg.get("ci"),
+                "n_points": len(rows),
+                "mean_gain_rel": rel["gain"],
+                "mean_misfit_rel": rel["misfit"],
+                "mean_residual_rel": rel["residual"],
+                "mean_abs_residual_rel": float(np.mean([abs(r["residual"]) / r["label_variance"] for r in rows])),
+                "pretraining_heldout_loss_rel": {
+                    "deep": deep_stats["heldout_loss_rel"], "shallow": shallow_stats["heldout_loss_rel"]
+                },
+                "seconds": time.perf_counter() - start,
+            }
+            points.append(point)
+            label = f"{samples}/task, {epochs} ep: {better} is better"
+            roles = f"{worse} teaches {better}"
+            all_rows.extend({"samples_per_task": samples, "epochs": epochs, "point": label, "roles": roles, **r}
+                            for r in rows)
+    regime = [[p["samples_per_task"], p["epochs"]] for p in points if p["reversed"]]
+    return {"points": points, "reversal_regime": regime, "protocol": config.protocol}, all_rows
+
+
+def format_sweep(sweep: dict[str, Any]) -> str:
+    """The sweep as a table: one line per (samples per task, epochs)."""
+    head = (
+        f"{'samples':>7} {'epochs':>6}  {'better':<7} {'deep gold':>9} {'shallow gold':>12} {'slope':>6} "
+        f"{'R^2':>5} {'residual':>9} {'|resid|':>8} {'n':>4}  roles"
+    )
+    lines = [head, "-" * len(head)]
+    for p in sweep["points"]:
+        worse = "shallow" if p["better"] == "deep" else "deep"
+        lines.append(
+            f"{p['samples_per_task']:>7} {p['epochs']:>6}  {p['better']:<7} {p['gold_error_rel']['deep']:>9.3g} "
+            f"{p['gold_error_rel']['shallow']:>12.3g} {p['slope']:>6.2f} {p['r2']:>5.2f} "
+            f"{p['mean_residual_rel']:>9.3g} {p['mean_abs_residual_rel']:>8.3g} {p['n_points']:>4}  "
+            f"{worse} -> {p['better']}"
+        )
+    regime = sweep["reversal_regime"]
+    lines.append(
+        "(gold: mean error of heads on gold labels / label variance; better = lower; the better net is the "
+        "strong one; residual = gain - misfit, mean / label variance)"
+    )
+    lines.append(
+        "reversal regime (shallow net really better): "
+        + (", ".join(f"{s} samples/task x {e} epochs" for s, e in regime) if regime else "not found")
+    )
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------ driver
 def _atomic_write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     from w2s_hf.atomic import atomic_path
@@ -725,8 +815,11 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike) -> dic
 
     Writes <output_dir>/<variant>/tasks.csv (one row per task), results.json and gain_vs_misfit.png,
     each as soon as its variant is done, and <output_dir>/summary.json at the end; every file is
-    written atomically. A net pretrained for one variant is reused by the next (`seconds` of a
-    variant is its own wall time; each net's training time is under `pretraining`).
+    written atomically. The reversal variant also runs the sweep (`run_sweep`, under "sweep" in its
+    results.json) and writes reversal/sweep.csv (one row per point), sweep_tasks.csv (one row per
+    point and task) and sweep_gain_vs_misfit.png (one panel per point). A net pretrained for one
+    variant is reused by the next (`seconds` of a variant is its own wall time; each net's training
+    time is under `pretraining`).
     """
     from w2s_hf.atomic import write_json_atomic
     from w2s_hf.plotting import plot_misfit_vs_gain
@@ -751,10 +844,28 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike) -> dic
                 title=f"weak: {_short(result['weak_representation'])}\n"
                 f"strong: {_short(result['strong_representation'])}",
             )
+            if variant == "reversal":
+                sweep, sweep_rows = run_sweep(config, reps)
+                result["sweep"] = sweep
+                _write_sweep(folder, sweep, sweep_rows, len(config.sweep_epochs))
             write_json_atomic(folder / "results.json", result)
             results[variant] = result
     write_json_atomic(out / "summary.json", {v: _summary_row(r) for v, r in results.items()})
     return results
+
+
+def _write_sweep(folder: Path, sweep: dict[str, Any], rows: list[dict[str, Any]], ncols: int) -> None:
+    from w2s_hf.plotting import plot_misfit_vs_gain
+
+    flat = [
+        {k: v for k, v in p.items() if not isinstance(v, dict)}
+        | {f"{k}_{sub}": x for k, v in p.items() if isinstance(v, dict) and k != "ci" for sub, x in v.items()}
+        for p in sweep["points"]
+    ]
+    _atomic_write_csv(folder / "sweep.csv", flat)
+    _atomic_write_csv(folder / "sweep_tasks.csv", rows)
+    plot_misfit_vs_gain(rows, folder / "sweep_gain_vs_misfit.png", panel_key="point", color_key="roles",
+                        ncols=ncols, title=f"reversal sweep (protocol {sweep['protocol']}): the better net is strong")
 
 
 def _short(name: str) -> str:
