@@ -814,12 +814,13 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike) -> dic
     """Run the configured variants; returns {variant: results dict}.
 
     Writes <output_dir>/<variant>/tasks.csv (one row per task), results.json and gain_vs_misfit.png,
-    each as soon as its variant is done, and <output_dir>/summary.json at the end; every file is
-    written atomically. The reversal variant also runs the sweep (`run_sweep`, under "sweep" in its
-    results.json) and writes reversal/sweep.csv (one row per point), sweep_tasks.csv (one row per
-    point and task) and sweep_gain_vs_misfit.png (one panel per point). A net pretrained for one
-    variant is reused by the next (`seconds` of a variant is its own wall time; each net's training
-    time is under `pretraining`).
+    each as soon as its variant is done, and at the end <output_dir>/summary.json and
+    gain_vs_misfit.png (one panel per variant); every file is written atomically. The reversal
+    variant also runs the sweep (`run_sweep`, under "sweep" in its results.json) and writes
+    reversal/sweep.csv (one row per point), sweep_tasks.csv (one row per point and task) and
+    sweep_gain_vs_misfit.png (one panel per point). A net pretrained for one variant is reused by the
+    next (`seconds` of a variant is its own wall time; each net's training time is under
+    `pretraining`).
     """
     from w2s_hf.atomic import write_json_atomic
     from w2s_hf.plotting import plot_misfit_vs_gain
@@ -829,10 +830,12 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike) -> dic
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {str(out)!r} exists and is not a folder; pass a folder path")
     results: dict[str, Any] = {}
+    every_row: list[dict[str, Any]] = []
     with single_thread():
         reps = _Representations(config)
         for variant in config.variants:
             result, rows = _run_variant(config, variant, reps)
+            every_row.extend(rows)
             folder = out / variant
             folder.mkdir(parents=True, exist_ok=True)
             _atomic_write_csv(folder / "tasks.csv", rows)
@@ -850,6 +853,8 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike) -> dic
                 _write_sweep(folder, sweep, sweep_rows, len(config.sweep_epochs))
             write_json_atomic(folder / "results.json", result)
             results[variant] = result
+    plot_misfit_vs_gain(every_row, out / "gain_vs_misfit.png", panel_key="variant", color_key="variant",
+                        title=f"protocol {config.protocol}")
     write_json_atomic(out / "summary.json", {v: _summary_row(r) for v, r in results.items()})
     return results
 
