@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from w2s_hf.experiments.synthetic import format_summary, format_sweep, run_synthetic
 
     start = time.perf_counter()
-    results = run_synthetic(config, out.output_dir)
+    results = run_synthetic(config, out.output_dir, progress=lambda line: print(line, flush=True))
     print(format_summary(results))
     reversal = results.get("reversal")
     if reversal is not None:

@@ -44,6 +44,7 @@ import dataclasses
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -391,7 +392,8 @@ def _summarise(variant: str, rows: list[dict[str, Any]], config: SyntheticConfig
 
 
 # ------------------------------------------------------------------------------------------- sweep
-def run_sweep(config: SyntheticConfig, reps: _Representations) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def run_sweep(config: SyntheticConfig, reps: _Representations, progress: Callable[[str], None] | None = None
+              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The reversal sweep: at each (samples per task, epochs) pretrain both nets, tell which is really
     better from their heads on gold labels, make that one the strong model, and regress gain on misfit.
 
@@ -445,6 +447,11 @@ def run_sweep(config: SyntheticConfig, reps: _Representations) -> tuple[dict[str
                 "seconds": time.perf_counter() - start,
             }
             points.append(point)
+            if progress is not None:
+                progress(f"sweep {samples} samples/task x {epochs} epochs: {better} is better (gold error / "
+                         f"label variance: deep {point['gold_error_rel']['deep']:.3g}, shallow "
+                         f"{point['gold_error_rel']['shallow']:.3g}); slope {point['slope']:.2f}, "
+                         f"R^2 {point['r2']:.2f} ({point['seconds']:.0f} s)")
             label = f"{samples}/task, {epochs} ep: {better} is better"
             roles = f"{worse} teaches {better}"
             all_rows.extend({"samples_per_task": samples, "epochs": epochs, "point": label, "roles": roles, **r}
@@ -590,8 +597,10 @@ class _Representations:
         return shallow, deep, {"weak": shallow_name, "strong": deep_name, "pretraining": pretraining}
 
 
-def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
-    """Run the configured variants; returns {variant: results dict}.
+def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the configured variants; returns {variant: results dict}. `progress` gets a line per
+    variant and per sweep point as each is done.
 
     Writes <output_dir>/<variant>/tasks.csv (one row per task), results.json and gain_vs_misfit.png,
     each as soon as its variant is done, and at the end <output_dir>/summary.json and
@@ -616,6 +625,8 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike) -> dic
         for variant in config.variants:
             result, rows = _run_variant(config, variant, reps)
             every_row.extend(rows)
+            if progress is not None:
+                progress(f"{variant}: slope {result['slope']:.3f}, R^2 {result['r2']:.3f} ({result['seconds']:.0f} s)")
             folder = out / variant
             folder.mkdir(parents=True, exist_ok=True)
             _atomic_write_csv(folder / "tasks.csv", rows)
@@ -628,7 +639,7 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike) -> dic
                 f"strong: {_short(result['strong_representation'])}",
             )
             if variant == "reversal":
-                sweep, sweep_rows = run_sweep(config, reps)
+                sweep, sweep_rows = run_sweep(config, reps, progress)
                 result["sweep"] = sweep
                 _write_sweep(folder, sweep, sweep_rows, len(config.sweep_epochs))
             write_json_atomic(folder / "results.json", result)
