@@ -162,7 +162,7 @@ def test_notebook_truth_ends_with_relu_and_fast_does_not():
     assert np.array_equal(nb, np.maximum(fast, 0))
 
 
-def test_notebook_heads_have_bias_at_pytorch_init():
+def test_adamw_heads_have_bias_at_pytorch_init():
     rng = np.random.default_rng(0)
     w, b = synthetic.draw_heads(rng, 50, 16, "notebook")
     assert w.shape == (50, 16) and b.shape == (50,)
@@ -286,7 +286,7 @@ def test_reversal_sweep_names_the_really_better_net_and_makes_it_strong(tmp_path
         deep, _ = reps.pretrained(config.deep_depth, s, e)
         shallow, _ = reps.pretrained(config.shallow_depth, s, e)
         rows = synthetic.evaluate_tasks(config, "check", reps.truth, shallow, deep,
-                                        notebook_heads=reps.notebook_heads)
+                                        adamw_heads=reps.adamw_heads)
         deep_gold = np.mean([r["ceiling_error"] for r in rows])
         shallow_gold = np.mean([r["weak_error"] for r in rows])
         assert p["gold_error"]["deep"] == pytest.approx(deep_gold, rel=1e-9)
@@ -322,3 +322,26 @@ def test_script_takes_the_protocol_flag(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse's choices: "invalid choice: 'paper' (choose from 'fast', 'notebook')"
         script.main(["--protocol", "paper", "--output_dir", str(out)])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_notebook_with_exact_heads_measures_the_misfit_on_the_misfit_rows():
+    config = _tiny(protocol="notebook", head_solver="exact")
+    assert synthetic.head_solver(config) == "exact" and synthetic.head_solver(_tiny(protocol="notebook")) == "adamw"
+    reps = synthetic._Representations(config)
+    weak, _ = reps.pretrained(config.shallow_depth, 10, 5)
+    strong, _ = reps.pretrained(config.deep_depth, 10, 5)
+    rows = synthetic.evaluate_tasks(config, "check", reps.truth, weak, strong)
+    for task in (0, 4):
+        s = synthetic.task_sample(config, task)
+        y = synthetic.features(reps.truth, s.x_fit) @ s.head + s.bias[0]
+        weak_head = fit_exact(synthetic.features(weak, s.x_fit), y)
+        w2s_head = fit_exact(synthetic.features(strong, s.x_fit), weak_head.predict(synthetic.features(weak, s.x_fit)))
+
+        def misfit(x):
+            return np.mean((w2s_head.predict(synthetic.features(strong, x))
+                            - weak_head.predict(synthetic.features(weak, x))) ** 2)
+
+        assert rows[task]["misfit"] == pytest.approx(misfit(s.x_misfit), rel=1e-9)
+        assert rows[task]["misfit_on_test_x"] == pytest.approx(misfit(s.x_test), rel=1e-9)
+    with pytest.raises(ValueError, match="head_solver"):
+        SyntheticConfig(head_solver="sgd")

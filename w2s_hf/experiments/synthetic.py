@@ -15,7 +15,8 @@ the same x, a ceiling head on gold labels, and gain is regressed on misfit.
 3. heads (pretraining and downstream truth) f ~ N(0, I_16) with no bias; the notebook's are
    `nn.Linear(16, 1)` at PyTorch's init, U(-1/4, 1/4) for the weights and for the bias;
 4. exact (least-squares, float64) downstream heads; the notebook trains each head with AdamW, lr 1e-3,
-   batch 32, 1,000 epochs, from PyTorch's init, in float32;
+   batch 32, 1,000 epochs, from PyTorch's init, in float32 (`head_solver` picks either in either
+   protocol; `--protocol notebook --head_solver exact` is the notebook's nets with fast's heads);
 5. the misfit measured on the same fresh x as the errors; the notebook draws another fresh x for it;
 6. every pretraining minibatch mixes rows of all T tasks; the notebook steps through the tasks in
    turn, each epoch, in minibatches of that task's own rows.
@@ -68,6 +69,7 @@ from w2s_hf.misfit import QUANTITIES, decompose, fit_gain_on_misfit
 
 VARIANTS = ("realizable", "pretrained", "reversal")
 PROTOCOLS = ("fast", "notebook")
+HEAD_SOLVERS = ("exact", "adamw")
 # Independent random streams, all derived from `seed`, so that changing one setting (say epochs)
 # leaves the truth, the pretraining data and the downstream tasks as they were.
 _TRUTH, _PRETRAIN_HEADS, _PRETRAIN_DATA, _INIT, _SHUFFLE, _HELDOUT, _TASK, _HEAD_INIT, _HEAD_SHUFFLE = range(9)
@@ -139,6 +141,14 @@ class SyntheticConfig:
     )
     head_batch_size: int = field(default=32, metadata={"help": "notebook: minibatch size of the downstream heads."})
     head_lr: float = field(default=1e-3, metadata={"help": "notebook: constant AdamW lr of the downstream heads."})
+    head_solver: str | None = field(
+        default=None,
+        metadata={
+            "help": "Downstream heads: exact (least squares) or adamw; default the protocol's own (fast: exact, "
+            "notebook: adamw). notebook with exact is the notebook's nets with the heads fast fits.",
+            "choices": list(HEAD_SOLVERS),
+        },
+    )
     n_boot: int = field(default=1000, metadata={"help": "Bootstrap replicates for the slope / R^2 intervals."})
     quick: bool = field(
         default=False, metadata={"help": "Test size: shrink pretraining (fields left at their defaults) to seconds."}
@@ -152,6 +162,8 @@ class SyntheticConfig:
             raise ValueError(f"variants must be distinct names from {list(VARIANTS)}, got {self.variants}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
+        if self.head_solver is not None and self.head_solver not in HEAD_SOLVERS:
+            raise ValueError(f"head_solver must be one of {list(HEAD_SOLVERS)} or unset, got {self.head_solver!r}")
         if self.protocol == "notebook" and self.warmup_fraction != _default("warmup_fraction"):
             raise ValueError(
                 "warmup_fraction is a setting of protocol fast; the notebook's learning rate is constant "
@@ -201,12 +213,18 @@ class SyntheticConfig:
     def resolved(self) -> SyntheticConfig:
         """The settings actually run: fields left at their defaults take the protocol's values
         (notebook: batch 32, lr 1e-3) and, with `quick`, test sizes."""
-        changes = {}
+        changes: dict[str, Any] = {}
+        changes["head_solver"] = head_solver(self)
         if self.protocol == "notebook":
             changes.update({k: v for k, v in _NOTEBOOK.items() if getattr(self, k) == _default(k)})
         if self.quick:
             changes.update({k: v for k, v in _QUICK.items() if getattr(self, k) == _default(k)})
         return dataclasses.replace(self, **changes)
+
+
+def head_solver(config: SyntheticConfig) -> str:
+    """How the downstream heads are fitted: `head_solver`, else the protocol's own."""
+    return config.head_solver or ("exact" if config.protocol == "fast" else "adamw")
 
 
 def _default(name: str) -> Any:
@@ -251,7 +269,7 @@ def _labels(truth: torch.nn.Module, sample: TaskSample, x: np.ndarray) -> np.nda
 _SPLITS = ("fit", "test", "misfit")
 
 
-def _predict_fast(truth, weak, strong, samples: list[TaskSample]) -> list[dict[str, np.ndarray]]:
+def _predict_exact(truth, weak, strong, samples: list[TaskSample]) -> list[dict[str, np.ndarray]]:
     """Exact heads per task: gold labels, and weak / w2s / ceiling predictions per split."""
     out = []
     for s in samples:
@@ -264,17 +282,21 @@ def _predict_fast(truth, weak, strong, samples: list[TaskSample]) -> list[dict[s
         ceiling_head = fit_exact(s_fit, y_fit)
         w2s_test = w2s_head.predict(s_test)
         weak_test = weak_head.predict(w_test)
+        weak_misfit, w2s_misfit = weak_test, w2s_test
+        if s.x_misfit is not s.x_test:
+            weak_misfit = weak_head.predict(features(weak, s.x_misfit))
+            w2s_misfit = w2s_head.predict(features(strong, s.x_misfit))
         out.append({
             "y_fit": y_fit, "y_test": y_test,
-            "weak_fit": weak_labels, "weak_test": weak_test, "weak_misfit": weak_test,
-            "w2s_fit": w2s_head.predict(s_fit), "w2s_test": w2s_test, "w2s_misfit": w2s_test,
+            "weak_fit": weak_labels, "weak_test": weak_test, "weak_misfit": weak_misfit,
+            "w2s_fit": w2s_head.predict(s_fit), "w2s_test": w2s_test, "w2s_misfit": w2s_misfit,
             "ceiling_fit": ceiling_head.predict(s_fit), "ceiling_test": ceiling_head.predict(s_test),
         })
     return out
 
 
-class _NotebookHeads:
-    """Protocol notebook's downstream heads, all tasks in one batched AdamW run per kind.
+class _AdamWHeads:
+    """Downstream heads by AdamW as the notebook trains them, all tasks in one batched run per kind.
 
     Gold-label heads are kept per net (`gold`), so the reversal sweep, which needs both nets' gold
     heads to tell which is better, trains each net's once.
@@ -334,17 +356,17 @@ class _NotebookHeads:
 
 def evaluate_tasks(
     config: SyntheticConfig, variant: str, truth: torch.nn.Module, weak: torch.nn.Module, strong: torch.nn.Module,
-    *, notebook_heads: _NotebookHeads | None = None,
+    *, adamw_heads: _AdamWHeads | None = None,
 ) -> list[dict[str, Any]]:
     """One row per downstream task: the decomposition on fresh samples, and `fit_*` on the fitted set.
 
     Errors are measured on `x_test`, the misfit on `x_misfit` (the same points in protocol fast).
     """
     samples = [task_sample(config, t) for t in range(config.n_tasks)]
-    if config.protocol == "fast":
-        preds = _predict_fast(truth, weak, strong, samples)
+    if head_solver(config) == "exact":
+        preds = _predict_exact(truth, weak, strong, samples)
     else:
-        preds = (notebook_heads or _NotebookHeads(config, truth, samples)).predict(weak, strong)
+        preds = (adamw_heads or _AdamWHeads(config, truth, samples)).predict(weak, strong)
     rows = []
     for task, p in enumerate(preds):
         test = decompose(p["y_test"], p["weak_test"], p["w2s_test"], p["ceiling_test"], n_boot=0)
@@ -408,7 +430,7 @@ def run_sweep(config: SyntheticConfig, reps: _Representations, progress: Callabl
             shallow, shallow_stats = reps.pretrained(config.shallow_depth, samples, epochs)
             names = reps.names(samples, epochs)
             # weak = shallow, strong = deep: weak_error is the shallow net's gold error, ceiling the deep's
-            rows = evaluate_tasks(config, "reversal", reps.truth, shallow, deep, notebook_heads=reps.notebook_heads)
+            rows = evaluate_tasks(config, "reversal", reps.truth, shallow, deep, adamw_heads=reps.adamw_heads)
             gold = {
                 "deep": np.array([r["ceiling_error"] for r in rows]),
                 "shallow": np.array([r["weak_error"] for r in rows]),
@@ -418,7 +440,7 @@ def run_sweep(config: SyntheticConfig, reps: _Representations, progress: Callabl
             worse = "shallow" if better == "deep" else "deep"
             if better == "shallow":  # swap: the deep net teaches the (really better) shallow one
                 rows = evaluate_tasks(config, "reversal", reps.truth, deep, shallow,
-                                      notebook_heads=reps.notebook_heads)
+                                      adamw_heads=reps.adamw_heads)
             summary = _summarise("reversal", rows, config)
             reg = summary["regression"]
             rel = summary["mean_relative_to_label_variance"]
@@ -523,9 +545,9 @@ class _Representations:
             self._marks.setdefault(config.reversal_samples, set()).add(config.reversal_epochs)
             for samples in config.sweep_samples:
                 self._marks.setdefault(samples, set()).update(config.sweep_epochs)
-        self.notebook_heads: _NotebookHeads | None = None
-        if notebook:
-            self.notebook_heads = _NotebookHeads(
+        self.adamw_heads: _AdamWHeads | None = None
+        if head_solver(config) == "adamw":
+            self.adamw_heads = _AdamWHeads(
                 config, self.truth, [task_sample(config, t) for t in range(config.n_tasks)]
             )
 
@@ -674,7 +696,7 @@ def _run_variant(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     start = time.perf_counter()
     weak, strong, about = reps.for_variant(variant)
-    rows = evaluate_tasks(config, variant, reps.truth, weak, strong, notebook_heads=reps.notebook_heads)
+    rows = evaluate_tasks(config, variant, reps.truth, weak, strong, adamw_heads=reps.adamw_heads)
     result = _summarise(variant, rows, config)
     gold = result["gold_head_error"]
     better = "strong" if gold["strong_representation"] < gold["weak_representation"] else "weak"
