@@ -287,17 +287,21 @@ def test_reversal_sweep_names_the_really_better_net_and_makes_it_strong(tmp_path
         shallow, _ = reps.pretrained(config.shallow_depth, s, e)
         rows = synthetic.evaluate_tasks(config, "check", reps.truth, shallow, deep,
                                         adamw_heads=reps.adamw_heads)
-        deep_gold = np.mean([r["ceiling_error"] for r in rows])
-        shallow_gold = np.mean([r["weak_error"] for r in rows])
-        assert p["gold_error"]["deep"] == pytest.approx(deep_gold, rel=1e-9)
-        assert p["gold_error"]["shallow"] == pytest.approx(shallow_gold, rel=1e-9)
-        assert p["better"] == ("deep" if deep_gold < shallow_gold else "shallow")
+        var = np.array([r["label_variance"] for r in rows])
+        deep_gold = np.array([r["ceiling_error"] for r in rows])
+        shallow_gold = np.array([r["weak_error"] for r in rows])
+        assert p["gold_error"]["deep"] == pytest.approx(deep_gold.mean(), rel=1e-9)
+        assert p["gold_error"]["shallow"] == pytest.approx(shallow_gold.mean(), rel=1e-9)
+        assert p["gold_error_rel"]["deep"] == pytest.approx(np.mean(deep_gold / var), rel=1e-9)
+        assert p["better"] == ("deep" if np.mean(deep_gold / var) < np.mean(shallow_gold / var) else "shallow")
         assert p["reversed"] == (p["better"] == "shallow")
         assert p["strong_representation"].startswith(p["better"])
         # in the point's own rows the strong model is the better one: its gold head beats the weak one
         mine = [r for r in task_rows if int(r["samples_per_task"]) == s and int(r["epochs"]) == e]
         assert len(mine) == config.n_tasks == p["n_points"]
-        assert np.mean([float(r["ceiling_error"]) for r in mine]) < np.mean([float(r["weak_error"]) for r in mine])
+        mine_var = np.array([float(r["label_variance"]) for r in mine])
+        assert np.mean([float(r["ceiling_error"]) for r in mine] / mine_var) < np.mean(
+            [float(r["weak_error"]) for r in mine] / mine_var)
         gain = np.array([float(r["gain"]) for r in mine])
         misfit = np.array([float(r["misfit"]) for r in mine])
         assert p["slope"] == pytest.approx(np.polyfit(misfit, gain, 1)[0], rel=1e-9)

@@ -332,6 +332,12 @@ class _AdamWHeads:
     def _apply(self, net: torch.nn.Module, weights: np.ndarray, bias: np.ndarray) -> dict[str, np.ndarray]:
         return {sp: np.einsum("tnk,tk->tn", f, weights) + bias[:, None] for sp, f in self.feats(net).items()}
 
+    def forget(self, *nets: torch.nn.Module) -> None:
+        """Drop the features and gold heads kept for these nets (memory: ~8 MB per net and split)."""
+        for n in nets:
+            self._feats.pop(n, None)
+            self._gold.pop(n, None)
+
     def gold(self, *nets: torch.nn.Module) -> list[dict[str, np.ndarray]]:
         """Predictions per split of each net's heads trained on gold labels (new nets in one run)."""
         todo = [n for n in dict.fromkeys(nets) if n not in self._gold]
@@ -420,7 +426,8 @@ def run_sweep(config: SyntheticConfig, reps: _Representations, progress: Callabl
     better from their heads on gold labels, make that one the strong model, and regress gain on misfit.
 
     Returns ({"points": [...], "reversal_regime": [[samples, epochs], ...]}, task rows of every point).
-    "Really better" = the lower mean gold-label error over the downstream tasks (on fresh samples).
+    "Really better" = the lower gold-label error over the downstream tasks (on fresh samples), each
+    task's error divided by its label variance, then averaged (`gold_error_rel`).
     """
     points, all_rows = [], []
     for samples in config.sweep_samples:
@@ -436,7 +443,8 @@ def run_sweep(config: SyntheticConfig, reps: _Representations, progress: Callabl
                 "shallow": np.array([r["weak_error"] for r in rows]),
             }
             var = np.array([r["label_variance"] for r in rows])
-            better = "deep" if gold["deep"].mean() < gold["shallow"].mean() else "shallow"
+            # scale-free: a task with a large label variance does not outweigh the others
+            better = "deep" if np.mean(gold["deep"] / var) < np.mean(gold["shallow"] / var) else "shallow"
             worse = "shallow" if better == "deep" else "deep"
             if better == "shallow":  # swap: the deep net teaches the (really better) shallow one
                 rows = evaluate_tasks(config, "reversal", reps.truth, deep, shallow,
@@ -469,6 +477,8 @@ def run_sweep(config: SyntheticConfig, reps: _Representations, progress: Callabl
                 "seconds": time.perf_counter() - start,
             }
             points.append(point)
+            if reps.adamw_heads is not None:  # a point's heads and features serve no other point
+                reps.adamw_heads.forget(deep, shallow)
             if progress is not None:
                 progress(f"sweep {samples} samples/task x {epochs} epochs: {better} is better (gold error / "
                          f"label variance: deep {point['gold_error_rel']['deep']:.3g}, shallow "
@@ -499,8 +509,8 @@ def format_sweep(sweep: dict[str, Any]) -> str:
         )
     regime = sweep["reversal_regime"]
     lines.append(
-        "(gold: mean error of heads on gold labels / label variance; better = lower; the better net is the "
-        "strong one; residual = gain - misfit, mean / label variance)"
+        "(gold: error of heads on gold labels / label variance, mean over tasks; better = lower; the better net "
+        "is the strong one; residual = gain - misfit, mean / label variance)"
     )
     lines.append(
         "reversal regime (shallow net really better): "
