@@ -2,7 +2,9 @@
 
 `synthetic`: the synthetic regression experiment of Charikar, Pabbaraju & Shiragur (NeurIPS 2024) —
 random ReLU-MLP ground truth, pretrained deep and shallow representations, 100 downstream tasks, and
-gain regressed on misfit (`run_synthetic(SyntheticConfig(...), output_dir)`).
+gain regressed on misfit (`run_synthetic(SyntheticConfig(...), output_dir)`), in the protocol of the
+authors' notebook (`protocol="notebook"`) or a faster one (the default), with a sweep that finds where
+the shallow net is really the better representation.
 """
 
 from __future__ import annotations
