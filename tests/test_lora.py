@@ -15,18 +15,23 @@ from tiny_models import sentences
 READ = {"bert": {"layer": 2, "pooling": "mean"}, "gpt2": {"layer": -1, "pooling": "last"}}
 
 
-def _problem(path: str, family: str, n: int = 96):
+def _problem(path: str, family: str, n: int = 96, classes: int | None = None):
     """Texts, cached features and targets realizable by the LoRA class but not by the frozen features:
-    the predictions of a student whose LoRA B matrices were set at random."""
+    the predictions of a student whose LoRA B matrices were set at random (`classes`: the class
+    probabilities of a student with a random 2-head mixture)."""
     import torch
 
     from w2s_hf.features.encoder import FrozenEncoder
     from w2s_hf.heads import LinearHead
+    from w2s_hf.kheads import MixtureHead
 
     texts = sentences(n)
     X = np.asarray(FrozenEncoder(path, max_length=64, **READ[family]).encode(texts, show_progress=False))
     rng = np.random.default_rng(0)
-    truth = _student(path, family, LinearHead(rng.normal(size=(X.shape[1], 2)), np.zeros(2)))
+    d = X.shape[1]
+    head = (LinearHead(rng.normal(size=(d, 2)), np.zeros(2)) if classes is None else
+            MixtureHead(rng.normal(size=(d, 2 * classes)), np.zeros(2 * classes), np.zeros(2), classes))
+    truth = _student(path, family, head)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in truth.model.named_parameters():
