@@ -103,8 +103,6 @@ def head_module(d: int, k: int, n_classes: int | None = None) -> nn.Module:
     softmax heads over `n_classes` classes."""
     if n_classes is None:
         return nn.Linear(d, k)
-    from ..kheads import KHeadMixture
-
     return KHeadMixture(d, n_classes, k).to(torch.float64)
 
 
@@ -213,7 +211,7 @@ class LoraStudent:
                 params[name].copy_(value)
 
     # ------------------------------------------------------------------ predictions
-    def _run(self, texts: list[str], fn, tokens: tuple | None = None) -> np.ndarray:
+    def _run(self, texts: list[str], fn, tokens: tuple | None = None, width: int | None = None) -> np.ndarray:
         """fn(batch) on every row of `texts`, batches dealt to processes, gathered per example."""
         from ..distributed import gather_predictions
 
@@ -229,7 +227,7 @@ class LoraStudent:
                 out.append(fn(self.batch(tokens, rows)).double().cpu().numpy())
                 pos.append(rows)
         local_pos = np.concatenate(pos) if pos else np.zeros(0, np.int64)
-        local = np.concatenate(out) if out else np.zeros((0, self.n_outputs))
+        local = np.concatenate(out) if out else np.zeros((0, width or self.n_outputs))
         got_pos, got = gather_predictions(self.accelerator, local_pos, local)
         got = np.asarray(got)[np.argsort(np.asarray(got_pos), kind="stable")]
         if len(got) != len(texts):
@@ -257,7 +255,7 @@ class LoraStudent:
         self.train_mode(False)
         inner = self.model.base_model.model
         with self.model.disable_adapter():
-            return self._run(texts, lambda batch: inner.pooled(**batch))
+            return self._run(texts, lambda batch: inner.pooled(**batch), width=self.in_features)
 
     # ------------------------------------------------------------------ files
     def save(self, folder: str | os.PathLike, record: dict[str, Any] | None = None) -> None:
