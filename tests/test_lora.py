@@ -15,18 +15,23 @@ from tiny_models import sentences
 READ = {"bert": {"layer": 2, "pooling": "mean"}, "gpt2": {"layer": -1, "pooling": "last"}}
 
 
-def _problem(path: str, family: str, n: int = 96):
+def _problem(path: str, family: str, n: int = 96, classes: int | None = None):
     """Texts, cached features and targets realizable by the LoRA class but not by the frozen features:
-    the predictions of a student whose LoRA B matrices were set at random."""
+    the predictions of a student whose LoRA B matrices were set at random (`classes`: the class
+    probabilities of a student with a random 2-head mixture)."""
     import torch
 
     from w2s_hf.features.encoder import FrozenEncoder
     from w2s_hf.heads import LinearHead
+    from w2s_hf.kheads import MixtureHead
 
     texts = sentences(n)
     X = np.asarray(FrozenEncoder(path, max_length=64, **READ[family]).encode(texts, show_progress=False))
     rng = np.random.default_rng(0)
-    truth = _student(path, family, LinearHead(rng.normal(size=(X.shape[1], 2)), np.zeros(2)))
+    d = X.shape[1]
+    head = (LinearHead(rng.normal(size=(d, 2)), np.zeros(2)) if classes is None else
+            MixtureHead(rng.normal(size=(d, 2 * classes)), np.zeros(2 * classes), np.zeros(2), classes))
+    truth = _student(path, family, head)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in truth.model.named_parameters():
@@ -100,17 +105,66 @@ def test_frozen_features_from_the_disabled_adapter_match_the_cache_and_reload(tm
     np.testing.assert_allclose(back.predict(texts), tuned, rtol=1e-6, atol=1e-6)
 
 
-def _two_process_worker(path: str, out_dir: str) -> None:
+def _kheads_student(path: str, family: str, k: int = 2):
+    """A 3-class problem and the linear k-head student fitted on its cached features (reverse KL)."""
+    from w2s_hf.kheads import fit_classifier
+
+    texts, X, P = _problem(path, family, classes=3)
+    fit = fit_classifier(X[:64], P[:64], X[64:], P[64:], k=k, epochs=300, lr=0.05, seed=0)
+    return texts, X, P, fit.head
+
+
+def _reverse_kl(p: np.ndarray, t: np.ndarray) -> float:
+    return float(np.mean((p * (np.log(p) - np.log(t))).sum(1)))
+
+
+def test_classification_step0_is_the_kheads_student_the_loss_falls_and_it_reloads(family, tmp_path):
+    from w2s_hf.features.encoder import FrozenEncoder
+    from w2s_hf.finetune import LoraStudent
+
+    name, path = family
+    texts, X, P, head = _kheads_student(path, name)
+    student = _student(path, name, head)
+    assert head.k == 2 and student.n_classes == 3
+    # step 0 is the linear k-head student: the same features (the cache's float32 values, read again)
+    # through the same float64 mixture
+    np.testing.assert_allclose(student.predict(texts), head.predict(X), rtol=0, atol=1e-6)
+    seen = []
+    fit = _fit(student, texts, P, on_train=True, epochs=20, lr=5e-3, loss="reverse_kl",
+               on_eval=lambda step, preds: seen.append((step, preds["val"])))
+    assert seen[0][0] == 0 and fit.history[0]["step"] == 0
+    np.testing.assert_allclose(seen[0][1], head.predict(X[:64]), rtol=0, atol=1e-6)  # hooks get probabilities
+    tuned = student.predict(texts)
+    np.testing.assert_allclose(tuned.sum(1), 1.0, atol=1e-12)
+    # reverse KL to the targets on the training rows falls well below where the k-head student left it
+    start, end = (_reverse_kl(p, P[:64]) for p in (head.predict(X[:64]), tuned[:64]))
+    assert end < 0.8 * start, (start, end)
+    assert end == pytest.approx(fit.best_val_error, rel=1e-6)  # selection error: the training loss, kept
+    assert fit.history[0]["val_error"] == pytest.approx(start, rel=1e-6)
+    student.save(tmp_path / "cls_lora")
+    back = LoraStudent.load(tmp_path / "cls_lora", FrozenEncoder(path, max_length=64, **READ[name]))
+    assert (back.n_classes, back.k) == (3, 2)
+    np.testing.assert_allclose(back.predict(texts), tuned, rtol=0, atol=1e-9)
+
+
+def test_a_regression_loss_for_a_classification_student_is_refused(tiny_bert):
+    texts, X, P, head = _kheads_student(tiny_bert, "bert", k=1)
+    student = _student(tiny_bert, "bert", head)
+    with pytest.raises(ValueError, match="not a classification loss"):
+        _fit(student, texts, P)  # the default loss is the squared error
+    with pytest.raises(ValueError, match="train_labels has shape"):
+        _fit(student, texts, P[:, :2], loss="forward_kl")
+
+
+def _two_process_worker(path: str, out_dir: str, task: str = "regression") -> None:
     import torch
     from accelerate import Accelerator
 
-    from w2s_hf.heads import fit_exact
-
     fresh_fork_state()
     acc = Accelerator(cpu=True)
-    texts, X, Y = _problem(path, "bert")
-    student = _student(path, "bert", fit_exact(X[:64], Y[:64], ridge=1e-3), accelerator=acc)
-    fit = _fit(student, texts, Y, on_train=True, epochs=20)
+    texts, Y, head, options = _two_process_problem(path, task)
+    student = _student(path, "bert", head, accelerator=acc)
+    fit = _fit(student, texts, Y, on_train=True, epochs=20, **options)
     state = {k: v.numpy().tolist() for k, v in student.trainable_state().items()}
     with open(os.path.join(out_dir, f"rank{acc.process_index}.json"), "w") as fh:
         json.dump({"state": state, "history": fit.history, "best_step": fit.best_step,
@@ -118,27 +172,38 @@ def _two_process_worker(path: str, out_dir: str) -> None:
     torch.distributed.barrier()
 
 
-def test_two_processes_give_the_adapter_of_one(tmp_path, tiny_bert):
+def _two_process_problem(path: str, task: str):
+    """(texts, targets, initial head, train_lora options) of the regression or the 3-class problem."""
+    from w2s_hf.heads import fit_exact
+
+    if task == "regression":
+        texts, X, Y = _problem(path, "bert")
+        return texts, Y, fit_exact(X[:64], Y[:64], ridge=1e-3), {}
+    texts, _, P, head = _kheads_student(path, "bert")
+    return texts, P, head, {"lr": 5e-3, "loss": "reverse_kl"}
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_two_processes_give_the_adapter_of_one(tmp_path, tiny_bert, task):
     """Same global batches, loss over the global count: 2 processes take the steps of 1.
 
     Tolerance: the gradients of 1 and 2 processes differ only in float32 summation order (and in
     the padding of the half batches, which moves real tokens' outputs by ~1e-7), ~1e-7 relative per
     step; Adam's normalised update passes that on without damping it. Measured after ~130 steps:
     1e-6 of the weights' scale; the test allows 2e-5 (a per-rank mean instead of the global count,
-    or other batches, moves them by 1e-2 and more).
+    or other batches, moves them by 1e-2 and more). The classification student's float64 head
+    changes none of this: the float32 transformer is the same.
     """
     from accelerate import debug_launcher
 
-    from w2s_hf.heads import fit_exact
-
-    debug_launcher(_two_process_worker, args=(tiny_bert, str(tmp_path)), num_processes=2)
+    debug_launcher(_two_process_worker, args=(tiny_bert, str(tmp_path), task), num_processes=2)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["state"].keys() == ranks[1]["state"].keys()
     for key in ranks[0]["state"]:  # DDP keeps the replicas identical
         np.testing.assert_array_equal(ranks[0]["state"][key], ranks[1]["state"][key])
-    texts, X, Y = _problem(tiny_bert, "bert")
-    student = _student(tiny_bert, "bert", fit_exact(X[:64], Y[:64], ridge=1e-3))
-    fit = _fit(student, texts, Y, on_train=True, epochs=20)
+    texts, Y, head, options = _two_process_problem(tiny_bert, task)
+    student = _student(tiny_bert, "bert", head)
+    fit = _fit(student, texts, Y, on_train=True, epochs=20, **options)
     one = {k: v.numpy() for k, v in student.trainable_state().items()}
     assert set(one) == set(ranks[0]["state"])
     worst = max(np.abs(np.asarray(ranks[0]["state"][k]) - v).max() / max(1.0, np.abs(v).max())
@@ -229,6 +294,82 @@ def test_pipeline_weak_student_lora_teaches(setup):
     assert results["splits"]["test"]["misfit"] == pytest.approx(misfit, rel=1e-9)
 
 
+@pytest.fixture(scope="module")
+def cls_setup(setup):
+    """The same essays as a 2-class task (cohesion < 3 or >= 3), k = 2 heads in the linear student."""
+    values = {k: v for k, v in setup["values"].items() if k != "targets"}
+    values.update({"task_type": "classification", "label_column": "cohesion", "threshold": 3.0, "k_heads": 2,
+                   "epochs": 60})
+    path = setup["root"] / "config_cls.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return {"root": setup["root"], "config": path, "values": values}
+
+
+def test_pipeline_classification_lora_students_write_probabilities_and_kl_decompositions(cls_setup):
+    from w2s_hf.pipeline import W2SPipeline
+
+    out = cls_setup["root"] / "cls_lora"
+    flags = ["--student", "lora", "--weak_student", "lora"]
+    recorder = Recorder()
+    results = W2SPipeline(_config(cls_setup, out, *flags), hooks=[recorder]).run()
+    pipe = W2SPipeline(_config(cls_setup, out, *flags))
+    assert results["teacher"] == "weak_lora" and set(results["students"]) == {"w2s", "w2s_lora"}
+    preds = {n: pipe.load_predictions(n)["test"] for n in ("weak_lora", "w2s", "w2s_lora")}
+    header = (out / "predictions" / "w2s_lora.csv").read_text().splitlines()[0]
+    assert header.endswith("p_<3,p_>=3")
+    for name, p in preds.items():
+        assert p.shape[1] == 2 and (p >= 0).all() and np.abs(p.sum(1) - 1).max() < 1e-9, name
+    # both students' blocks are the KL decomposition of the written probabilities and the gold classes
+    y = pipe.gold["test"][:, 0].astype(int)
+    for name in ("w2s", "w2s_lora"):
+        test = results["students"][name]["splits"]["test"]
+        assert test["divergence"] == "kl"
+        assert test["w2s_error"] == pytest.approx(float(np.mean(-np.log(preds[name][np.arange(len(y)), y]))),
+                                                  rel=1e-9)
+        assert test["misfit"] == pytest.approx(_reverse_kl(preds[name], preds["weak_lora"]), rel=1e-9)
+        assert test["weak_error"] == pytest.approx(results["splits"]["test"]["weak_error"], rel=1e-12)
+    records = {n: json.loads((out / "heads" / f"{n}.json").read_text()) for n in ("weak_lora", "w2s_lora")}
+    assert records["weak_lora"]["loss"] == "forward_kl" and records["weak_lora"]["selected_on"] == "val gold labels"
+    assert records["w2s_lora"]["loss"] == "reverse_kl" and records["w2s_lora"]["k_heads"] == 2
+    assert records["w2s_lora"]["selected_on"] == "val weak labels" and records["w2s_lora"]["init_from"] == "w2s"
+    # step 0 of the LoRA student is the linear k-head student (float64 head on the same features)
+    step0 = {c[1]: c[2] for c in recorder.calls if c[3].get("stage") == "train_w2s_lora" and c[0] == 0}
+    assert sorted(step0) == ["test", "val", "w2s_train"]
+    for split, dec in step0.items():
+        linear = results["students"]["w2s"]["splits"][split]
+        assert dec.w2s_error == pytest.approx(linear["w2s_error"], rel=1e-6)
+        assert dec.misfit == pytest.approx(linear["misfit"], rel=1e-5, abs=1e-9)
+    # a reloaded adapter predicts the written probabilities
+    np.testing.assert_allclose(pipe._head("w2s_lora").predict(pipe.texts("test")), preds["w2s_lora"], rtol=0,
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--lora_r", "0"], "lora_r=0"),
+    (["--lora_target_modules", "no_such_proj"], "no_such_proj"),
+])
+def test_bad_classification_lora_config_fails_before_any_work(cls_setup, tmp_path, extra, expected):
+    from w2s_hf.config import ConfigError
+    from w2s_hf.pipeline import W2SPipeline
+
+    cache = tmp_path / "cache"
+    with pytest.raises(ConfigError, match=expected):
+        config = _config(cls_setup, tmp_path / "run", "--student", "lora", "--weak_student", "lora",
+                         "--cache_dir", str(cache), *extra)
+        W2SPipeline(config)
+    assert not cache.exists() and not (tmp_path / "run" / "features.json").exists()
+
+
+def test_lora_loss_is_the_regression_loss():
+    """The command line offers only regression losses; from Python a classification loss is named as such."""
+    from w2s_hf.config import ConfigError, LoraArguments
+
+    with pytest.raises(ConfigError, match="reverse_kl.*classification loss.*student_loss"):
+        LoraArguments(student="lora", lora_loss="reverse_kl").validate()
+    with pytest.raises(ConfigError, match="lora_loss='hinge' is not allowed"):
+        LoraArguments(lora_loss="hinge").validate()
+
+
 @pytest.mark.parametrize("extra, expected", [
     (["--lora_r", "0"], "lora_r=0"),
     (["--lora_dropout", "1.5"], "lora_dropout"),
@@ -247,7 +388,8 @@ def test_bad_lora_config_fails_before_any_work(setup, tmp_path, extra, expected)
 
 
 @pytest.mark.slow
-def test_pipeline_two_processes_give_the_students_of_one(setup):
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_pipeline_two_processes_give_the_students_of_one(setup, cls_setup, task):
     """`accelerate launch` with 2 processes (gloo): both LoRA rows, the same decompositions as 1 process."""
     import subprocess
     import sys
@@ -257,9 +399,10 @@ def test_pipeline_two_processes_give_the_students_of_one(setup):
 
     from w2s_hf.pipeline import W2SPipeline
 
+    setup = setup if task == "regression" else cls_setup
     flags = ["--student", "lora", "--weak_student", "lora"]
-    one = W2SPipeline(_config(setup, setup["root"] / "both1", *flags)).run()
-    out2 = setup["root"] / "both2"
+    one = W2SPipeline(_config(setup, setup["root"] / f"both1_{task}", *flags)).run()
+    out2 = setup["root"] / f"both2_{task}"
     script = Path(__file__).resolve().parents[1] / "scripts" / "train_w2s.py"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--main_process_port", str(free_port()), str(script), "--config", str(setup["config"]),

@@ -277,16 +277,22 @@ class LoraArguments:
     lora_eval_every: int | None = field(default=None, metadata=_help(
         "Evaluate (early stopping, hooks) every N steps (default: once per epoch); step 0 is always evaluated."))
     lora_patience: int = field(default=2, metadata=_help("Stop after this many evaluations without improvement."))
-    lora_loss: str = field(default="squared", metadata=_help("Training loss (w2s_hf.finetune.LOSSES).", ("squared",)))
+    lora_loss: str = field(default="squared", metadata=_help(
+        "Regression: the training loss (w2s_hf.finetune.REGRESSION_LOSSES). Classification LoRA students train "
+        "like the k-head students: student_loss on weak labels, cross-entropy on gold labels.", ("squared",)))
     lora_mixed_precision: str = field(default="auto", metadata=_help(
         "auto: bf16 autocast on GPU, float32 on CPU.", MIXED_PRECISION))
 
     def validate(self) -> None:
-        from .finetune.losses import LOSSES
+        from .finetune.losses import REGRESSION_LOSSES
 
         _check_choice("student", self.student, STUDENT_KINDS)
         _check_choice("weak_student", self.weak_student, STUDENT_KINDS)
-        _check_choice("lora_loss", self.lora_loss, tuple(LOSSES))
+        if self.lora_loss in STUDENT_LOSSES:
+            raise ConfigError(f"lora_loss={self.lora_loss!r} is a classification loss: with task_type=classification "
+                              "a LoRA student trains on student_loss (and a head on gold labels on cross-entropy); "
+                              f"lora_loss is the regression loss: {', '.join(REGRESSION_LOSSES)}.")
+        _check_choice("lora_loss", self.lora_loss, tuple(REGRESSION_LOSSES))
         _check_choice("lora_mixed_precision", self.lora_mixed_precision, MIXED_PRECISION)
         for key in ("lora_r", "lora_alpha", "lora_lr", "lora_epochs", "lora_token_budget", "lora_patience"):
             value = getattr(self, key)
@@ -360,11 +366,6 @@ class W2SConfig:
     def validate(self) -> "W2SConfig":
         for part in self.parts():
             part.validate()
-        if self.task.task_type == "classification":
-            for key in ("student", "weak_student"):
-                if getattr(self.lora, key) != "linear":
-                    raise ConfigError(f"{key}={getattr(self.lora, key)!r}: LoRA students train on the squared loss "
-                                      "only for now; use task_type=regression, or the linear (k-head) student.")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -50,6 +50,16 @@ class KHeadMixture(nn.Module):
         self.heads = nn.Linear(d, self.c * self.k)
         self.theta = nn.Parameter(torch.zeros(self.k))
 
+    @classmethod
+    def from_head(cls, head: MixtureHead, dtype: torch.dtype = torch.float64) -> KHeadMixture:
+        """The module of a folded `MixtureHead` (original coordinates): it gives `head.log_proba`."""
+        module = cls(head.in_features, head.n_classes, head.k).to(dtype)
+        with torch.no_grad():
+            module.heads.weight.copy_(torch.as_tensor(head.weight.T))
+            module.heads.bias.copy_(torch.as_tensor(head.bias))
+            module.theta.copy_(torch.as_tensor(head.theta))
+        return module
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(n, c) log-probabilities of the mixture."""
         if self.k == 1:  # one softmax head (theta is then a constant: log softmax of one value is 0)

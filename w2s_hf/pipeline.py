@@ -356,7 +356,7 @@ class W2SPipeline:
         cfg, acc = self.config.head, self.accelerator
         shard = slice(acc.process_index, None, acc.num_processes)
         k = cfg.k_heads if spec.mixture else 1
-        loss = cfg.student_loss if spec.is_student else "forward_kl"  # one-hot targets: cross-entropy
+        loss = self._classification_loss(spec)
         fitted = fit_classifier(
             X, self.distributions(spec.train_labels, spec.train_split)[shard],
             X_val, self.distributions(spec.select_labels, spec.select_split)[shard],
@@ -369,8 +369,14 @@ class W2SPipeline:
                        "val_loss": fitted.best_val_loss})
         return fitted.head
 
+    def _classification_loss(self, spec: HeadSpec) -> str:
+        """The student's `student_loss`; a head on gold labels: forward KL on one-hot targets (cross-entropy)."""
+        return self.config.head.student_loss if spec.is_student else "forward_kl"
+
     def _fit_lora(self, spec: HeadSpec) -> Any:
-        """A LoRA student (w2s_hf/finetune): the head starts at the linear head `spec.init_from`."""
+        """A LoRA student (w2s_hf/finetune): the head starts at the linear head `spec.init_from` (a ridge
+        head, or for classification the k-head `MixtureHead`, trained like it: `_classification_loss` on
+        the `distributions`)."""
         from .features import build_representation
         from .finetune import LoraStudent, train_lora
 
@@ -381,14 +387,22 @@ class W2SPipeline:
                               dropout=cfg.lora_dropout, target_modules=cfg.lora_target_modules,
                               seed=self.config.run.seed, accelerator=acc)
         eval_splits = EVAL_SPLITS if spec.is_student else (spec.select_split,)
-        fit = train_lora(student, self.texts(spec.train_split), self.labels(spec.train_labels, spec.train_split),
+        targets = self.labels if self.classes is None else self.distributions
+        kwargs = cfg.train_kwargs()
+        if self.classes is not None:
+            kwargs["loss"] = self._classification_loss(spec)
+        fit = train_lora(student, self.texts(spec.train_split), targets(spec.train_labels, spec.train_split),
                          {split: self.texts(split) for split in eval_splits}, spec.select_split,
-                         self.labels(spec.select_labels, spec.select_split), seed=self.config.run.seed,
-                         on_eval=self._on_eval(spec), **cfg.train_kwargs())
+                         targets(spec.select_labels, spec.select_split), seed=self.config.run.seed,
+                         on_eval=self._on_eval(spec), **kwargs)
         record = {"solver": "lora", "kind": spec.kind, "features": spec.features, "train_split": spec.train_split,
                   "selected_on": spec.selected_on, "init_from": spec.init_from, "target_modules": student.targets,
                   "best_step": fit.best_step, "steps": fit.steps, "stopped_early": fit.stopped_early,
-                  "train_val_mse": fit.best_val_error, "training_tokens": fit.tokens, "history": fit.history}
+                  "training_tokens": fit.tokens, "history": fit.history}
+        if self.classes is None:
+            record["train_val_mse"] = fit.best_val_error
+        else:
+            record.update({"loss": kwargs["loss"], "k_heads": student.k, "val_loss": fit.best_val_error})
         if self.is_main:
             student.save(self.folder.adapter(spec.name), {"head": spec.name})
             self.folder.write_json(self.folder.head_record(spec.name), record)

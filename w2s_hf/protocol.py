@@ -13,7 +13,8 @@ a head on them never sees those rows' gold labels. A lora head starts at the lin
 (w2s_hf/finetune); only linear students are in the theorem's convex class (`covered_by_theorem`).
 For classification (`task_type: classification`) the weak head is one softmax head, and the linear
 heads marked `mixture` (student and ceiling) are the k-head mixture class of Mulgund & Pabbaraju (k =
-`k_heads`); heads on gold labels train on cross-entropy, the student on `student_loss`.
+`k_heads`); heads on gold labels train on cross-entropy, the student on `student_loss`, and a lora
+row's head is the class of its `init_from` row, trained on the same loss.
 """
 
 from __future__ import annotations

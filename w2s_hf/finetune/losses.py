@@ -1,13 +1,19 @@
 """Per-example training losses of finetuned students: `loss(pred (n, k), target (n, k)) -> (n,)`.
 
-A loss is a plain function of tensors, registered by name; `lora_loss` in the config picks one. The
-squared error is the regression loss of the theorem. Classification (the students of `kheads.py`:
-reverse / forward KL, hard cross-entropy) plugs in as further entries taking logits.
+A loss is a plain function of tensors, registered by name. Regression (`REGRESSION_LOSSES`, picked by
+`lora_loss`): the squared error of the theorem, on the head's outputs. Classification
+(`CLASSIFICATION_LOSSES`, the k-head students' losses of `w2s_hf.kheads`): `pred` is the head's (n, c)
+mixture log-probabilities and `target` (n, c) distributions; the student takes `student_loss`, a head
+on gold labels `forward_kl` on one-hot targets (cross-entropy), as `W2SPipeline._fit_classifier` does.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
+
+from ..config import STUDENT_LOSSES
+from ..kheads import _loss
 
 
 def squared_error(pred: Any, target: Any) -> Any:
@@ -15,4 +21,7 @@ def squared_error(pred: Any, target: Any) -> Any:
     return ((pred - target) ** 2).mean(dim=1)
 
 
-LOSSES: dict[str, Callable[[Any, Any], Any]] = {"squared": squared_error}
+REGRESSION_LOSSES: dict[str, Callable[[Any, Any], Any]] = {"squared": squared_error}
+CLASSIFICATION_LOSSES: dict[str, Callable[[Any, Any], Any]] = {name: partial(_loss, kind=name)
+                                                                for name in STUDENT_LOSSES}
+LOSSES: dict[str, Callable[[Any, Any], Any]] = {**REGRESSION_LOSSES, **CLASSIFICATION_LOSSES}

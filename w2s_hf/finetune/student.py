@@ -2,11 +2,14 @@
 
 The module is the `AutoModel` of a `FrozenEncoder`, run up to the encoder's layer by the same
 `LayerReader` (blocks above it never run), pooled over the attention mask by the same `pool`, then
-a `torch.nn.Linear` named `head`. It is wrapped with
+a head named `head`: a `torch.nn.Linear` for regression, or for classification the k-head mixture
+`w2s_hf.kheads.KHeadMixture` in float64, loaded from a `MixtureHead` (original coordinates), whose
+outputs are the mixture's log-probabilities (`predict` returns probabilities). It is wrapped with
 `peft.get_peft_model(module, LoraConfig(target_modules=..., modules_to_save=["head"]))`. The head
-starts at an exact ridge head and LoRA's B matrices start at zero, so before any step the student
-predicts what the linear student predicts on the cached features (Kumar et al. 2022: linear probe,
-then finetune). With the adapter disabled the module gives the frozen features again.
+starts at the linear student's head (exact ridge, or the fitted k-head mixture) and LoRA's B matrices
+start at zero, so before any step the student predicts what the linear student predicts on the cached
+features (Kumar et al. 2022: linear probe, then finetune). With the adapter disabled the module gives
+the frozen features again.
 
 Only blocks below the read layer are adapted (an adapter above it would get no gradient, which DDP
 refuses). Target modules are inferred from the model type (peft's table, plus MPNet and DistilBERT)
@@ -32,6 +35,7 @@ from ..features.encoder import FrozenEncoder, plan_batches
 from ..features.layers import find_blocks
 from ..features.pooling import pool
 from ..heads import LinearHead
+from ..kheads import KHeadMixture, MixtureHead
 
 # model_type -> attention projections adapted by default (peft's table covers BERT, RoBERTa, GPT-2,
 # Llama-style and T5 models; these fill the gaps it leaves for encoders the toolkit reads).
@@ -94,39 +98,59 @@ def check_lora_targets(encoder: Any, targets: list[str] | None) -> list[str]:
                              encoder.model_id)
 
 
-class PooledHead(nn.Module):
-    """backbone up to `layer` -> pooling over the attention mask -> `head` (a linear layer)."""
+def head_module(d: int, k: int, n_classes: int | None = None) -> nn.Module:
+    """The student's head: `nn.Linear(d, k)` (regression), or (classification) a float64 mixture of k
+    softmax heads over `n_classes` classes."""
+    if n_classes is None:
+        return nn.Linear(d, k)
+    return KHeadMixture(d, n_classes, k).to(torch.float64)
 
-    def __init__(self, backbone: nn.Module, reader: Any, layer: int, pooling: str, d: int, k: int):
+
+class PooledHead(nn.Module):
+    """backbone up to `layer` -> pooling over the attention mask -> `head` (its input cast to the head's dtype)."""
+
+    def __init__(self, backbone: nn.Module, reader: Any, layer: int, pooling: str, head: nn.Module):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(d, k)
+        self.head = head
         self.reader, self.layer, self.pooling = reader, layer, pooling
+        self.head_dtype = next(head.parameters()).dtype
 
     def pooled(self, **batch: torch.Tensor) -> torch.Tensor:
         return pool(self.reader(batch, [self.layer])[self.layer], batch["attention_mask"], self.pooling)
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         features = self.pooled(**batch)
-        return self.head(features.to(self.head.weight.dtype))
+        return self.head(features.to(self.head_dtype))
 
 
 class LoraStudent:
-    """A peft-wrapped `PooledHead` over a fresh `FrozenEncoder`'s model (see the module docstring)."""
+    """A peft-wrapped `PooledHead` over a fresh `FrozenEncoder`'s model (see the module docstring).
 
-    def __init__(self, encoder: FrozenEncoder, init_head: LinearHead, *, r: int = 8, alpha: float = 16.0,
-                 dropout: float = 0.0, target_modules: list[str] | None = None, seed: int = 0,
+    `init_head`: a `LinearHead` (regression) or a `MixtureHead` (classification: `n_classes` is set).
+    """
+
+    def __init__(self, encoder: FrozenEncoder, init_head: LinearHead | MixtureHead, *, r: int = 8,
+                 alpha: float = 16.0, dropout: float = 0.0, target_modules: list[str] | None = None, seed: int = 0,
                  accelerator: Any = None, predict_token_budget: int | None = None):
         from peft import LoraConfig, get_peft_model
 
         if r < 1:
             raise ConfigError(f"lora_r={r} must be >= 1.")
         targets = check_lora_targets(encoder, target_modules)
-        module = self._attach(encoder, accelerator, init_head.in_features, init_head.out_features)
-        with torch.no_grad():
-            module.head.weight.copy_(torch.as_tensor(init_head.weight.T))
-            module.head.bias.copy_(torch.as_tensor(init_head.bias))
-        self.output_1d, self.predict_token_budget = init_head.output_1d, predict_token_budget
+        if isinstance(init_head, MixtureHead):
+            self.n_classes, self.output_1d = init_head.n_classes, False
+            head = KHeadMixture.from_head(init_head)
+            d, k = init_head.in_features, init_head.k
+        else:
+            self.n_classes, self.output_1d = None, init_head.output_1d
+            d, k = init_head.in_features, init_head.out_features
+            head = head_module(d, k)
+            with torch.no_grad():
+                head.weight.copy_(torch.as_tensor(init_head.weight.T))
+                head.bias.copy_(torch.as_tensor(init_head.bias))
+        self.in_features, self.k, self.predict_token_budget = d, k, predict_token_budget
+        module = self._attach(encoder, accelerator, head)
         # GPT-2's Conv1D stores its weight transposed (peft would fix it with a warning)
         conv1d = any(type(m).__name__ == "Conv1D" for n, m in module.named_modules() if n in targets)
         self.lora_config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
@@ -136,7 +160,7 @@ class LoraStudent:
         self.targets = targets
         self.train_mode(False)
 
-    def _attach(self, encoder: FrozenEncoder, accelerator: Any, d: int, k: int) -> PooledHead:
+    def _attach(self, encoder: FrozenEncoder, accelerator: Any, head: nn.Module) -> PooledHead:
         """Load `encoder`'s model (it becomes this student's: the encoder reloads its own if asked again)."""
         from ..distributed import Processes
 
@@ -146,11 +170,19 @@ class LoraStudent:
         encoder._load_model(self.procs)
         backbone, reader = encoder._model, encoder._reader
         encoder._model = encoder._reader = None
+        d = self.in_features
         if d != reader.hidden_size:
             raise ValueError(f"the head reads {d} features but {encoder.model_id} has hidden size "
                              f"{reader.hidden_size}.")
         self.device = next(backbone.parameters()).device
-        return PooledHead(backbone, reader, encoder.layer, encoder.pooling, d, k).to(self.device)
+        module = PooledHead(backbone, reader, encoder.layer, encoder.pooling, head).to(self.device)
+        self.head_dtype = module.head_dtype
+        return module
+
+    @property
+    def n_outputs(self) -> int:
+        """Columns of `outputs` and `predict`: the targets (regression) or the classes."""
+        return self.k if self.n_classes is None else self.n_classes
 
     # ------------------------------------------------------------------ modes and batches
     def train_mode(self, on: bool) -> None:
@@ -179,7 +211,7 @@ class LoraStudent:
                 params[name].copy_(value)
 
     # ------------------------------------------------------------------ predictions
-    def _run(self, texts: list[str], fn, tokens: tuple | None = None) -> np.ndarray:
+    def _run(self, texts: list[str], fn, tokens: tuple | None = None, width: int | None = None) -> np.ndarray:
         """fn(batch) on every row of `texts`, batches dealt to processes, gathered per example."""
         from ..distributed import gather_predictions
 
@@ -192,20 +224,29 @@ class LoraStudent:
         pos, out = [], []
         with torch.inference_mode():
             for rows in mine:
-                out.append(fn(self.batch(tokens, rows)).float().cpu().numpy().astype(np.float64))
+                out.append(fn(self.batch(tokens, rows)).double().cpu().numpy())
                 pos.append(rows)
         local_pos = np.concatenate(pos) if pos else np.zeros(0, np.int64)
-        local = np.concatenate(out) if out else np.zeros((0, self.model.base_model.model.head.out_features))
+        local = np.concatenate(out) if out else np.zeros((0, width or self.n_outputs))
         got_pos, got = gather_predictions(self.accelerator, local_pos, local)
         got = np.asarray(got)[np.argsort(np.asarray(got_pos), kind="stable")]
         if len(got) != len(texts):
             raise RuntimeError(f"gathered {len(got)} rows for {len(texts)} texts")
         return got
 
-    def predict(self, texts: list[str], tokens: tuple | None = None) -> np.ndarray:
-        """(n, k) predictions of every text (all processes call it; every process gets all rows)."""
+    def outputs(self, texts: list[str], tokens: tuple | None = None) -> np.ndarray:
+        """(n, k) module outputs of every text, what the losses read: predictions (regression) or
+        log-probabilities (classification). All processes call it; every process gets all rows."""
         self.train_mode(False)
         return self._run(texts, lambda batch: self.model(**batch), tokens)
+
+    def as_predictions(self, outputs: np.ndarray) -> np.ndarray:
+        """`outputs` as the pipeline's predictions: unchanged (regression) or class probabilities."""
+        return outputs if self.n_classes is None else np.exp(outputs)
+
+    def predict(self, texts: list[str], tokens: tuple | None = None) -> np.ndarray:
+        """(n, k) predictions of every text: values (regression) or (n, c) class probabilities."""
+        return self.as_predictions(self.outputs(texts, tokens))
 
     predict_texts = predict  # the pipeline's name for "predict from inputs, not from cached features"
 
@@ -214,7 +255,7 @@ class LoraStudent:
         self.train_mode(False)
         inner = self.model.base_model.model
         with self.model.disable_adapter():
-            return self._run(texts, lambda batch: inner.pooled(**batch))
+            return self._run(texts, lambda batch: inner.pooled(**batch), width=self.in_features)
 
     # ------------------------------------------------------------------ files
     def save(self, folder: str | os.PathLike, record: dict[str, Any] | None = None) -> None:
@@ -224,10 +265,10 @@ class LoraStudent:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
             self.model.save_pretrained(str(tmp))
-            head = self.model.base_model.model.head
             meta = {"format": "w2s_hf.LoraStudent", "model": self.encoder.model_id, "layer": self.encoder.layer,
                     "pooling": self.encoder.pooling, "max_length": self.encoder.max_length,
-                    "dtype": self.encoder.dtype, "in_features": head.in_features, "out_features": head.out_features,
+                    "dtype": self.encoder.dtype, "in_features": self.in_features, "out_features": self.n_outputs,
+                    "n_classes": self.n_classes, "k_heads": self.k if self.n_classes else None,
                     "output_1d": self.output_1d, "target_modules": self.targets, **(record or {})}
             (tmp / RECORD).write_text(json.dumps(meta, indent=1, default=str))
             if folder.exists():
@@ -251,9 +292,11 @@ class LoraStudent:
             if meta[key] != getattr(encoder, key):
                 raise ValueError(f"{folder} was trained at {key}={meta[key]!r}, the encoder has "
                                  f"{getattr(encoder, key)!r}.")
-        d, k = meta["in_features"], meta["out_features"]
         student = cls.__new__(cls)
-        module = student._attach(encoder, accelerator, d, k)
+        student.n_classes = meta.get("n_classes")  # absent in folders saved before classification students
+        student.in_features = meta["in_features"]
+        student.k = meta["k_heads"] if student.n_classes else meta["out_features"]
+        module = student._attach(encoder, accelerator, head_module(student.in_features, student.k, student.n_classes))
         student.output_1d, student.targets = meta["output_1d"], meta["target_modules"]
         student.predict_token_budget = None
         student.model = PeftModel.from_pretrained(module, str(folder))

@@ -14,9 +14,11 @@ are drawn per process, so N processes then follow another (equally valid) path.
 Evaluation points: step 0 (the student is then the linear probe it started from), every
 `eval_every` steps (default: once per epoch) and the last step. At each one every split of
 `eval_texts` is predicted (batches dealt to processes, gathered per example), the selection error is
-the mean loss on `select_split` against `select_labels`, and `on_eval(step, predictions)` runs on
-every process. The weights with the smallest selection error are kept (step 0 included); `patience`
-evaluations without a relative improvement of 1e-4 stop the run.
+the mean loss on `select_split` against `select_labels` (the training loss, on the module's outputs:
+log-probabilities for a classification student), and `on_eval(step, predictions)` runs on every
+process with the predictions (class probabilities for classification). The weights with the
+smallest selection error are kept (step 0 included); `patience` evaluations without a relative
+improvement of 1e-4 stop the run.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 from ..features.encoder import plan_batches
-from .losses import LOSSES
+from .losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from .student import LoraStudent
 
 _WINDOW = 1024
@@ -80,17 +82,30 @@ def train_lora(
     seed: int = 0,
     on_eval: Callable[[int, dict[str, np.ndarray]], None] | None = None,
 ) -> LoraFit:
-    """Train `student` on (train_texts, train_labels) (every process passes all rows; see the module docstring)."""
+    """Train `student` on (train_texts, train_labels) (every process passes all rows; see the module docstring).
+
+    Regression: labels are (n, k) targets and `loss` one of `REGRESSION_LOSSES`. Classification (a
+    student started at a `MixtureHead`): labels are (n, c) target distributions and `loss` one of
+    `CLASSIFICATION_LOSSES`.
+    """
     if select_split not in eval_texts:
         raise ValueError(f"select_split={select_split!r} must be one of the evaluated splits {list(eval_texts)}.")
-    if loss not in LOSSES:
-        raise ValueError(f"loss={loss!r} is not one of {sorted(LOSSES)}.")
-    loss_fn = LOSSES[loss]
+    allowed = REGRESSION_LOSSES if student.n_classes is None else CLASSIFICATION_LOSSES
+    if loss not in allowed:
+        task = "regression" if student.n_classes is None else "classification"
+        raise ValueError(f"loss={loss!r} is not a {task} loss: choose one of {sorted(allowed)}.")
+    loss_fn = allowed[loss]
     acc = student.accelerator
     world, rank = student.procs.world, student.procs.rank
     device = student.device
-    Y = torch.as_tensor(np.asarray(train_labels, dtype=np.float32).reshape(len(train_texts), -1), device=device)
+    dtype = student.head_dtype  # float32 (regression) or float64 (the classification mixture)
+    Y = torch.as_tensor(np.asarray(train_labels, dtype=np.float64).reshape(len(train_texts), -1), dtype=dtype,
+                        device=device)
     Y_sel = np.asarray(select_labels, dtype=np.float64).reshape(len(eval_texts[select_split]), -1)
+    for name, labels, rows in (("train_labels", Y, len(train_texts)), ("select_labels", Y_sel, len(Y_sel))):
+        if labels.shape != (rows, student.n_outputs):
+            raise ValueError(f"{name} has shape {tuple(labels.shape)}; the student predicts {student.n_outputs} "
+                             f"columns for {rows} rows")
     tokens = student.tokenize(train_texts)
     lengths = tokens[2]
     eval_tokens = {s: student.tokenize(t) for s, t in eval_texts.items()}
@@ -115,8 +130,9 @@ def train_lora(
     def evaluate(step: int, epoch: float) -> bool:
         """Record one evaluation point; True when the run should stop."""
         nonlocal bad, train_sum, train_rows
-        preds = {s: student.predict(eval_texts[s], eval_tokens[s]) for s in eval_texts}
-        error = float(loss_fn(torch.as_tensor(preds[select_split]), torch.as_tensor(Y_sel)).mean())
+        outputs = {s: student.outputs(eval_texts[s], eval_tokens[s]) for s in eval_texts}
+        error = float(loss_fn(torch.as_tensor(outputs[select_split]), torch.as_tensor(Y_sel)).mean())
+        preds = {s: student.as_predictions(out) for s, out in outputs.items()}
         sums = np.array([train_sum, train_rows], dtype=np.float64)
         if acc is not None and world > 1:
             from ..distributed import sum_arrays
@@ -154,7 +170,7 @@ def train_lora(
             student.train_mode(True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 pred = model(**batch)
-            per_example = loss_fn(pred.float(), Y[torch.as_tensor(used, device=device)])
+            per_example = loss_fn(pred.to(dtype), Y[torch.as_tensor(used, device=device)])
             scale = world / len(rows) if len(local) else 0.0
             step_loss = per_example.sum() * scale
             optimizer.zero_grad(set_to_none=True)
