@@ -149,7 +149,7 @@ def main() -> None:
     p.add_argument("--d", type=int, default=768)
     p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 50])
     p.add_argument("--epochs", type=int, default=20, help="epochs of the throughput runs (full batch: one step each)")
-    p.add_argument("--sklearn_epochs", type=int, default=2000,
+    p.add_argument("--sklearn_epochs", type=int, default=300,
                    help="epochs of the k = 1 run compared with scikit-learn at equal validation loss")
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--nproc", type=int, default=2)
