@@ -102,3 +102,44 @@ def test_callback_errors_are_clear(tmp_path):
         trainer.evaluate()
     with pytest.raises(ValueError, match="references has shape"):
         MisfitCallback(weak_eval, references=y_eval[:5])
+
+
+class TinyClassifier(torch.nn.Module):
+    def __init__(self, d, c):
+        super().__init__()
+        self.linear = torch.nn.Linear(d, c)
+
+    def forward(self, x, labels=None):
+        logits = self.linear(x)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+def test_callback_decomposes_a_classifier_with_the_kl_misfit(tmp_path):
+    """A Trainer classifier's logits, the weak model's logits and class-index labels: the KL quantities."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(136, 6)).astype(np.float32)
+    y = (X @ rng.normal(size=(6, 3))).argmax(1)
+    weak_logits = X[96:] @ rng.normal(size=(6, 3)) * 0.5  # a weak teacher's logits on the eval rows
+    train = Dataset.from_dict({"x": X[:96].tolist(), "labels": y[:96].tolist()})
+    evalset = Dataset.from_dict({"x": X[96:].tolist(), "labels": y[96:].tolist()})
+    callback = MisfitCallback(weak_predictions=weak_logits, divergence="kl_logits")
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", num_train_epochs=1,
+                             per_device_train_batch_size=16, per_device_eval_batch_size=16, learning_rate=5e-2,
+                             eval_strategy="epoch", save_strategy="no", disable_tqdm=True, seed=0)
+    torch.manual_seed(0)
+    trainer = Trainer(model=TinyClassifier(6, 3), args=args, train_dataset=train, eval_dataset=evalset,
+                      compute_metrics=callback.compute_metrics, callbacks=[callback])
+    trainer.train()
+    logged = [log for log in trainer.state.log_history if "eval_misfit" in log][-1]
+    preds = trainer.predict(evalset).predictions
+    expected = decompose(y[96:], weak_logits, preds, divergence="kl_logits", n_boot=0)
+    assert logged["eval_misfit"] == pytest.approx(expected.misfit, rel=1e-5)  # KL(w2s || weak)
+    assert logged["eval_w2s_error"] == pytest.approx(expected.w2s_error, rel=1e-5)
+    assert logged["eval_w2s_accuracy"] == pytest.approx(np.mean(preds.argmax(1) == y[96:]))
+    assert "eval_misfit_forward" in logged
