@@ -139,8 +139,13 @@ def run(method: str, args, k: int = 1, nproc: int = 1) -> dict:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    return max(lines, key=lambda r: r.get("seconds", 0))
+    files = sorted(Path(args.data).glob(f"result_{method}_k{k}_n{nproc}_r*.json"))
+    results = [json.loads(f.read_text()) for f in files]
+    for f in files:
+        f.unlink()
+    if len(results) != nproc:
+        raise RuntimeError(f"{method}: {len(results)} of {nproc} processes reported\n{proc.stderr[-3000:]}")
+    return max(results, key=lambda r: r.get("seconds", 0))  # the slowest process
 
 
 def main() -> None:
@@ -161,7 +166,10 @@ def main() -> None:
     p.add_argument("--k", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args)), flush=True)
+        # one file per process: lines that several processes print at once can interleave
+        rank = os.environ.get("RANK", "0")
+        out = Path(args.data) / f"result_{args.method}_k{args.k}_n{args.nproc}_r{rank}.json"
+        out.write_text(json.dumps(worker(args)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         args.data = tmp
