@@ -18,8 +18,12 @@ class TinyRegressor(torch.nn.Module):
         logits = self.linear(x)
         out = {"logits": logits}
         if labels is not None:
-            out["loss"] = torch.nn.functional.mse_loss(logits.reshape(labels.shape), labels)
+            out["loss"] = self.loss(logits, labels)
         return out
+
+    @staticmethod
+    def loss(logits, labels):
+        return torch.nn.functional.mse_loss(logits.reshape(labels.shape), labels)
 
 
 
@@ -104,17 +108,10 @@ def test_callback_errors_are_clear(tmp_path):
         MisfitCallback(weak_eval, references=y_eval[:5])
 
 
-class TinyClassifier(torch.nn.Module):
-    def __init__(self, d, c):
-        super().__init__()
-        self.linear = torch.nn.Linear(d, c)
-
-    def forward(self, x, labels=None):
-        logits = self.linear(x)
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
-        return out
+class TinyClassifier(TinyRegressor):
+    @staticmethod
+    def loss(logits, labels):
+        return torch.nn.functional.cross_entropy(logits, labels)
 
 
 def test_callback_decomposes_a_classifier_with_the_kl_misfit(tmp_path):

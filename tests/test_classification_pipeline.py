@@ -240,6 +240,27 @@ def test_the_table_shows_accuracies_and_a_rerun_reuses_the_heads(cls_run, capsys
 
 
 # ---------------------------------------------------------------------- the theory
+def _population(seed, truth_of, n=5000, d=4, c=3):
+    """(phi, true class distributions, weak probabilities): the weak model is a softmax head fitted to
+    the truth on a corrupted phi (two directions damped or lost, noise added)."""
+    from w2s_hf.kheads import fit_classifier
+
+    rng = np.random.default_rng(seed)
+    phi = rng.normal(size=(n, d))
+    truth = truth_of(phi, rng, d, c)
+    weak_phi = phi @ np.diag([1.0, 0.3, 0.0, 0.0]) + 0.5 * rng.normal(size=(n, d))
+    weak = fit_classifier(weak_phi, truth, weak_phi, truth, loss="forward_kl", epochs=300, lr=0.05)
+    return phi, truth, weak.predict_proba(weak_phi)
+
+
+def _student_against_truth(phi, weak_p, truth, k, epochs):
+    """The reverse-KL k-head student of the weak labels, and its decomposition against the truth."""
+    from w2s_hf.kheads import fit_classifier
+
+    student = fit_classifier(phi, weak_p, phi, weak_p, k=k, loss="reverse_kl", epochs=epochs, lr=0.05, seed=1)
+    return student, decompose(truth, weak_p, student.predict_proba(phi), divergence="kl", n_boot=0)
+
+
 def test_on_a_realizable_task_gain_matches_misfit_at_every_k():
     """Labels are softmax(phi(x) W*), so the truth lies in the student's class for every k; the weak
     model is a softmax head on a corrupted phi. The student is the reverse-KL projection of the weak
@@ -253,21 +274,12 @@ def test_on_a_realizable_task_gain_matches_misfit_at_every_k():
     the 5e-4 allowed), and 3% of the misfit for |gain - misfit| leaves room for that and for the
     weak head's own fit. A bug in a direction of the KL, in the mixture or in the projection breaks
     these by an order of magnitude (a forward-KL student misses by ~10%)."""
-    from w2s_hf.kheads import fit_classifier
-
-    rng = np.random.default_rng(0)
-    n, d, c = 5000, 4, 3
-    phi = rng.normal(size=(n, d))
-    truth = _softmax(phi @ (rng.normal(size=(d, c)) * 1.5))
-    weak_phi = phi @ np.diag([1.0, 0.3, 0.0, 0.0]) + 0.5 * rng.normal(size=(n, d))
-    weak = fit_classifier(weak_phi, truth, weak_phi, truth, loss="forward_kl", epochs=300, lr=0.05)
-    weak_p = weak.predict_proba(weak_phi)
+    phi, truth, weak_p = _population(0, lambda phi, rng, d, c: _softmax(phi @ (rng.normal(size=(d, c)) * 1.5)))
     residual = {}
     for k in (1, 3):
-        student = fit_classifier(phi, weak_p, phi, weak_p, k=k, loss="reverse_kl", epochs=600, lr=0.05, seed=1)
+        student, dec = _student_against_truth(phi, weak_p, truth, k, epochs=600)
         losses = [h["train"] for h in student.history]
         assert abs(losses[-1] - losses[-100]) < 1e-5  # converged: the projection, not a stop on the way
-        dec = decompose(truth, weak_p, student.predict_proba(phi), divergence="kl", n_boot=0)
         assert dec.misfit > 0.02 and dec.gain > 0.02  # a real gap to recover
         assert abs(dec.residual) <= 0.03 * dec.misfit, (k, dec.gain, dec.misfit)
         residual[k] = dec.residual
@@ -280,19 +292,11 @@ def test_when_the_truth_is_a_two_head_mixture_the_violation_shrinks_as_k_grows()
     students, KL against the true distributions): residual -2.4e-3 at k = 1, -1.6e-3 at k = 2, +0.03e-3
     at k = 4 on a misfit of 0.040: gain >= misfit - eps_k with eps_k shrinking, as Mulgund & Pabbaraju
     prove. Thresholds sit halfway between those values and the students' optimisation error (< 1e-5)."""
-    from w2s_hf.kheads import fit_classifier
+    def two_heads(phi, rng, d, c):
+        return 0.5 * _softmax(phi @ rng.normal(size=(d, c)) * 3) + 0.5 * _softmax(phi @ rng.normal(size=(d, c)) * 3)
 
-    rng = np.random.default_rng(1)
-    n, d, c = 5000, 4, 3
-    phi = rng.normal(size=(n, d))
-    truth = 0.5 * _softmax(phi @ rng.normal(size=(d, c)) * 3) + 0.5 * _softmax(phi @ rng.normal(size=(d, c)) * 3)
-    weak_phi = phi @ np.diag([1.0, 0.3, 0.0, 0.0]) + 0.5 * rng.normal(size=(n, d))
-    weak = fit_classifier(weak_phi, truth, weak_phi, truth, loss="forward_kl", epochs=300, lr=0.05)
-    weak_p = weak.predict_proba(weak_phi)
-    residual = {}
-    for k in (1, 4):
-        student = fit_classifier(phi, weak_p, phi, weak_p, k=k, loss="reverse_kl", epochs=800, lr=0.05, seed=1)
-        residual[k] = decompose(truth, weak_p, student.predict_proba(phi), divergence="kl", n_boot=0).residual
+    phi, truth, weak_p = _population(1, two_heads)
+    residual = {k: _student_against_truth(phi, weak_p, truth, k, epochs=800)[1].residual for k in (1, 4)}
     assert residual[1] < -1e-3, residual  # the softmax class is not convex: gain < misfit
     assert residual[4] > residual[1] + 1e-3, residual  # more heads: the violation shrinks
     assert residual[4] > -5e-4, residual  # and the bound holds up to the optimisation error

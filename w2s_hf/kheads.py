@@ -133,26 +133,17 @@ class MixtureHead:
         return np.exp(self.log_proba(features))
 
     def save(self, path: str | os.PathLike) -> None:
-        from safetensors.numpy import save_file
+        from .heads.linear import write_head_file
 
-        from .atomic import atomic_path
-
-        with atomic_path(path, suffix=".safetensors") as tmp:
-            save_file({"weight": np.ascontiguousarray(self.weight), "bias": self.bias, "theta": self.theta}, str(tmp),
-                      metadata={"format": "w2s_hf.MixtureHead", "n_classes": str(self.n_classes)})
+        write_head_file(path, "MixtureHead", {"weight": self.weight, "bias": self.bias, "theta": self.theta},
+                        n_classes=str(self.n_classes))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MixtureHead:
-        from safetensors import safe_open
+        from .heads.linear import read_head_file
 
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ValueError(f"no MixtureHead file at {path!r}")
-        with safe_open(path, framework="np") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != "w2s_hf.MixtureHead" or not {"weight", "bias", "theta"} <= set(f.keys()):
-                raise ValueError(f"{path!r} is not a MixtureHead file (metadata {meta})")
-            return cls(f.get_tensor("weight"), f.get_tensor("bias"), f.get_tensor("theta"), int(meta["n_classes"]))
+        t, meta = read_head_file(path, "MixtureHead", ("weight", "bias", "theta"))
+        return cls(t["weight"], t["bias"], t["theta"], int(meta["n_classes"]))
 
 
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:

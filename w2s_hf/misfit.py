@@ -141,6 +141,8 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
         raise ValueError(f"target_names must be {m} distinct names (one per target column), got {names}")
 
     per_example = np.concatenate(losses, axis=1)  # (n, q*m)
+    columns = {} if div.extras is None else div.extras(y, weak, w2s, arrays.get("ceiling_pred"))
+    present = [name for name, col in columns.items() if col is not None]
     base = per_example.mean(axis=0)[None, :]  # (1, q*m): the point estimate as a "replicate"
     point = _derive(base, len(losses), m)
     per_target = {
@@ -149,11 +151,17 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     }
     ci: dict[str, list[float]] = {}
     if n_boot > 0:
-        boot = _derive(_bootstrap_means(per_example, n_boot, seed), len(losses), m)
+        # the extras (per-example columns) ride in the same resamples: one bootstrap pass for all
+        extra_block = [np.stack([columns[c] for c in present], axis=1)] if present else []
+        means = _bootstrap_means(np.concatenate([per_example, *extra_block], axis=1), n_boot, seed)
+        boot = _derive(means[:, : per_example.shape[1]], len(losses), m)
         alpha = (1.0 - confidence) / 2.0
         for key, vals in boot.items():
             if vals.ndim == 1:
                 ci[key] = [_nanquantile(vals, alpha), _nanquantile(vals, 1.0 - alpha)]
+        for j, name in enumerate(present):
+            vals = means[:, per_example.shape[1] + j]
+            ci[name] = [_nanquantile(vals, alpha), _nanquantile(vals, 1.0 - alpha)]
     averaged = {key.removesuffix("_avg"): float(vals[0]) for key, vals in point.items() if vals.ndim == 1}
     averaged.setdefault("ceiling_error", None)
     averaged.setdefault("pgr", None)
@@ -171,16 +179,7 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
         values.pop("gap", None)
     averaged.pop("gap", None)
     ci.pop("gap_avg", None)
-    extras: dict[str, Any] = {}
-    if div.extras is not None:
-        columns = div.extras(y, weak, w2s, arrays.get("ceiling_pred"))
-        extras = {name: None if col is None else float(np.mean(col)) for name, col in columns.items()}
-        present = [name for name, col in columns.items() if col is not None]
-        if n_boot > 0 and present:
-            boot_extras = _bootstrap_means(np.stack([columns[c] for c in present], axis=1), n_boot, seed)
-            alpha = (1.0 - confidence) / 2.0
-            for j, name in enumerate(present):
-                ci[name] = [_nanquantile(boot_extras[:, j], alpha), _nanquantile(boot_extras[:, j], 1.0 - alpha)]
+    extras = {name: None if col is None else float(np.mean(col)) for name, col in columns.items()}
     return Decomposition(**averaged, n=int(n), ci={k.removesuffix("_avg"): v for k, v in ci.items()},
                          per_target=per_target, divergence=div.name, confidence=confidence, n_boot=n_boot,
                          extras=extras)

@@ -292,10 +292,9 @@ class W2SPipeline:
         if spec.kind == "lora":
             return self._fit_lora(spec)
         X, X_val = self.rows(spec.features, spec.train_split), self.rows(spec.features, spec.select_split)
-        y_train, y_val = (
-            self.labels(spec.train_labels, spec.train_split),
-            self.labels(spec.select_labels, spec.select_split),
-        )
+        # classification heads train on class distributions (gold one-hot, or the teacher's probabilities)
+        targets = self.labels if self.classes is None else self.distributions
+        y_train, y_val = targets(spec.train_labels, spec.train_split), targets(spec.select_labels, spec.select_split)
         cfg, acc = self.config.head, self.accelerator
         record: dict[str, Any] = {
             "solver": cfg.solver,
@@ -307,7 +306,7 @@ class W2SPipeline:
         # that of all rows.
         shard = slice(acc.process_index, None, acc.num_processes)
         if self.classes is not None:
-            head = self._fit_classifier(spec, X[shard], X_val[shard], record)
+            head = self._fit_classifier(spec, X[shard], y_train[shard], X_val[shard], y_val[shard], record)
         elif cfg.solver == "exact":
             from .heads import fit_ridge
 
@@ -348,18 +347,17 @@ class W2SPipeline:
         self._heads[spec.name] = head
         return head
 
-    def _fit_classifier(self, spec: HeadSpec, X: np.ndarray, X_val: np.ndarray, record: dict[str, Any]):
-        """A softmax head (k = 1) or the k-head mixture (`spec.mixture`) on this process's rows; heads on
-        gold labels train on cross-entropy, the student on `student_loss` (see `w2s_hf.kheads`)."""
+    def _fit_classifier(self, spec: HeadSpec, X: np.ndarray, T: np.ndarray, X_val: np.ndarray, T_val: np.ndarray,
+                        record: dict[str, Any]):
+        """A softmax head (k = 1) or the k-head mixture (`spec.mixture`) on this process's rows and target
+        distributions; heads on gold labels train on cross-entropy, the student on `student_loss`."""
         from .kheads import fit_classifier
 
         cfg, acc = self.config.head, self.accelerator
-        shard = slice(acc.process_index, None, acc.num_processes)
         k = cfg.k_heads if spec.mixture else 1
         loss = self._classification_loss(spec)
         fitted = fit_classifier(
-            X, self.distributions(spec.train_labels, spec.train_split)[shard],
-            X_val, self.distributions(spec.select_labels, spec.select_split)[shard],
+            X, T, X_val, T_val,
             k=k, loss=loss, epochs=cfg.max_epochs(True), lr=cfg.lr, weight_decay=cfg.weight_decay,
             patience=cfg.patience, eval_every=cfg.eval_every or 1, seed=self.config.run.seed, accelerator=acc,
             on_eval=self._on_eval(spec),

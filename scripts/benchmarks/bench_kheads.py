@@ -66,7 +66,7 @@ def worker(args) -> dict:
     if args.method == "fit_classifier":
         from w2s_hf.kheads import fit_classifier
 
-        acc = None
+        acc, all_val = None, Xv  # every process predicts all val rows, to compare with 1 process
         if args.nproc > 1:
             from accelerate import Accelerator, PartialState
 
@@ -78,9 +78,8 @@ def worker(args) -> dict:
         fit = fit_classifier(X, soft, Xv, softv, k=args.k, loss="reverse_kl", epochs=args.epochs, lr=args.lr,
                              accelerator=acc)
         out["seconds"] = time.perf_counter() - start
-        full = np.concatenate([_load(path)[3]])
         np.save(path / f"proba_k{args.k}_n{args.nproc}_r{0 if acc is None else acc.process_index}.npy",
-                fit.predict_proba(full))
+                fit.predict_proba(all_val))
         out.update(val_loss=fit.best_val_loss, epochs=fit.epochs)
     elif args.method == "bare_torch":
         from w2s_hf.kheads import KHeadMixture

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from w2s_hf.config import TASK_TYPES  # noqa: F401  (re-exported for tasks.py)
 from w2s_hf.data.checks import TaskDataError, _is_missing, format_rows
 from w2s_hf.data.splits import FRACTIONS, rng_for
 

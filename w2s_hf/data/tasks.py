@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from w2s_hf.config import TASK_TYPES
 from w2s_hf.data import chem
 from w2s_hf.data.checks import (
     TaskDataError,
@@ -30,7 +31,6 @@ from w2s_hf.data.checks import (
     require_unique_ids,
 )
 from w2s_hf.data.labels import (
-    TASK_TYPES,
     check_classes,
     parse_labels,
     stratified_random_split,

@@ -94,29 +94,37 @@ class LinearHead:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write weight, bias and `output_1d` to a safetensors file (atomically)."""
-        from safetensors.numpy import save_file
-
-        from ..atomic import atomic_path
-
-        with atomic_path(path, suffix=".safetensors") as tmp:
-            save_file(
-                {"weight": np.ascontiguousarray(self.weight), "bias": np.ascontiguousarray(self.bias)},
-                str(tmp),
-                metadata={"format": "w2s_hf.LinearHead", "output_1d": str(bool(self.output_1d))},
-            )
+        write_head_file(path, "LinearHead", {"weight": self.weight, "bias": self.bias},
+                        output_1d=str(bool(self.output_1d)))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LinearHead:
         """Read a head written by `save`."""
-        from safetensors import safe_open
+        tensors, meta = read_head_file(path, "LinearHead", ("weight", "bias"))
+        return cls(tensors["weight"], tensors["bias"], output_1d=meta.get("output_1d") == "True")
 
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ValueError(f"no LinearHead file at {path!r}")
-        with safe_open(path, framework="np") as f:
-            meta = f.metadata() or {}
-            keys = set(f.keys())
-            if not {"weight", "bias"} <= keys or meta.get("format") != "w2s_hf.LinearHead":
-                raise ValueError(f"{path!r} is not a LinearHead file (keys {sorted(keys)}, metadata {meta})")
-            weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
-        return cls(weight, bias, output_1d=meta.get("output_1d") == "True")
+
+def write_head_file(path: str | os.PathLike, kind: str, tensors: dict[str, np.ndarray], **metadata: str) -> None:
+    """A head's arrays and metadata in a safetensors file (atomically), tagged format=w2s_hf.<kind>."""
+    from safetensors.numpy import save_file
+
+    from ..atomic import atomic_path
+
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp),
+                  metadata={"format": f"w2s_hf.{kind}", **metadata})
+
+
+def read_head_file(path: str | os.PathLike, kind: str, keys: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict]:
+    """({key: array}, metadata) of a file written by `write_head_file` for `kind`; a clear error otherwise."""
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"no {kind} file at {path!r}")
+    with safe_open(path, framework="np") as f:
+        meta = f.metadata() or {}
+        found = set(f.keys())
+        if not set(keys) <= found or meta.get("format") != f"w2s_hf.{kind}":
+            raise ValueError(f"{path!r} is not a {kind} file (keys {sorted(found)}, metadata {meta})")
+        return {k: f.get_tensor(k) for k in keys}, meta
