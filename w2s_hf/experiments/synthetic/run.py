@@ -55,7 +55,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from w2s_hf.experiments.synthetic_nets import (
+from w2s_hf.decomposition.core import QUANTITIES, decompose, fit_gain_on_misfit
+from w2s_hf.experiments.synthetic.nets import (
     _seed_seq,
     _torch_generator,
     build_mlp,
@@ -67,7 +68,6 @@ from w2s_hf.experiments.synthetic_nets import (
     single_thread,
 )
 from w2s_hf.heads import fit_exact
-from w2s_hf.misfit import QUANTITIES, decompose, fit_gain_on_misfit
 
 VARIANTS = ("realizable", "pretrained", "reversal")
 PROTOCOLS = ("fast", "notebook")
@@ -646,7 +646,7 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike,
     `pretraining`).
     """
     from w2s_hf.atomic import write_json_atomic
-    from w2s_hf.plotting import plot_misfit_vs_gain
+    from w2s_hf.hooks.plots import plot_misfit_vs_gain
 
     config = config.resolved()
     out = Path(output_dir)
@@ -685,7 +685,7 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike,
 
 
 def _write_sweep(folder: Path, sweep: dict[str, Any], rows: list[dict[str, Any]], ncols: int) -> None:
-    from w2s_hf.plotting import plot_misfit_vs_gain
+    from w2s_hf.hooks.plots import plot_misfit_vs_gain
 
     flat = [
         {k: v for k, v in p.items() if not isinstance(v, dict)}
