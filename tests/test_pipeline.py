@@ -94,6 +94,20 @@ def test_results_schema_and_values_match_saved_predictions(setup):
     assert (setup["out"] / "decomposition.png").stat().st_size > 1000
 
 
+def test_results_carry_every_gain_predictor(setup):
+    from w2s_hf.decomposition.predictors import DIRECTIONS
+
+    results = json.loads((setup["out"] / "results.json").read_text())
+    block = results["predictors"]
+    assert set(block["values"]) == set(DIRECTIONS) and all(v is not None for v in block["values"].values())
+    assert set(block["per_target"]) == set(TARGETS)
+    for t in TARGETS:  # the misfit predictor is the test split's misfit, the others are on their own scales
+        assert block["per_target"][t]["misfit"] == results["splits"]["test"]["per_target"][t]["misfit"]
+    assert 0 <= block["values"]["subspace_overlap"] <= 1 and -1 <= block["values"]["similarity"] <= 1
+    assert "val" in block["reads"]["similarity"] and "no label" in block["reads"]["subspace_overlap"]
+    assert results["timings"]["predictors"] >= 0
+
+
 def test_student_never_sees_gold_labels(setup):
     """The w2s head's ridge is chosen against weak labels of val; its training labels are weak labels."""
     meta = json.loads((setup["out"] / "heads" / "w2s.json").read_text())
@@ -110,8 +124,9 @@ def test_two_processes_give_the_same_results(setup):
            "--config", str(setup["config"]), "--output_dir", str(out2)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    one = dict(_numbers(json.loads((setup["out"] / "results.json").read_text())["splits"]))
-    two = dict(_numbers(json.loads((out2 / "results.json").read_text())["splits"]))
+    keys = ("splits", "predictors")  # predictors: from features and predictions gathered on every process
+    one = dict(_numbers({k: json.loads((setup["out"] / "results.json").read_text())[k] for k in keys}))
+    two = dict(_numbers({k: json.loads((out2 / "results.json").read_text())[k] for k in keys}))
     assert one.keys() == two.keys()
     for key in one:
         assert two[key] == pytest.approx(one[key], rel=1e-6, abs=1e-6), key

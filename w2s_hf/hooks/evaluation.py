@@ -194,7 +194,11 @@ class TableHook(EvalHook):
         self.printer = printer
 
     def on_end(self, results: dict[str, Any]) -> None:
+        from .predictor_table import format_predictors
+
         self.printer(format_table(results))
+        if results.get("predictors"):
+            self.printer("\n" + format_predictors(results["predictors"]))
         for name, block in (results.get("students") or {}).items():
             if not block.get("covered_by_theorem", True):  # the theorem's student is the table above
                 self.printer(f"\nstudent {name} ({block.get('kind')}; outside the theorem's convex class: measured, "

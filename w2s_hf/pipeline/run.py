@@ -261,6 +261,7 @@ class W2SPipeline:
             "teacher": self.teacher.name,
             "students": blocks,
             "theorem": THEOREM_NOTE,
+            "predictors": self._predictors(preds, splits),
             # stages skipped or not selected in this invocation keep the seconds they took when run
             "timings": {**{k: v["seconds"] for k, v in folder.read_stamps().items() if isinstance(v, dict)
                            and "seconds" in v}, **self.timings},
@@ -271,6 +272,20 @@ class W2SPipeline:
             for hook in hooks:
                 hook.on_end(results)
         self.accelerator.wait_for_everyone()
+
+    def _predictors(self, preds: dict[str, dict[str, np.ndarray]], splits: dict[str, Any]) -> dict[str, Any]:
+        """The gain's predictors (`w2s_hf.decomposition.predictors`) from the w2s_train features and the
+        gathered predictions: every process holds every row, so each computes the same block."""
+        from ..decomposition.predictors import predictor_block
+
+        start, teacher = time.perf_counter(), preds[self.teacher.name]
+        block = predictor_block(
+            weak_features=self.rows("weak", "w2s_train"), strong_features=self.rows("strong", "w2s_train"),
+            weak_labels=teacher["w2s_train"], weak_pred=teacher, ceiling_pred=preds.get("ceiling"), gold=self.gold,
+            misfit={t: v["misfit"] for t, v in splits["test"]["per_target"].items()}, targets=self.targets,
+            classification=self.kind.has_classes, eval_split="test", gold_split="val")
+        self.timings["predictors"] = round(time.perf_counter() - start, 4)
+        return block
 
     # ------------------------------------------------------------------ heads and predictions
     def fit_head(self, spec: HeadSpec | str) -> Any:
