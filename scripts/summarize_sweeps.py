@@ -95,6 +95,65 @@ def classification_table(sweeps: list[Path]) -> str | None:
     return "\n".join([head, "|---|---|---|---|---|---|---|---|---|---|---|", *lines])
 
 
+def _ci(ci: list | None, digits: int = 2) -> str:
+    return "" if not ci or None in ci else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def predictors_table(sweeps: list[Path]) -> str | None:
+    """Each gain predictor of each sweep: Spearman with the gain x the direction its paper claims
+    (> 0: the paper's sign holds), R², and the regret of choosing the weak model by it; then which
+    predictor wins where. Nothing is fitted: directions are fixed before the data (None without the
+    sweep.json "predictors" block of a sweep made before them)."""
+    lines, winners = [], []
+    for folder in sweeps:
+        s = json.loads((folder / "sweep.json").read_text())
+        scores = (s.get("predictors") or {}).get("scores")
+        if not scores:
+            continue
+        name = s["config"].get("name") or folder.name
+        for pred, sc in scores.items():
+            sel = sc["selection"]
+            r2 = _fmt(sc.get("r2"), 2) + (f" (identity {sc['r2_identity']:.2f})" if "r2_identity" in sc else "")
+            lines.append(f"| {name} | {pred} | {'+' if sc['direction'] > 0 else '−'} | {sc['n']} "
+                         f"| {_fmt(sc.get('aligned'), 2)}{_ci(sc['ci'].get('aligned'))} | {r2} "
+                         f"| {_fmt(sel['mean_regret'], 4)}{_ci(sel.get('ci'), 4)} |")
+        base = (s["selection"].get("by_misfit_split", {}).get(f"misfit_on_{s['config'].get('eval_split', 'test')}")
+                or {}).get("mean_regret", {})
+        winners.append(f"| {name} | {_winner(scores)} | {_lowest_regret(scores)} "
+                       f"| {_fmt(base.get('predicted_w2s_error'), 4)} / {_fmt(base.get('lowest_weak_error'), 4)} |")
+    if not lines:
+        return None
+    head = ("| sweep | predictor | paper's sign | points | Spearman × sign [95% CI, runs resampled] | R² "
+            "| regret of choosing by it [95% CI, seeds resampled] |")
+    return "\n".join([head, "|---|---|---|---|---|---|---|", *lines, "",
+                      "| sweep | best rank correlation (with the paper's sign) | lowest selection regret "
+                      "| regret of the gold-using rules: val weak_error − misfit / lowest val weak_error |",
+                      "|---|---|---|---|", *winners])
+
+
+def _winner(scores: dict) -> str:
+    """The predictor with the largest aligned Spearman; 'clear' only when its interval's lower end
+    is above every other predictor's value."""
+    ranked = sorted(((sc["aligned"], p, sc["ci"].get("aligned")) for p, sc in scores.items()
+                     if sc.get("aligned") is not None), reverse=True)
+    if not ranked:
+        return "n/a"
+    best, name, ci = ranked[0]
+    if len(ranked) == 1:
+        return f"{name} ({best:.2f})"
+    clear = ci and ci[0] is not None and ci[0] > ranked[1][0]
+    return f"{name} ({best:.2f}; {'clear' if clear else 'not separable from ' + ranked[1][1]})"
+
+
+def _lowest_regret(scores: dict) -> str:
+    known = sorted((sc["selection"]["mean_regret"], p) for p, sc in scores.items()
+                   if sc["selection"]["mean_regret"] is not None)
+    if not known:
+        return "n/a"
+    ties = [p for r, p in known if r == known[0][0]]
+    return f"{', '.join(ties)} ({known[0][0]:.4f})"
+
+
 def _positional_sweeps(argv: list[str]) -> list[str]:
     """The older form `summarize_sweeps.py a b --figure f`: leading folders become `--sweeps a b`."""
     lead = 0
@@ -121,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {folder} has no sweep.json (run scripts/sweep.py first)", file=sys.stderr)
             return 2
     print(table(args.sweeps))
+    predictors = predictors_table(args.sweeps)
+    if predictors:
+        print("\n" + predictors)
     classification = classification_table(args.sweeps)
     if classification:
         print("\n" + classification)

@@ -35,13 +35,13 @@ def _sweep_config(essays, tiny_bert, tiny_gpt2, out, **extra):
 
 
 def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, tmp_path):
-    from w2s_hf.experiments.sweep import CSV_COLUMNS, run_sweep
+    from w2s_hf.experiments.sweep import CSV_COLUMNS, PREDICTOR_COLUMNS, run_sweep
 
     config = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "sweep", swap_roles=True)
     summary = run_sweep(config)
     with open(tmp_path / "sweep" / "sweep.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert tuple(rows[0]) == CSV_COLUMNS
+    assert tuple(rows[0]) == CSV_COLUMNS + PREDICTOR_COLUMNS
     normal = [r for r in rows if r["direction"] == "normal"]
     reversed_ = [r for r in rows if r["direction"] == "reversed"]
     assert len(normal) == len(reversed_) == 3 * 2 * 2  # weak models x seeds x targets
@@ -85,6 +85,15 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
     assert set(saved["ceiling_error_val"]["per_representation"]) == {"bert@L1", "bert@L3", "gpt2-L1", "gpt2"}
     assert set(saved["reversal"]) == {"bert@L1", "bert@L3", "gpt2-L1"}
     assert (tmp_path / "sweep" / "misfit_vs_gain.png").stat().st_size > 1000
+    # every predictor scored against the gain of the normal rows; its column is the run's results.json value
+    scores = saved["predictors"]["scores"]
+    assert set(scores) == {"misfit", *PREDICTOR_COLUMNS}
+    assert all(s["n"] == len(normal) and s["n_units"] == 6 and s["selection"]["n_scenarios"] == 4
+               for s in scores.values())
+    run = json.loads((tmp_path / "sweep" / "runs" / "normal__bert@L1__gpt2__seed0" / "results.json").read_text())
+    first = next(r for r in normal if (r["weak_model"], r["seed"], r["target"]) == ("bert@L1", "0", TARGETS[0]))
+    for name in PREDICTOR_COLUMNS:
+        assert float(first[name]) == pytest.approx(run["predictors"]["per_target"][TARGETS[0]][name], rel=1e-12)
 
 
 def _candidates(rng, names=("a", "b", "c", "d")):

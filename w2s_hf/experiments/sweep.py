@@ -22,12 +22,15 @@ import numpy as np
 
 from ..config.run import ConfigError, HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
 from ..decomposition.core import QUANTITIES
+from ..decomposition.predictors import PREDICTORS
 
 logger = logging.getLogger("w2s_hf.sweep")
 
 _REP_KEYS = ("model", "revision", "layer", "pooling", "max_length", "dtype", "trust_remote_code")
 CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge")
 # classification sweeps add these (the KL decomposition's accuracies and forward misfit)
+# every run's gain predictors (results.json -> predictors.per_target), one column each (the misfit is one already)
+PREDICTOR_COLUMNS = tuple(p for p in PREDICTORS if p not in QUANTITIES)
 CLASSIFICATION_COLUMNS = ("weak_accuracy", "w2s_accuracy", "ceiling_accuracy", "misfit_forward",
                           "residual_ceiling_as_truth", "k_heads")
 
@@ -230,6 +233,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
             block = res["splits"][config.eval_split]
             # classification has one target: its averaged extras are that target's
             extras = {**block.get("extras", {}), "k_heads": config.head.get("k_heads", 1)} if pipeline.classes else {}
+            predicted = res.get("predictors", {}).get("per_target", {})
             for target, values in block["per_target"].items():
                 rows.append(
                     {
@@ -242,12 +246,13 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                         "split": config.eval_split,
                         **{c: values.get(c) for c in QUANTITIES},
                         "w2s_ridge": res.get("heads", {}).get("w2s", {}).get("ridge"),
+                        **{p: predicted.get(target, {}).get(p) for p in PREDICTOR_COLUMNS},
                     }
                 )
     summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
     if accelerator.is_main_process:
         with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
-            columns = CSV_COLUMNS + (CLASSIFICATION_COLUMNS if config.task_type == "classification" else ())
+            columns = CSV_COLUMNS + PREDICTOR_COLUMNS + (CLASSIFICATION_COLUMNS if config.task_type == "classification" else ())
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
@@ -329,6 +334,11 @@ def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_
     selection[f"misfit_on_{config.eval_split}"]["note"] = (
         f"misfit on the unlabelled inputs of {config.eval_split}, a split no selection touched"
     )
+    # which gain predictor predicts best (rank correlation, R², regret), on the gain of eval_split
+    from .predictor_scores import score_predictors
+
+    predictors = score_predictors(normal, n_boot=1000 if config.n_boot else 0, seed=BOOT_SEED)
+    predictors["gain_split"] = config.eval_split
     ceiling_mean = {rep: float(np.mean([v["mean"] for v in per_seed.values()])) for rep, per_seed in ceilings.items()}
     summary = {
         "config": {
@@ -338,6 +348,7 @@ def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_
         "n_runs": len({(r["weak_model"], r["seed"]) for r in normal}),
         "fit": fits,
         "bootstrap": {"resampling_unit": RESAMPLING_UNIT, "seed": BOOT_SEED, "n_boot": 1000},
+        "predictors": predictors,
         "mean_residual": float(np.mean([r["residual"] for r in normal])),
         "share_positive_gain": float(np.mean([r["gain"] > 0 for r in normal])),
         # top-level per_scenario / mean_regret: the misfit on val, as in earlier sweep.json files
