@@ -252,7 +252,8 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
     if accelerator.is_main_process:
         with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
-            columns = CSV_COLUMNS + PREDICTOR_COLUMNS + (CLASSIFICATION_COLUMNS if config.task_type == "classification" else ())
+            extra = CLASSIFICATION_COLUMNS if config.task_type == "classification" else ()
+            columns = CSV_COLUMNS + PREDICTOR_COLUMNS + extra
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
