@@ -18,7 +18,7 @@ and never fits a sign on test.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,30 +36,47 @@ PREDICTORS = tuple(DIRECTIONS)
 
 
 # ---------------------------------------------------------------------- principal components
-def principal_components(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(U, mu): orthonormal principal directions (n, r) of the column-centred X as functions on its rows,
-    and the nonzero eigenvalues mu (r,) of K = Xc Xc^T / n, largest first (float64).
+class Components(NamedTuple):
+    """Principal directions U = Z @ T (n, r) of centred features, never formed: with d <= n, Z is the
+    centred (n, d) matrix and T = V / sqrt(eig) from its d x d Gram; with d > n, Z = U and T = I.
+    mu (r,): the nonzero eigenvalues of K = Xc Xc^T / n, largest first."""
+
+    Z: np.ndarray
+    T: np.ndarray
+    mu: np.ndarray
+
+    def coords(self, L: np.ndarray) -> np.ndarray:
+        """U^T L."""
+        return self.T.T @ (self.Z.T @ L)
+
+    def lift(self, C: np.ndarray) -> np.ndarray:
+        """U C."""
+        return self.Z @ (self.T @ C)
+
+    def cross(self, other: "Components", rows: int | None = None, cols: int | None = None) -> np.ndarray:
+        """U_self[:, :rows]^T U_other[:, :cols], from the (d_self x d_other) cross Gram."""
+        return self.T[:, :rows].T @ (self.Z.T @ other.Z) @ other.T[:, :cols]
+
+
+def principal_components(X: np.ndarray) -> Components:
+    """The principal directions of the column-centred X as functions on its rows (float64).
 
     From the smaller Gram matrix (d x d, or n x n when d > n): O(n min(n, d)^2), a few times cheaper
-    than an SVD. Components below 1e-6 of the largest singular value are dropped: the Gram route
-    resolves them poorly and their weight mu / (mu + beta) in any projector here is below 1e-11.
+    than an SVD, and U itself is never formed. Components below 1e-6 of the largest singular value are
+    dropped: the Gram route resolves them poorly and their weight mu / (mu + beta) here is below 1e-11.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 2:
         raise ValueError(f"features must be a (n, d) array with n >= 2 rows, got shape {X.shape}")
     n, d = X.shape
     Xc = X - X.mean(axis=0)
+    eig, V = np.linalg.eigh(Xc.T @ Xc if d <= n else Xc @ Xc.T)
+    eig, V = eig[::-1], V[:, ::-1]
+    keep = eig > (1e-12 * eig[0] if eig[0] > 0 else np.inf)
+    eig, V = eig[keep], V[:, keep]
     if d <= n:
-        eig, V = np.linalg.eigh(Xc.T @ Xc)
-        eig, V = eig[::-1], V[:, ::-1]
-        keep = eig > (1e-12 * eig[0] if eig[0] > 0 else np.inf)
-        U = Xc @ (V[:, keep] / np.sqrt(eig[keep]))
-    else:
-        eig, U = np.linalg.eigh(Xc @ Xc.T)
-        eig, U = eig[::-1], U[:, ::-1]
-        keep = eig > (1e-12 * eig[0] if eig[0] > 0 else np.inf)
-        U = U[:, keep]
-    return U, eig[keep] / n
+        return Components(Xc, V / np.sqrt(eig), eig / n)
+    return Components(V, np.eye(len(eig)), eig / n)
 
 
 def smoother(mu: np.ndarray, n: int, lam: float = KERNEL_LAMBDA) -> np.ndarray:
@@ -81,22 +98,21 @@ def effective_rank(mu: np.ndarray, share: float = VARIANCE_SHARE) -> int:
 
 
 # ---------------------------------------------------------------------- kernel projection
-def kernel_projection(weak_pc: tuple[np.ndarray, np.ndarray], strong_pc: tuple[np.ndarray, np.ndarray],
-                      labels: np.ndarray, lam: float = KERNEL_LAMBDA) -> dict[str, Any]:
+def kernel_projection(weak_pc: Components, strong_pc: Components, labels: np.ndarray,
+                      lam: float = KERNEL_LAMBDA) -> dict[str, Any]:
     """||P_s (I - P_w) w||^2 / n per label column w, its share of ||w - mean(w)||^2, and the label-free
     operator norm ||P_s (I - P_w)||. `weak_pc`, `strong_pc`: `principal_components` of the same rows."""
-    (Uw, mu_w), (Us, mu_s) = weak_pc, strong_pc
-    n = Uw.shape[0]
+    n = weak_pc.Z.shape[0]
     L = np.asarray(labels, dtype=np.float64).reshape(n, -1)
-    dw, ds = smoother(mu_w, n, lam), smoother(mu_s, n, lam)
-    outside_weak = L - Uw @ (dw[:, None] * (Uw.T @ L))  # (I - P_w) L
-    inside_strong = Us @ (ds[:, None] * (Us.T @ outside_weak))  # P_s (I - P_w) L
+    dw, ds = smoother(weak_pc.mu, n, lam), smoother(strong_pc.mu, n, lam)
+    outside_weak = L - weak_pc.lift(dw[:, None] * weak_pc.coords(L))  # (I - P_w) L
+    inside_strong = strong_pc.lift(ds[:, None] * strong_pc.coords(outside_weak))  # P_s (I - P_w) L
     value = (inside_strong ** 2).sum(axis=0) / n
     spread = ((L - L.mean(axis=0)) ** 2).sum(axis=0) / n
     share = np.where(spread > 0, value / np.where(spread > 0, spread, 1.0), np.nan)
     # ||P_s (I - P_w)||^2 = top eigenvalue of Ds (I - M (2 Dw - Dw^2) M^T) Ds, M = Us^T Uw: an
     # (r_s x r_s) problem instead of an (n x n) one
-    M = Us.T @ Uw
+    M = strong_pc.cross(weak_pc)
     gram = np.eye(len(ds)) - (M * (2 * dw - dw ** 2)) @ M.T
     gram = ds[:, None] * gram * ds[None, :]
     top = float(np.linalg.eigvalsh((gram + gram.T) / 2)[-1]) if len(ds) else 0.0
@@ -104,17 +120,15 @@ def kernel_projection(weak_pc: tuple[np.ndarray, np.ndarray], strong_pc: tuple[n
 
 
 # ---------------------------------------------------------------------- subspace overlap
-def subspace_overlap(weak_pc: tuple[np.ndarray, np.ndarray], strong_pc: tuple[np.ndarray, np.ndarray],
-                     share: float = VARIANCE_SHARE) -> dict[str, Any]:
+def subspace_overlap(weak_pc: Components, strong_pc: Components, share: float = VARIANCE_SHARE) -> dict[str, Any]:
     """Effective ranks r_w, r_s, principal angles between the spans of the top r_w weak and r_s strong
     components (as functions on the rows), overlap = sum cos^2 / r_w (1: the weak span lies in the
     strong one) and discrepancy = r_w - sum cos^2 (the dimension of V_w outside V_s)."""
-    (Uw, mu_w), (Us, mu_s) = weak_pc, strong_pc
-    rw, rs = effective_rank(mu_w, share), effective_rank(mu_s, share)
+    rw, rs = effective_rank(weak_pc.mu, share), effective_rank(strong_pc.mu, share)
     if rw == 0 or rs == 0:
         return {"effective_rank_weak": rw, "effective_rank_strong": rs, "principal_angles_deg": [],
                 "overlap": None, "discrepancy": None, "variance_share": share}
-    cos = np.clip(np.linalg.svd(Uw[:, :rw].T @ Us[:, :rs], compute_uv=False), 0.0, 1.0)
+    cos = np.clip(np.linalg.svd(weak_pc.cross(strong_pc, rw, rs), compute_uv=False), 0.0, 1.0)
     inside = float((cos ** 2).sum())
     return {"effective_rank_weak": rw, "effective_rank_strong": rs,
             "principal_angles_deg": np.degrees(np.arccos(cos)).tolist(),

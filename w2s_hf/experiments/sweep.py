@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     from ..pipeline.run import W2SPipeline
 
     accelerator = accelerator or Accelerator(cpu=True)
+    started = time.perf_counter()
     out = Path(config.output_dir)
     tasks = {
         seed: load_task(
@@ -250,6 +252,8 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                     }
                 )
     summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
+    # the sweep's wall time up to its summary (the figure and files after it take well under a second)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
     if accelerator.is_main_process:
         with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
             extra = CLASSIFICATION_COLUMNS if config.task_type == "classification" else ()
