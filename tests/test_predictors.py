@@ -85,7 +85,9 @@ def test_principal_angles_of_two_known_planes(theta):
     q = _basis()
     weak = np.column_stack([q[:, 0], q[:, 1]])
     strong = np.column_stack([q[:, 0], np.cos(theta) * q[:, 1] + np.sin(theta) * q[:, 2]])
-    out = subspace_overlap(principal_components(weak), principal_components(strong), share=0.99)
+    wpc, spc = principal_components(weak), principal_components(strong)
+    out = subspace_overlap(wpc, spc, share=0.99)
+    assert subspace_overlap(wpc, spc, share=0.99, cross=spc.cross(wpc)) == out  # a precomputed cross Gram
     assert out["effective_rank_weak"] == out["effective_rank_strong"] == 2
     np.testing.assert_allclose(sorted(out["principal_angles_deg"]), [0.0, np.degrees(theta)], atol=1e-6)
     assert out["overlap"] == pytest.approx((1 + np.cos(theta) ** 2) / 2, abs=1e-12)

@@ -64,7 +64,8 @@ def test_scaling_points_refit_the_protocol_on_nested_subsets():
     points = scaling_points(run, [20, 160], [30, None], seed=0)
     assert [(p["weak_budget"], p["w2s_size"]) for p in points] == [(30, 20), (30, 160), (120, 20), (120, 160)]
     # the full-size points are the ordinary protocol: weak on all weak_train, student on its labels
-    weak, _ = fit_ridge(run.rows("weak", "weak_train"), run.gold["weak_train"], run.rows("weak", "val"), run.gold["val"])
+    weak, _ = fit_ridge(run.rows("weak", "weak_train"), run.gold["weak_train"], run.rows("weak", "val"),
+                        run.gold["val"])
     labels = {s: weak.predict(run.rows("weak", s)).reshape(-1, 1) for s in ("w2s_train", "val", "test")}
     student, _ = fit_ridge(run.rows("strong", "w2s_train"), labels["w2s_train"], run.rows("strong", "val"),
                            labels["val"])

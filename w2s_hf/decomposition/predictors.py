@@ -99,9 +99,10 @@ def effective_rank(mu: np.ndarray, share: float = VARIANCE_SHARE) -> int:
 
 # ---------------------------------------------------------------------- kernel projection
 def kernel_projection(weak_pc: Components, strong_pc: Components, labels: np.ndarray,
-                      lam: float = KERNEL_LAMBDA) -> dict[str, Any]:
+                      lam: float = KERNEL_LAMBDA, cross: np.ndarray | None = None) -> dict[str, Any]:
     """||P_s (I - P_w) w||^2 / n per label column w, its share of ||w - mean(w)||^2, and the label-free
-    operator norm ||P_s (I - P_w)||. `weak_pc`, `strong_pc`: `principal_components` of the same rows."""
+    operator norm ||P_s (I - P_w)||. `weak_pc`, `strong_pc`: `principal_components` of the same rows;
+    `cross`: Us^T Uw if already computed (the costliest product at large n)."""
     n = weak_pc.Z.shape[0]
     L = np.asarray(labels, dtype=np.float64).reshape(n, -1)
     dw, ds = smoother(weak_pc.mu, n, lam), smoother(strong_pc.mu, n, lam)
@@ -112,7 +113,7 @@ def kernel_projection(weak_pc: Components, strong_pc: Components, labels: np.nda
     share = np.where(spread > 0, value / np.where(spread > 0, spread, 1.0), np.nan)
     # ||P_s (I - P_w)||^2 = top eigenvalue of Ds (I - M (2 Dw - Dw^2) M^T) Ds, M = Us^T Uw: an
     # (r_s x r_s) problem instead of an (n x n) one
-    M = strong_pc.cross(weak_pc)
+    M = strong_pc.cross(weak_pc) if cross is None else cross
     gram = np.eye(len(ds)) - (M * (2 * dw - dw ** 2)) @ M.T
     gram = ds[:, None] * gram * ds[None, :]
     top = float(np.linalg.eigvalsh((gram + gram.T) / 2)[-1]) if len(ds) else 0.0
@@ -120,15 +121,18 @@ def kernel_projection(weak_pc: Components, strong_pc: Components, labels: np.nda
 
 
 # ---------------------------------------------------------------------- subspace overlap
-def subspace_overlap(weak_pc: Components, strong_pc: Components, share: float = VARIANCE_SHARE) -> dict[str, Any]:
+def subspace_overlap(weak_pc: Components, strong_pc: Components, share: float = VARIANCE_SHARE,
+                     cross: np.ndarray | None = None) -> dict[str, Any]:
     """Effective ranks r_w, r_s, principal angles between the spans of the top r_w weak and r_s strong
     components (as functions on the rows), overlap = sum cos^2 / r_w (1: the weak span lies in the
-    strong one) and discrepancy = r_w - sum cos^2 (the dimension of V_w outside V_s)."""
+    strong one) and discrepancy = r_w - sum cos^2 (the dimension of V_w outside V_s). `cross`: Us^T Uw
+    if already computed."""
     rw, rs = effective_rank(weak_pc.mu, share), effective_rank(strong_pc.mu, share)
     if rw == 0 or rs == 0:
         return {"effective_rank_weak": rw, "effective_rank_strong": rs, "principal_angles_deg": [],
                 "overlap": None, "discrepancy": None, "variance_share": share}
-    cos = np.clip(np.linalg.svd(weak_pc.cross(strong_pc, rw, rs), compute_uv=False), 0.0, 1.0)
+    block = weak_pc.cross(strong_pc, rw, rs) if cross is None else cross[:rs, :rw].T
+    cos = np.clip(np.linalg.svd(block, compute_uv=False), 0.0, 1.0)
     inside = float((cos ** 2).sum())
     return {"effective_rank_weak": rw, "effective_rank_strong": rs,
             "principal_angles_deg": np.degrees(np.arccos(cos)).tolist(),
@@ -214,8 +218,9 @@ def predictor_block(*, weak_features: np.ndarray, strong_features: np.ndarray, w
     work = max(np.size(x) * min(np.shape(x)) for x in (weak_features, strong_features))
     with threadpool_limits(limits=1 if work < 1e9 else None, user_api="blas"):
         weak_pc, strong_pc = principal_components(weak_features), principal_components(strong_features)
-        kernel = kernel_projection(weak_pc, strong_pc, weak_labels, lam)
-        overlap = subspace_overlap(weak_pc, strong_pc, share)
+        cross = strong_pc.cross(weak_pc)  # one (d_s x d_w) cross Gram serves both
+        kernel = kernel_projection(weak_pc, strong_pc, weak_labels, lam, cross)
+        overlap = subspace_overlap(weak_pc, strong_pc, share, cross)
     per_target: dict[str, dict[str, float | None]] = {t: {"misfit": misfit.get(t)} for t in targets}
     # classification: the C probability columns are one target, their projections add up
     kp = [float(kernel["per_column"].sum())] if classification else kernel["per_column"].tolist()
