@@ -41,6 +41,8 @@ def _figure(points: list[dict], summary: dict, path: Path, title: str) -> None:
             alpha = fits.get(err, {}).get("alpha")
             ax.loglog(sizes, mean, "o-", color=color, label=f"{err} (α={alpha:.2f})" if alpha is not None else err)
         ax.axhline(np.mean([p["weak_error"] for p in sel]), color="#d62728", linestyle="--", label="weak_error")
+        ax.set_xticks(sizes, [str(n) for n in sizes], fontsize=7)
+        ax.minorticks_off()
         ax.set_title(model, fontsize=9)
         ax.set_xlabel("w2s_train size N")
         ax.legend(fontsize=7)
