@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ..data.kinds import TASK_TYPES
 from ..data.splits import SPLIT_METHODS
 from ..errors import ConfigError
+from ..features.cache import default_cache_dir
 from ..features.hub import DTYPES
 from ..features.pooling import POOLING_METHODS as POOLINGS
 from ..heads.lora import MIXED_PRECISION
@@ -34,15 +33,6 @@ STUDENT_LOSSES = loss_names("classification", student=True)
 REGRESSION_LOSSES = loss_names("regression")
 __all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RunArguments",
            "TaskArguments", "W2SConfig", "default_cache_dir"]
-
-
-def default_cache_dir() -> str:
-    """Feature cache shared by every run: $W2S_HF_CACHE, else $HF_HOME/w2s_hf, else ~/.cache/w2s_hf."""
-    if os.environ.get("W2S_HF_CACHE"):
-        return os.environ["W2S_HF_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return str(Path(os.environ["HF_HOME"]) / "w2s_hf")
-    return str(Path.home() / ".cache" / "w2s_hf")
 
 
 def _help(text: str, choices: tuple[str, ...] | None = None) -> dict:
