@@ -250,7 +250,7 @@ class HeadArguments:
 
 @dataclass
 class LoraArguments:
-    """Finetuned students (w2s_hf/finetune): LoRA on the transformer, the head started at the ridge head."""
+    """Finetuned students (w2s_hf/heads/lora): LoRA on the transformer, the head started at the ridge head."""
 
     _argument_group_name: ClassVar[str] = "LoRA students"  # a section of --help
 
@@ -303,7 +303,7 @@ class LoraArguments:
             raise ConfigError(f"lora_target_modules={self.lora_target_modules!r} must be module names.")
 
     def train_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `w2s_hf.finetune.train_lora`."""
+        """Keyword arguments of `w2s_hf.heads.lora.train_lora`."""
         return {"lr": self.lora_lr, "epochs": self.lora_epochs, "token_budget": self.lora_token_budget,
                 "eval_every": self.lora_eval_every, "patience": self.lora_patience, "loss": self.lora_loss,
                 "mixed_precision": self.lora_mixed_precision}

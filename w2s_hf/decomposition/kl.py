@@ -23,10 +23,6 @@ from ..arrays import SUM_TOL, check_labels  # noqa: F401  (check_labels: part of
 _EPS = 1e-12
 
 
-def _classes(pred: np.ndarray) -> int:
-    return 2 if pred.shape[1] == 1 else pred.shape[1]
-
-
 def log_probs(pred: np.ndarray, *, logits: bool) -> np.ndarray:
     """(n, C) float64 log-probabilities of (n, 1) binary or (n, C) predictions."""
     pred = np.asarray(pred, dtype=np.float64)
