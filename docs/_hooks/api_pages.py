@@ -1,4 +1,9 @@
-"""MkDocs hook: the API reference pages are generated from the nav, the one list of documented modules.
+"""MkDocs hook: pages made at build time, so that nothing is written twice.
+
+The home page is README.md, its links to `docs/...` made relative to the site (`docs/results.md` ->
+`results.md`): the README is the front page on GitHub and on the site alike.
+
+The API reference pages are generated from the nav, the one list of documented modules.
 
 A nav entry `reference/<module>.md` (e.g. `reference/w2s_hf.heads.md`) that has no file in docs/
 becomes a page holding `::: <module>`, rendered by mkdocstrings from the module's docstrings. To
@@ -9,6 +14,7 @@ lists the names `import w2s_hf` exports (read from `w2s_hf._EXPORTS`, so it foll
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +83,15 @@ def page_source(module: str, root: Path) -> str:
     return "\n".join(lines)
 
 
+def home_page(root: Path) -> str:
+    """README.md with its links into docs/ rewritten relative to docs/ (links and images alike)."""
+    return re.sub(r"\]\(docs/", "](", (root / "README.md").read_text())
+
+
 def on_files(files: Files, config: Any) -> Files:
     root = Path(config["config_file_path"]).parent
+    if files.get_file_from_path("index.md") is None:
+        files.append(File.generated(config, "index.md", content=home_page(root)))
     for page in reference_pages(config["nav"]):
         if files.get_file_from_path(page) is None:
             files.append(File.generated(config, page, content=page_source(module_of(page), root)))
