@@ -12,7 +12,7 @@ inside the package as `packaged:<folder name>` (at most 5 MiB; `--overwrite` rep
 
     python scripts/pretrain_smiles.py --evaluate runs/pretrain/h64
     python scripts/pretrain_smiles.py --ship runs/pretrain/h64
-    python scripts/pretrain_smiles.py --table w2s_hf/models/smiles-bert-*   # the README's family table
+    python scripts/pretrain_smiles.py --table w2s_hf/models/smiles-bert-*   # the family table of docs/pretraining.md
 
 Flags override the YAML file; `--help` lists every key. The corpus, the descriptors' cache and the
 saved folder are described in `w2s_hf/pretraining/`.

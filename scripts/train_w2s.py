@@ -18,7 +18,7 @@ Other runs (flags override the YAML file given with --config; `--help` lists eve
     python scripts/train_w2s.py --stages train_w2s evaluate --overwrite   # redo two stages only
 
 Artifacts in --output_dir: heads (safetensors), predictions per split (CSV with ids), results.json
-(schema in the README), decomposition.png and tensorboard logs under logs/.
+(schema in docs/usage/running.md), decomposition.png and tensorboard logs under logs/.
 """
 
 from __future__ import annotations
