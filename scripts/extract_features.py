@@ -64,7 +64,7 @@ class ExtractArgs:
 
 
 def parse_args(argv: list[str]) -> ExtractArgs:
-    from w2s_hf.cli import W2SArgumentParser
+    from w2s_hf.config import W2SArgumentParser
 
     (args,) = W2SArgumentParser(ExtractArgs).parse_args_and_config(argv)
     if (args.input is None) == (args.task is None):

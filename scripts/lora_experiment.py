@@ -144,7 +144,7 @@ def figure(rows: list[dict], path: str, split: str = "test") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2s_hf.cli import W2SArgumentParser
+    from w2s_hf.config import W2SArgumentParser
 
     try:
         (args,) = W2SArgumentParser(ExperimentArguments).parse_args_and_config(argv)

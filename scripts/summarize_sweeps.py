@@ -104,7 +104,7 @@ def _positional_sweeps(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2s_hf.cli import W2SArgumentParser
+    from w2s_hf.config import W2SArgumentParser
 
     argv = _positional_sweeps(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if classification:
         print("\n" + classification)
     if args.figure:
-        from w2s_hf.plotting import plot_misfit_vs_gain
+        from w2s_hf.hooks.plots import plot_misfit_vs_gain
 
         rows = []
         for folder in args.sweeps:

@@ -37,8 +37,8 @@ class SweepArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2s_hf.cli import W2SArgumentParser
-    from w2s_hf.sweep import SweepConfig, run_sweep
+    from w2s_hf.config import W2SArgumentParser
+    from w2s_hf.experiments.sweep import SweepConfig, run_sweep
 
     try:
         # --config is the sweep's own YAML (weak_models, head, ...), read by SweepConfig

@@ -45,7 +45,7 @@ class OutputArguments:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2s_hf.cli import W2SArgumentParser
+    from w2s_hf.config import W2SArgumentParser
 
     parser = W2SArgumentParser((SyntheticConfig, OutputArguments))
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from w2s_hf.evaluation import EvalHook
+from w2s_hf.hooks.evaluation import EvalHook
 
 
 def fresh_fork_state() -> None:

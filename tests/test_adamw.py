@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from helpers import fresh_fork_state
 
-from w2s_hf.adamw import fit_adamw, train_adamw
 from w2s_hf.heads import LinearHead, fit_exact
+from w2s_hf.heads.adamw import fit_adamw, train_adamw
 
 
 def make_problem(seed=0, d=48, n=2000, n_val=800, k=1, noise=0.5, corr=0.5):

@@ -5,8 +5,8 @@ import pytest
 import torch
 from helpers import Recorder
 
-from w2s_hf.callbacks import MisfitCallback
-from w2s_hf.misfit import decompose
+from w2s_hf.decomposition.core import decompose
+from w2s_hf.hooks.callbacks import MisfitCallback
 
 
 class TinyRegressor(torch.nn.Module):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from w2s_hf.misfit import decompose
+from w2s_hf.decomposition.core import decompose
 
 
 def _kl(t, p):
@@ -82,7 +82,7 @@ def _softmax(z):
 def test_a_mixture_is_a_distribution_and_one_head_is_a_softmax_head():
     import torch
 
-    from w2s_hf.kheads import KHeadMixture
+    from w2s_hf.heads.mixture import KHeadMixture
 
     torch.manual_seed(0)
     x = torch.randn(7, 5)
@@ -100,7 +100,7 @@ def test_a_mixture_is_a_distribution_and_one_head_is_a_softmax_head():
 
 
 def test_a_student_whose_class_holds_the_teacher_fits_it_and_weight_decay_spares_biases_and_theta():
-    from w2s_hf.kheads import fit_classifier
+    from w2s_hf.heads.mixture import fit_classifier
 
     rng = np.random.default_rng(0)
     X, Xv = rng.normal(size=(3000, 4)), rng.normal(size=(500, 4))
@@ -118,7 +118,7 @@ def test_a_student_whose_class_holds_the_teacher_fits_it_and_weight_decay_spares
 
 
 def test_the_kept_epoch_is_the_best_on_the_validation_targets():
-    from w2s_hf.kheads import fit_classifier
+    from w2s_hf.heads.mixture import fit_classifier
 
     rng = np.random.default_rng(1)
     X, Xv = rng.normal(size=(60, 20)), rng.normal(size=(200, 20))  # few rows, many features: it overfits
@@ -130,7 +130,7 @@ def test_the_kept_epoch_is_the_best_on_the_validation_targets():
 
 @pytest.mark.parametrize("bad", ["nan", "sum", "shape"])
 def test_bad_targets_for_the_student_are_a_clear_error(bad):
-    from w2s_hf.kheads import fit_classifier
+    from w2s_hf.heads.mixture import fit_classifier
 
     X = np.zeros((4, 2))
     t = np.full((4, 2), 0.5)

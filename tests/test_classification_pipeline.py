@@ -13,7 +13,7 @@ import pytest
 from helpers import fresh_fork_state, load_script
 
 from w2s_hf.data import TaskDataError, TaskRows, load_task
-from w2s_hf.misfit import decompose
+from w2s_hf.decomposition.core import decompose
 
 
 def _softmax(z):
@@ -118,7 +118,7 @@ def _problem(seed=0, n=1200, d=12, c=3):
 
 
 def _fit(acc=None, k=4, loss="reverse_kl"):
-    from w2s_hf.kheads import fit_classifier
+    from w2s_hf.heads.mixture import fit_classifier
 
     X, T, Xv, Tv = _problem()
     rank, size = (0, 1) if acc is None else (acc.process_index, acc.num_processes)
@@ -157,11 +157,11 @@ def test_two_processes_train_the_student_that_one_process_trains(tmp_path):
 def test_the_mixture_head_folds_the_trained_module_exactly_and_reloads(tmp_path):
     import torch
 
-    from w2s_hf.kheads import MixtureHead
+    from w2s_hf.heads.mixture import MixtureHead
 
     fit = _fit(k=3)
     X, _, Xv, _ = _problem()
-    from w2s_hf.adamw import _training_moments
+    from w2s_hf.heads.adamw import _training_moments
 
     x_mean, x_map, *_ = _training_moments(None, X, _problem()[1], "standardize")
     with torch.no_grad():
@@ -243,7 +243,7 @@ def test_the_table_shows_accuracies_and_a_rerun_reuses_the_heads(cls_run, capsys
 def _population(seed, truth_of, n=5000, d=4, c=3):
     """(phi, true class distributions, weak probabilities): the weak model is a softmax head fitted to
     the truth on a corrupted phi (two directions damped or lost, noise added)."""
-    from w2s_hf.kheads import fit_classifier
+    from w2s_hf.heads.mixture import fit_classifier
 
     rng = np.random.default_rng(seed)
     phi = rng.normal(size=(n, d))
@@ -255,7 +255,7 @@ def _population(seed, truth_of, n=5000, d=4, c=3):
 
 def _student_against_truth(phi, weak_p, truth, k, epochs):
     """The reverse-KL k-head student of the weak labels, and its decomposition against the truth."""
-    from w2s_hf.kheads import fit_classifier
+    from w2s_hf.heads.mixture import fit_classifier
 
     student = fit_classifier(phi, weak_p, phi, weak_p, k=k, loss="reverse_kl", epochs=epochs, lr=0.05, seed=1)
     return student, decompose(truth, weak_p, student.predict_proba(phi), divergence="kl", n_boot=0)

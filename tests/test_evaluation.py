@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from helpers import Recorder, fresh_fork_state
 
-from w2s_hf.evaluation import (
+from w2s_hf.decomposition.core import decompose
+from w2s_hf.hooks.evaluation import (
     JsonResultsHook,
     PlotHook,
     TableHook,
@@ -19,7 +20,6 @@ from w2s_hf.evaluation import (
     metric_path,
     write_json_atomic,
 )
-from w2s_hf.misfit import decompose
 
 N_ROWS = 7
 

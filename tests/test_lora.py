@@ -23,7 +23,7 @@ def _problem(path: str, family: str, n: int = 96, classes: int | None = None):
 
     from w2s_hf.features.encoder import FrozenEncoder
     from w2s_hf.heads import LinearHead
-    from w2s_hf.kheads import MixtureHead
+    from w2s_hf.heads.mixture import MixtureHead
 
     texts = sentences(n)
     X = np.asarray(FrozenEncoder(path, max_length=64, **READ[family]).encode(texts, show_progress=False))
@@ -42,14 +42,14 @@ def _problem(path: str, family: str, n: int = 96, classes: int | None = None):
 
 def _student(path: str, family: str, head, **kwargs):
     from w2s_hf.features.encoder import FrozenEncoder
-    from w2s_hf.finetune import LoraStudent
+    from w2s_hf.heads.lora import LoraStudent
 
     return LoraStudent(FrozenEncoder(path, max_length=64, **READ[family]), head, r=4, **kwargs)
 
 
 def _fit(student, texts, Y, on_train: bool = False, **kwargs):
     """Train on the first 64 rows; select on the rest (or, `on_train`, on the training rows themselves)."""
-    from w2s_hf.finetune import train_lora
+    from w2s_hf.heads.lora import train_lora
 
     options = {"lr": 1e-2, "epochs": 4, "token_budget": 256, "eval_every": 8, "patience": 100, **kwargs}
     pick = slice(0, 64) if on_train else slice(64, None)
@@ -89,8 +89,8 @@ def test_step0_is_the_linear_student_and_the_adapter_trains(family):
 
 def test_frozen_features_from_the_disabled_adapter_match_the_cache_and_reload(tmp_path, tiny_bert):
     from w2s_hf.features.encoder import FrozenEncoder
-    from w2s_hf.finetune import LoraStudent
     from w2s_hf.heads import fit_exact
+    from w2s_hf.heads.lora import LoraStudent
 
     texts, X, Y = _problem(tiny_bert, "bert")
     head = fit_exact(X[:64], Y[:64], ridge=1e-3)
@@ -108,7 +108,7 @@ def test_frozen_features_from_the_disabled_adapter_match_the_cache_and_reload(tm
 
 def _kheads_student(path: str, family: str, k: int = 2):
     """A 3-class problem and the linear k-head student fitted on its cached features (reverse KL)."""
-    from w2s_hf.kheads import fit_classifier
+    from w2s_hf.heads.mixture import fit_classifier
 
     texts, X, P = _problem(path, family, classes=3)
     fit = fit_classifier(X[:64], P[:64], X[64:], P[64:], k=k, epochs=300, lr=0.05, seed=0)
@@ -121,7 +121,7 @@ def _reverse_kl(p: np.ndarray, t: np.ndarray) -> float:
 
 def test_classification_step0_is_the_kheads_student_the_loss_falls_and_it_reloads(family, tmp_path):
     from w2s_hf.features.encoder import FrozenEncoder
-    from w2s_hf.finetune import LoraStudent
+    from w2s_hf.heads.lora import LoraStudent
 
     name, path = family
     texts, X, P, head = _kheads_student(path, name)

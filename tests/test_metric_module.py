@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from w2s_hf.evaluation import metric_path
-from w2s_hf.misfit import decompose
+from w2s_hf.decomposition.core import decompose
+from w2s_hf.hooks.evaluation import metric_path
 
 QUANTITIES = ("weak_error", "w2s_error", "misfit", "gain", "residual", "predicted_w2s_error", "ceiling_error", "pgr")
 

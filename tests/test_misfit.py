@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from w2s_hf.decomposition.core import decompose, fit_gain_on_misfit
 from w2s_hf.heads import fit_exact
-from w2s_hf.misfit import decompose, fit_gain_on_misfit
 
 
 def _representations(n: int, seed: int):

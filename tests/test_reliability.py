@@ -183,7 +183,7 @@ def test_an_edited_data_file_is_a_changed_run_with_old_and_new_values(tiny_bert,
 
 
 def test_a_failed_overwrite_never_leaves_old_results_to_be_served_as_new(tiny_bert, tmp_path, essays, monkeypatch):
-    import w2s_hf.evaluation as evaluation
+    import w2s_hf.hooks.evaluation as evaluation
 
     out = tmp_path / "run"
     old = _run(_run_config(tmp_path, tiny_bert, essays, out))

@@ -53,7 +53,7 @@ def test_accelerate_configs_parse_and_explain_themselves():
 @pytest.mark.parametrize("path", sorted((REPO / "scripts" / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_ready_configs_are_valid(path):
     from w2s_hf.config import load_yaml
-    from w2s_hf.sweep import SweepConfig
+    from w2s_hf.experiments.sweep import SweepConfig
 
     values = yaml.safe_load(path.read_text())
     if "weak_models" in values:

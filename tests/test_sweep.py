@@ -20,7 +20,7 @@ def essays(tmp_path_factory):
 
 
 def _sweep_config(essays, tiny_bert, tiny_gpt2, out, **extra):
-    from w2s_hf.sweep import SweepConfig
+    from w2s_hf.experiments.sweep import SweepConfig
 
     return SweepConfig.from_dict({
         "task": essays, "split": "random", "seeds": [0, 1], "targets": TARGETS,
@@ -35,7 +35,7 @@ def _sweep_config(essays, tiny_bert, tiny_gpt2, out, **extra):
 
 
 def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, tmp_path):
-    from w2s_hf.sweep import CSV_COLUMNS, run_sweep
+    from w2s_hf.experiments.sweep import CSV_COLUMNS, run_sweep
 
     config = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "sweep", swap_roles=True)
     summary = run_sweep(config)
@@ -112,7 +112,7 @@ def _poison(results, rng):
 
 
 def test_selection_ranks_by_predicted_w2s_error_and_reports_regret():
-    from w2s_hf.selection import select_weak_model
+    from w2s_hf.decomposition.selection import select_weak_model
 
     rng = np.random.default_rng(0)
     cands = _candidates(rng)
@@ -131,7 +131,7 @@ def test_selection_ranks_by_predicted_w2s_error_and_reports_regret():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_selection_never_reads_student_or_test_gold(seed):
-    from w2s_hf.selection import select_weak_model
+    from w2s_hf.decomposition.selection import select_weak_model
 
     rng = np.random.default_rng(seed)
     cands = _candidates(rng)
@@ -145,7 +145,7 @@ def test_selection_never_reads_student_or_test_gold(seed):
 def test_selection_can_read_the_misfit_on_unlabelled_test_inputs(seed):
     """The misfit needs no labels, so the test inputs are legitimate for it: misfit_split == evaluate_on
     is allowed, and the choice reads only val's weak_error and test's misfit (nothing gold of test)."""
-    from w2s_hf.selection import select_weak_model
+    from w2s_hf.decomposition.selection import select_weak_model
 
     rng = np.random.default_rng(seed)
     cands = _candidates(rng)
@@ -168,8 +168,8 @@ def test_selection_unchanged_when_gold_labels_of_w2s_train_and_test_are_poisoned
 ):
     """Through the real pipeline: scramble the gold labels the student must not see; the choice stays."""
     from w2s_hf.data import load_task
+    from w2s_hf.decomposition.selection import select_weak_model
     from w2s_hf.pipeline import W2SPipeline
-    from w2s_hf.selection import select_weak_model
 
     config = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "s")
     clean_task = load_task(essays, split="random", seed=0, targets=TARGETS)
@@ -195,7 +195,7 @@ def test_selection_unchanged_when_gold_labels_of_w2s_train_and_test_are_poisoned
 def test_plot_has_one_point_per_run(tmp_path, monkeypatch):
     import matplotlib.figure
 
-    from w2s_hf.plotting import plot_misfit_vs_gain
+    from w2s_hf.hooks.plots import plot_misfit_vs_gain
 
     figures = []
     original = matplotlib.figure.Figure.savefig
@@ -223,7 +223,7 @@ def test_plot_has_one_point_per_run(tmp_path, monkeypatch):
 def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp_path):
     """One weak model, one seed, one target: one point, so no gain-on-misfit line, but the run's row,
     sweep.json and the plot are still written (nothing computed is lost)."""
-    from w2s_hf.sweep import SweepConfig, run_sweep
+    from w2s_hf.experiments.sweep import SweepConfig, run_sweep
 
     out = tmp_path / "one"
     config = SweepConfig.from_dict(
@@ -271,7 +271,7 @@ def test_summarize_sweeps_reads_flags_and_positional_folders(tmp_path, capsys):
 
 
 def test_a_classification_sweep_runs_unchanged_on_the_kl_quantities(essays, tiny_bert, tiny_gpt2, tmp_path):
-    from w2s_hf.sweep import CLASSIFICATION_COLUMNS, CSV_COLUMNS, SweepConfig, run_sweep
+    from w2s_hf.experiments.sweep import CLASSIFICATION_COLUMNS, CSV_COLUMNS, SweepConfig, run_sweep
 
     base = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "s").__dict__
     values = {k: base[k] for k in ("task", "split", "seeds", "output_dir", "cache_dir", "n_boot")}

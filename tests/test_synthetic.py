@@ -154,8 +154,8 @@ def _tiny(**kw):
 
 def test_notebook_truth_ends_with_relu_and_fast_does_not():
     x = np.random.default_rng(0).normal(0, 500.0, (400, 8))
-    nb = synthetic.features(synthetic._Representations(_tiny(protocol="notebook")).truth, x)
-    fast = synthetic.features(synthetic._Representations(_tiny()).truth, x)
+    nb = synthetic.features(synthetic.Representations(_tiny(protocol="notebook")).truth, x)
+    fast = synthetic.features(synthetic.Representations(_tiny()).truth, x)
     assert nb.min() >= 0 and (nb > 0).any()
     assert fast.min() < 0  # no ReLU after the last layer: signed features
     # the same weights (same stream), only the last ReLU differs
@@ -277,7 +277,7 @@ def test_reversal_sweep_names_the_really_better_net_and_makes_it_strong(tmp_path
     result = run_synthetic(config, tmp_path)["reversal"]
     sweep = result["sweep"]
     assert [(p["samples_per_task"], p["epochs"]) for p in sweep["points"]] == [(10, 5), (10, 30), (40, 5), (40, 30)]
-    reps = synthetic._Representations(config)
+    reps = synthetic.Representations(config)
     task_rows = _read_rows(tmp_path / "reversal" / "sweep_tasks.csv")
     assert len(task_rows) == 4 * config.n_tasks
     for p in sweep["points"]:
@@ -331,7 +331,7 @@ def test_script_takes_the_protocol_flag(tmp_path, capsys):
 def test_notebook_with_exact_heads_measures_the_misfit_on_the_misfit_rows():
     config = _tiny(protocol="notebook", head_solver="exact")
     assert synthetic.head_solver(config) == "exact" and synthetic.head_solver(_tiny(protocol="notebook")) == "adamw"
-    reps = synthetic._Representations(config)
+    reps = synthetic.Representations(config)
     weak, _ = reps.pretrained(config.shallow_depth, 10, 5)
     strong, _ = reps.pretrained(config.deep_depth, 10, 5)
     rows = synthetic.evaluate_tasks(config, "check", reps.truth, weak, strong)

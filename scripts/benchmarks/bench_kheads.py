@@ -1,4 +1,4 @@
-"""Benchmark the classification students (`w2s_hf.kheads.fit_classifier`) on cached-feature-sized data.
+"""Benchmark the classification students (`w2s_hf.heads.mixture.fit_classifier`) on cached-feature-sized data.
 
     python scripts/benchmarks/bench_kheads.py                          # n=100,000, d=768, k=1/10/50, 1 and 2 procs
     python scripts/benchmarks/bench_kheads.py --n 20000 --d 256 --epochs 20 --nproc 1
@@ -64,7 +64,7 @@ def worker(args) -> dict:
     X, y, soft, Xv, yv, softv = _load(path)
     out: dict = {}
     if args.method == "fit_classifier":
-        from w2s_hf.kheads import fit_classifier
+        from w2s_hf.heads.mixture import fit_classifier
 
         acc, all_val = None, Xv  # every process predicts all val rows, to compare with 1 process
         if args.nproc > 1:
@@ -82,7 +82,7 @@ def worker(args) -> dict:
                 fit.predict_proba(all_val))
         out.update(val_loss=fit.best_val_loss, epochs=fit.epochs)
     elif args.method == "bare_torch":
-        from w2s_hf.kheads import KHeadMixture
+        from w2s_hf.heads.mixture import KHeadMixture
 
         Xs = (X - X.mean(0)) / X.std(0)
         start = time.perf_counter()
@@ -103,7 +103,7 @@ def worker(args) -> dict:
     elif args.method == "sklearn_vs_k1":
         from sklearn.linear_model import LogisticRegression
 
-        from w2s_hf.kheads import fit_classifier
+        from w2s_hf.heads.mixture import fit_classifier
 
         mean, std = X.mean(0), X.std(0)
         Xs, Xvs = (X - mean) / std, (Xv - mean) / std

@@ -1,11 +1,11 @@
-"""Benchmark the LoRA student's training (`w2s_hf.finetune.train_lora`) against a bare peft + torch loop.
+"""Benchmark the LoRA student's training (`w2s_hf.heads.lora.train_lora`) against a bare peft + torch loop.
 
     python scripts/benchmarks/bench_lora.py                                   # ESOL SMILES, strong SMILES BERT
     python scripts/benchmarks/bench_lora.py --model packaged:all-MiniLM-L6-v2 --texts essays --n 256
 
 Both train the same module on the same batches: the model, read at `--layer` with mean pooling, LoRA
 (r 8) on the default targets of the blocks below that layer and a linear head, with the batches of
-`w2s_hf.finetune.plan_epoch` (seed 0, `--token_budget` tokens each). The bare loop is what a user would
+`w2s_hf.heads.lora.plan_epoch` (seed 0, `--token_budget` tokens each). The bare loop is what a user would
 write: `AutoModel` + `peft.get_peft_model`, `output_hidden_states`, masked mean, MSE, `AdamW`,
 `backward`, `step`. The toolkit's run also plans batches, sets the learning rate per step, splits
 batches across processes (one here) and evaluates at step 0 and at the end (on 8 rows: the
@@ -71,8 +71,8 @@ def measure(args: BenchArgs) -> dict:
     import torch
 
     from w2s_hf.features.encoder import FrozenEncoder
-    from w2s_hf.finetune import LoraStudent, plan_epoch, train_lora
     from w2s_hf.heads import LinearHead
+    from w2s_hf.heads.lora import LoraStudent, plan_epoch, train_lora
 
     torch.manual_seed(0)
     texts = _texts(args)
@@ -126,7 +126,7 @@ def measure(args: BenchArgs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2s_hf.cli import W2SArgumentParser
+    from w2s_hf.config import W2SArgumentParser
 
     (args,) = W2SArgumentParser(BenchArgs).parse_args_and_config(argv)
     if args.mode:

@@ -106,7 +106,7 @@ def trainer_loop(model, batches, warmup: int, lr: float, workdir: str) -> float:
 def main(argv: list[str] | None = None) -> dict:
     import tempfile
 
-    from w2s_hf.cli import W2SArgumentParser
+    from w2s_hf.config import W2SArgumentParser
     from w2s_hf.pretraining.descriptors import compute_descriptors
     from w2s_hf.pretraining.model import BertForMaskedLMAndMTR, make_config
 

@@ -209,7 +209,7 @@ SECTIONS = {"extract": section_extract, "heads": section_heads, "pretrain": sect
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from w2s_hf.cli import W2SArgumentParser
+    from w2s_hf.config import W2SArgumentParser
 
     (args,) = W2SArgumentParser(GpuCheckArgs).parse_args_and_config(argv)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"

@@ -5,12 +5,29 @@
     task.splits["weak_train"]        # datasets.Dataset with columns id, input, log_solubility
 
 See `load_task` for the arguments and `BUILTIN_TASKS` for the sources and licences of built-in tasks.
+`kinds.py` (what a target is: `TASK_KINDS`) and `rows.py` (split names) are light; the rest imports
+pandas, so names are loaded on first use.
 """
 
-from w2s_hf.data.checks import TaskDataError
-from w2s_hf.data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows, canonical_inputs
-from w2s_hf.data.sources import BUILTIN_TASKS, TaskSpec
-from w2s_hf.data.tasks import W2STask, load_task
+from __future__ import annotations
 
-__all__ = ["load_task", "W2STask", "TaskDataError", "BUILTIN_TASKS", "TaskSpec", "SPLIT_NAMES", "EVAL_SPLITS",
-           "TaskRows", "canonical_inputs"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TaskDataError": "checks", "EVAL_SPLITS": "rows", "SPLIT_NAMES": "rows", "TaskRows": "rows",
+    "canonical_inputs": "rows", "BUILTIN_TASKS": "sources", "TaskSpec": "sources", "W2STask": "tasks",
+    "load_task": "tasks", "TASK_KINDS": "kinds", "TASK_TYPES": "kinds", "TaskKind": "kinds",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

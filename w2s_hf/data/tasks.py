@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from w2s_hf.config import TASK_TYPES
 from w2s_hf.data import chem
 from w2s_hf.data.checks import (
     TaskDataError,
@@ -30,6 +29,7 @@ from w2s_hf.data.checks import (
     require_nonempty_splits,
     require_unique_ids,
 )
+from w2s_hf.data.kinds import TASK_TYPES
 from w2s_hf.data.labels import (
     check_classes,
     parse_labels,

@@ -12,6 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# dtypes a model can be loaded in (the config's choices); aliases such as bf16 map to these names
+DTYPES = ("float32", "bfloat16", "float16")
+
 _TRUE = {"1", "ON", "YES", "TRUE"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _PACKAGED_HINT = (

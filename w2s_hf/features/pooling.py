@@ -7,8 +7,12 @@ pad id of 0 is a real token in many vocabularies), so the same code is correct f
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    import torch
+
+# the owner of the pooling names: the config's choices are read from here (no torch import needed)
 POOLING_METHODS = ("mean", "cls", "last")
 
 
@@ -21,12 +25,16 @@ def check_pooling(pooling: str) -> str:
 
 def first_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the first real token of each row (0 under right padding)."""
+    import torch
+
     # argmax returns the first maximal position, i.e. the first 1 of the mask
     return attention_mask.to(torch.int32).argmax(dim=1)
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the last real token of each row (length - 1 under right padding, T - 1 under left)."""
+    import torch
+
     width = attention_mask.shape[1]
     return width - 1 - attention_mask.to(torch.int32).flip(dims=[1]).argmax(dim=1)
 
@@ -36,6 +44,8 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
     mean: average over real tokens; cls: the first real token; last: the last real token.
     """
+    import torch
+
     check_pooling(pooling)
     if hidden.ndim != 3 or attention_mask.shape != hidden.shape[:2]:
         raise ValueError(

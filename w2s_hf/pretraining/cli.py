@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..cli import W2SArgumentParser
-from ..config import ConfigError
+from ..config.parser import W2SArgumentParser
+from ..errors import ConfigError
 from .train import PretrainConfig
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path, write_json_atomic
-from .config import ConfigError
-from .data.rows import SPLIT_NAMES
+from ..atomic import atomic_path, write_json_atomic
+from ..data.rows import SPLIT_NAMES
+from ..errors import ConfigError
 
 
 class RunFolder:

@@ -22,7 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-GOLD, WEAK = "gold", "weak"
+from ..data.kinds import GOLD
+
+WEAK = "weak"
+# kinds of head: "linear" (a head on frozen features, the theorem's convex class) or "lora" (heads/lora)
+STUDENT_KINDS = ("linear", "lora")
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,9 @@ HEADS = {spec.name: spec for spec in PROTOCOL}
 # Splits some selection reads (every ridge, the strong layer of a sweep, `select_weak_model`'s weak
 # error): their weak_error, ceiling_error and misfit are minima over a grid, not clean estimates.
 SELECTION_SPLITS = frozenset(spec.select_split for spec in PROTOCOL)
-# The head whose labels the students learn from by default.
-TEACHER = "weak"
+# Every stage in run order: extraction, each row's fitting and predicting stages, evaluation.
+_HEAD_STAGES = dict.fromkeys(stage for spec in PROTOCOL for stage in (spec.stage, spec.predict_stage))
+STAGES: tuple[str, ...] = ("extract", *_HEAD_STAGES, "evaluate")
 
 
 def active_heads(config: dict[str, Any]) -> tuple[HeadSpec, ...]:

@@ -21,9 +21,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import STAGES, ConfigError, LoraArguments, W2SConfig
-from .data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
-from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, HeadSpec, active_heads, teacher_of
+from ..config.run import LoraArguments, W2SConfig
+from ..data.kinds import TASK_KINDS
+from ..data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
+from ..errors import ConfigError
+from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, STAGES, HeadSpec, active_heads, teacher_of
 from .run_folder import RunFolder
 
 logger = logging.getLogger("w2s_hf.pipeline")
@@ -57,10 +59,11 @@ class W2SPipeline:
         self.task = task if task is not None else _load_task(config)
         self.data = TaskRows.of(self.task)
         self.targets, self.gold = self.data.targets, self.data.gold
-        # Columns of the prediction files: one per target, or one probability per class.
+        # The task kind owns the prediction columns, the training targets, the divergence and the head fitters.
         self.classes = self.data.classes
-        self.columns = self.targets if self.classes is None else [f"p_{c}" for c in self.classes]
-        self.divergence = "squared" if self.classes is None else "kl"
+        self.kind = TASK_KINDS[self.task.task_type]
+        self.columns = self.kind.columns(self.targets, self.classes)
+        self.divergence = self.kind.divergence
         # The identity: every key that changes the numbers, and the task's data (ids, inputs, targets),
         # so an edited data file at the same path is a changed run, never a silent reuse.
         flat = config.to_dict()
@@ -75,12 +78,12 @@ class W2SPipeline:
         self.folder.check_config(self.identity, config.run.overwrite)
         _check_input_kinds(config, self.task)
         _warn_degenerate(config, self.data)
-        from .features import build_representation
+        from ..features import build_representation
 
         self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
         for spec in self.active:
             if spec.kind == "lora":  # target modules resolved on the meta device: no weights loaded
-                from .finetune import check_lora_targets
+                from ..heads.lora import check_lora_targets
 
                 check_lora_targets(self._encoders[spec.features], config.lora.lora_target_modules)
 
@@ -120,10 +123,10 @@ class W2SPipeline:
     def texts(self, split: str) -> list[str]:
         return [self.data.canonical_texts[i] for i in self.data.index[split]]
 
-    def distributions(self, kind: str, split: str) -> np.ndarray:
-        """Classification: (n, classes) targets of `split`, gold one-hot or the teacher's probabilities."""
-        y = self.labels(kind, split)
-        return np.eye(len(self.classes))[y[:, 0].astype(np.int64)] if kind == GOLD else y
+    def training_targets(self, kind: str, split: str) -> np.ndarray:
+        """What a head trains or selects on: the labels of `split` as its task kind consumes them (values,
+        or class distributions: gold one-hot, a teacher's probabilities)."""
+        return self.kind.training_targets(kind, self.labels(kind, split), self.classes)
 
     def _stage_artifacts(self, stage: str) -> list:
         heads = [self._head_path(s) for s in self.active if s.stage == stage]
@@ -143,7 +146,7 @@ class W2SPipeline:
 
     # ------------------------------------------------------------------ stages
     def run(self) -> dict[str, Any]:
-        from .distributed import Processes
+        from ..distributed import Processes
 
         procs = Processes.from_accelerator(self.accelerator)
         with ExitStack() as held:
@@ -196,20 +199,8 @@ class W2SPipeline:
         if self.is_main:
             self.folder.write_json(self.folder.features, info)
 
-    def train_weak(self) -> None:
-        self._stage("train_weak")
-
-    def label(self) -> None:
-        self._stage("label")
-
-    def train_w2s(self) -> None:
-        self._stage("train_w2s")
-
-    def train_ceiling(self) -> None:
-        self._stage("train_ceiling")
-
     def evaluate(self) -> None:
-        from .evaluation import JsonResultsHook, PlotHook, TableHook, TrackerHook, evaluate_point
+        from ..hooks.evaluation import JsonResultsHook, PlotHook, TableHook, TrackerHook, evaluate_point
 
         folder = self.folder
         if self._done([folder.results], "evaluate"):
@@ -262,7 +253,7 @@ class W2SPipeline:
                 "targets": self.targets,
                 "input_kind": self.task.input_kind,
                 "sizes": self.data.sizes(),
-                **({} if self.classes is None else {"task_type": "classification", "classes": self.classes}),
+                **({} if not self.kind.has_classes else {"task_type": self.kind.name, "classes": self.classes}),
             },
             "fingerprints": {r: features.get(r, {}).get("fingerprint") for r in ROLES},
             "heads": {n: folder.read_json(folder.head_record(n)) for n in preds if folder.head_record(n).exists()},
@@ -274,12 +265,8 @@ class W2SPipeline:
             "timings": {**{k: v["seconds"] for k, v in folder.read_stamps().items() if isinstance(v, dict)
                            and "seconds" in v}, **self.timings},
         }
-        if self.classes is not None:
-            results["theory"] = (
-                "classification (Mulgund & Pabbaraju, ICML 2025): errors are cross-entropy against the gold "
-                "class, misfit = KL(w2s || weak). gain >= misfit is guaranteed only for a convex student class "
-                "containing the truth; the k-head mixture (k_heads) approaches one as k grows, so at finite k "
-                "a negative residual is possible and is not a bug.")
+        if self.kind.theory:
+            results["theory"] = self.kind.theory
         if self.is_main:
             for hook in hooks:
                 hook.on_end(results)
@@ -287,126 +274,57 @@ class W2SPipeline:
 
     # ------------------------------------------------------------------ heads and predictions
     def fit_head(self, spec: HeadSpec | str) -> Any:
-        """Fit one head of the protocol: its features, training rows and labels, selection labels."""
+        """Fit one head of the protocol: the row says which features, rows and labels; the task kind and
+        the solver pick the fitter (`w2s_hf.heads.registry`)."""
+        from ..heads.registry import get_fitter
+
         spec = HEADS[spec] if isinstance(spec, str) else spec
-        if spec.kind == "lora":
-            return self._fit_lora(spec)
-        X, X_val = self.rows(spec.features, spec.train_split), self.rows(spec.features, spec.select_split)
-        # classification heads train on class distributions (gold one-hot, or the teacher's probabilities)
-        targets = self.labels if self.classes is None else self.distributions
-        y_train, y_val = targets(spec.train_labels, spec.train_split), targets(spec.select_labels, spec.select_split)
-        cfg, acc = self.config.head, self.accelerator
-        record: dict[str, Any] = {
-            "solver": cfg.solver,
-            "features": spec.features,
-            "train_split": spec.train_split,
-            "selected_on": spec.selected_on,
-        }
-        # Each process fits on its own rows; the all-reduce (exact) or DDP (adamw) makes the head
-        # that of all rows.
-        shard = slice(acc.process_index, None, acc.num_processes)
-        if self.classes is not None:
-            head = self._fit_classifier(spec, X[shard], y_train[shard], X_val[shard], y_val[shard], record)
-        elif cfg.solver == "exact":
-            from .heads import fit_ridge
-
-            head, fitted = fit_ridge(
-                X[shard],
-                y_train[shard],
-                X_val,
-                y_val,
-                ridge=cfg.ridge_value(),
-                fit_intercept=cfg.fit_intercept,
-                accelerator=acc,
-            )
-            record.update(fitted)
-        else:
-            from .adamw import fit_adamw
-
-            head = fit_adamw(
-                X[shard],
-                y_train[shard],
-                X_val[shard],
-                y_val[shard],
-                accelerator=acc,
-                lr=cfg.lr,
-                epochs=cfg.max_epochs(False),
-                batch_size=cfg.batch_size,
-                weight_decay=cfg.weight_decay,
-                eval_every=cfg.eval_every,
-                patience=cfg.patience,
-                seed=self.config.run.seed,
-                on_eval=self._on_eval(spec),
-            )
-        if self.classes is None:
+        solver = "lora" if spec.kind == "lora" else self.config.head.solver
+        request = self._fit_request(spec)
+        head, fitted = get_fitter(self.kind.name, solver).load_fit()(request)
+        record = {"solver": solver, "kind": spec.kind, "features": spec.features, "train_split": spec.train_split,
+                  "selected_on": spec.selected_on, "init_from": spec.init_from, **fitted}
+        if spec.kind != "lora":
+            del record["kind"], record["init_from"]
+        if not self.kind.has_classes and request.X is not None:
+            X_val, y_val = request.X_val_all, request.y_val_all
             record["train_val_mse"] = float(np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2))
         if self.is_main:
-            head.save(self.folder.head(spec.name))
+            if spec.kind == "lora":
+                head.save(self.folder.adapter(spec.name), {"head": spec.name})
+            else:
+                head.save(self.folder.head(spec.name))
             self.folder.write_json(self.folder.head_record(spec.name), record)
-        acc.wait_for_everyone()
+        self.accelerator.wait_for_everyone()
         self._heads[spec.name] = head
         return head
 
-    def _fit_classifier(self, spec: HeadSpec, X: np.ndarray, T: np.ndarray, X_val: np.ndarray, T_val: np.ndarray,
-                        record: dict[str, Any]):
-        """A softmax head (k = 1) or the k-head mixture (`spec.mixture`) on this process's rows and target
-        distributions; heads on gold labels train on cross-entropy, the student on `student_loss`."""
-        from .kheads import fit_classifier
+    def _fit_request(self, spec: HeadSpec):
+        """A `FitRequest` for one row: this process's rows (a strided shard) of its features and targets."""
+        from ..heads.fitters import FitRequest
 
-        cfg, acc = self.config.head, self.accelerator
-        k = cfg.k_heads if spec.mixture else 1
-        loss = self._classification_loss(spec)
-        fitted = fit_classifier(
-            X, T, X_val, T_val,
-            k=k, loss=loss, epochs=cfg.max_epochs(True), lr=cfg.lr, weight_decay=cfg.weight_decay,
-            patience=cfg.patience, eval_every=cfg.eval_every or 1, seed=self.config.run.seed, accelerator=acc,
-            on_eval=self._on_eval(spec),
-        )
-        record.update({"solver": "adamw (full batch)", "k_heads": k, "loss": loss, "best_epoch": fitted.best_epoch,
-                       "epochs_run": fitted.epochs, "stopped_early": fitted.stopped_early,
-                       "val_loss": fitted.best_val_loss})
-        return fitted.head
+        acc, cfg = self.accelerator, self.config.head
+        y_train = self.training_targets(spec.train_labels, spec.train_split)
+        y_val = self.training_targets(spec.select_labels, spec.select_split)
+        # heads on gold labels train on the kind's gold loss; students on the configured student loss
+        loss = self.kind.gold_loss if not spec.is_student else (
+            cfg.student_loss if self.kind.has_classes else self.config.lora.lora_loss)
+        common = {"accelerator": acc, "head": cfg, "seed": self.config.run.seed, "loss": loss,
+                  "k": cfg.k_heads if spec.mixture else 1, "on_eval": self._on_eval(spec)}
+        if spec.kind == "lora":
+            from ..features import build_representation
 
-    def _classification_loss(self, spec: HeadSpec) -> str:
-        """The student's `student_loss`; a head on gold labels: forward KL on one-hot targets (cross-entropy)."""
-        return self.config.head.student_loss if spec.is_student else "forward_kl"
-
-    def _fit_lora(self, spec: HeadSpec) -> Any:
-        """A LoRA student (w2s_hf/finetune): the head starts at the linear head `spec.init_from` (a ridge
-        head, or for classification the k-head `MixtureHead`, trained like it: `_classification_loss` on
-        the `distributions`)."""
-        from .features import build_representation
-        from .finetune import LoraStudent, train_lora
-
-        cfg, acc = self.config.lora, self.accelerator
-        # a fresh encoder: the student's model is trained in place, the cached features stay frozen
-        encoder = build_representation(**self.config.model.representation(spec.features))
-        student = LoraStudent(encoder, self._head(spec.init_from), r=cfg.lora_r, alpha=cfg.lora_alpha,
-                              dropout=cfg.lora_dropout, target_modules=cfg.lora_target_modules,
-                              seed=self.config.run.seed, accelerator=acc)
-        eval_splits = EVAL_SPLITS if spec.is_student else (spec.select_split,)
-        targets = self.labels if self.classes is None else self.distributions
-        kwargs = cfg.train_kwargs()
-        if self.classes is not None:
-            kwargs["loss"] = self._classification_loss(spec)
-        fit = train_lora(student, self.texts(spec.train_split), targets(spec.train_labels, spec.train_split),
-                         {split: self.texts(split) for split in eval_splits}, spec.select_split,
-                         targets(spec.select_labels, spec.select_split), seed=self.config.run.seed,
-                         on_eval=self._on_eval(spec), **kwargs)
-        record = {"solver": "lora", "kind": spec.kind, "features": spec.features, "train_split": spec.train_split,
-                  "selected_on": spec.selected_on, "init_from": spec.init_from, "target_modules": student.targets,
-                  "best_step": fit.best_step, "steps": fit.steps, "stopped_early": fit.stopped_early,
-                  "training_tokens": fit.tokens, "history": fit.history}
-        if self.classes is None:
-            record["train_val_mse"] = fit.best_val_error
-        else:
-            record.update({"loss": kwargs["loss"], "k_heads": student.k, "val_loss": fit.best_val_error})
-        if self.is_main:
-            student.save(self.folder.adapter(spec.name), {"head": spec.name})
-            self.folder.write_json(self.folder.head_record(spec.name), record)
-        acc.wait_for_everyone()
-        self._heads[spec.name] = student
-        return student
+            eval_splits = EVAL_SPLITS if spec.is_student else (spec.select_split,)
+            return FitRequest(
+                y=y_train, y_val=y_val, lora=self.config.lora, init_head=self._head(spec.init_from),
+                # a fresh encoder: the student's model is trained in place, the cached features stay frozen
+                encoder=build_representation(**self.config.model.representation(spec.features)),
+                texts={split: self.texts(split) for split in {spec.train_split, *eval_splits}},
+                train_split=spec.train_split, select_split=spec.select_split, eval_splits=eval_splits, **common)
+        X, X_val = self.rows(spec.features, spec.train_split), self.rows(spec.features, spec.select_split)
+        shard = slice(acc.process_index, None, acc.num_processes)
+        return FitRequest(y=y_train[shard], y_val=y_val[shard], X=X[shard], X_val=X_val[shard], X_val_all=X_val,
+                          y_val_all=y_val, **common)
 
     def _on_eval(self, spec: HeadSpec) -> Callable[[int, Any], None]:
         """adamw and LoRA evaluation points (every `eval_every` steps, on every process).
@@ -419,8 +337,8 @@ class W2SPipeline:
         passed to the pipeline). Any other head: its error on the labels it selects on goes to the
         trackers as `<name>/val_error`.
         """
-        from .evaluation import TrackerHook, evaluate_point
-        from .misfit import DIVERGENCES
+        from ..decomposition.core import DIVERGENCES
+        from ..hooks.evaluation import TrackerHook, evaluate_point
 
         acc = self.accelerator
         if not spec.is_student:
@@ -458,24 +376,24 @@ class W2SPipeline:
         return decompose_now
 
     def _head(self, name: str):
-        from .heads import LinearHead
-        from .kheads import MixtureHead
+        from ..heads.registry import get_fitter
 
         if name in self._heads:
             return self._heads[name]
-        if HEADS[name].kind == "lora":
-            from .features import build_representation
-            from .finetune import LoraStudent
+        spec = HEADS[name]
+        if spec.kind == "lora":
+            from ..features import build_representation
 
-            encoder = build_representation(**self.config.model.representation(HEADS[name].features))
-            self._heads[name] = LoraStudent.load(self.folder.adapter(name), encoder, self.accelerator)
+            cls = get_fitter(self.kind.name, "lora").load_head_class()
+            encoder = build_representation(**self.config.model.representation(spec.features))
+            self._heads[name] = cls.load(self.folder.adapter(name), encoder, self.accelerator)
             return self._heads[name]
-        return (LinearHead if self.classes is None else MixtureHead).load(self.folder.head(name))
+        return get_fitter(self.kind.name, self.config.head.solver).load_head_class().load(self.folder.head(name))
 
     def _gathered_predictions(self, head, role: str, split: str) -> np.ndarray:
         """(n, k) predictions of `head` on `split`, rows in the task's order: each process predicts its
         own rows, then they are gathered per example (no padded duplicates, no per-rank averages)."""
-        from .distributed import gather_predictions
+        from ..distributed import gather_predictions
 
         acc = self.accelerator
         if hasattr(head, "predict_texts"):  # a finetuned student reads the texts, not the cached features
@@ -515,7 +433,7 @@ def _has_cuda() -> bool:
 
 
 def _load_task(config: W2SConfig):
-    from .data import load_task
+    from ..data import load_task
 
     return load_task(config.task.task, **config.task.load_kwargs())
 

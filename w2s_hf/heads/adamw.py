@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import as_real_array, check_same_rows
-from .distributed import agree, sum_arrays
-from .heads import LinearHead
+from ..arrays import as_real_array, check_same_rows
+from ..distributed import agree, sum_arrays
+from .linear import LinearHead
 
 
 @dataclass
@@ -89,7 +89,7 @@ def _training_moments(accelerator: Any, X: np.ndarray, Y: np.ndarray,
         x_mean, x_std, n = _column_moments(accelerator, X)
         y_mean, y_std, _ = _column_moments(accelerator, Y)
         return x_mean, np.diag(1.0 / x_std), y_mean, y_std, n
-    from .heads import SufficientStats
+    from .stats import SufficientStats
 
     stats = SufficientStats.empty(X.shape[1], Y.shape[1]).update(X, Y).all_reduce(accelerator)
     if stats.n == 0:

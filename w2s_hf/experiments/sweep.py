@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import ConfigError, HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
-from .misfit import QUANTITIES
+from ..config.run import ConfigError, HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
+from ..decomposition.core import QUANTITIES
 
 logger = logging.getLogger("w2s_hf.sweep")
 
@@ -151,7 +151,7 @@ class SweepConfig:
 
 def _warm_cache(config: SweepConfig, reps: list[RepSpec], texts: list[str], accelerator) -> None:
     """Extract every layer wanted from one model in a single forward pass, cached per layer."""
-    from .features import build_representation
+    from ..features import build_representation
 
     groups: dict[tuple, list[RepSpec]] = defaultdict(list)
     for rep in reps:
@@ -170,15 +170,16 @@ def _warm_cache(config: SweepConfig, reps: list[RepSpec], texts: list[str], acce
 def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
     """Val error of a head fitted on w2s_train gold labels over `role` features (ridge chosen on val;
     classification: the val cross-entropy of a softmax head, its epoch chosen on val)."""
-    from .heads import fit_ridge
+    from ..heads import fit_ridge
 
     X_val, y_val = pipeline.rows(role, "val"), pipeline.gold["val"]
     if pipeline.classes is not None:
-        from .kheads import fit_classifier
+        from ..heads.mixture import fit_classifier
 
         cfg = pipeline.config.head
-        fitted = fit_classifier(pipeline.rows(role, "w2s_train"), pipeline.distributions("gold", "w2s_train"), X_val,
-                                pipeline.distributions("gold", "val"), loss="forward_kl", epochs=cfg.max_epochs(True),
+        fitted = fit_classifier(pipeline.rows(role, "w2s_train"), pipeline.training_targets("gold", "w2s_train"),
+                                X_val, pipeline.training_targets("gold", "val"), loss=pipeline.kind.gold_loss,
+                                epochs=cfg.max_epochs(True),
                                 lr=cfg.lr, patience=cfg.patience, seed=pipeline.config.run.seed)
         return {"mean": fitted.best_val_loss, pipeline.targets[0]: fitted.best_val_loss}
     head, _ = fit_ridge(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"], X_val, y_val)
@@ -190,12 +191,12 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     """Run every (direction, weak model, seed) pipeline and write sweep.csv, sweep.json and the plot."""
     from accelerate import Accelerator
 
-    from .atomic import atomic_path, write_json_atomic
-    from .data import canonical_inputs, load_task
-    from .misfit import fit_gain_on_misfit
-    from .pipeline import W2SPipeline
-    from .plotting import plot_misfit_vs_gain
-    from .selection import select_weak_model
+    from ..atomic import atomic_path, write_json_atomic
+    from ..data import canonical_inputs, load_task
+    from ..decomposition.core import fit_gain_on_misfit
+    from ..decomposition.selection import select_weak_model
+    from ..hooks.plots import plot_misfit_vs_gain
+    from ..pipeline.run import W2SPipeline
 
     accelerator = accelerator or Accelerator(cpu=True)
     out = Path(config.output_dir)

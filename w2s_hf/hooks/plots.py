@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:

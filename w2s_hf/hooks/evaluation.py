@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .atomic import atomic_path, write_json_atomic
-from .data.rows import EVAL_SPLITS
-from .distributed import gather_predictions  # noqa: F401  (public here: evaluation points gather first)
-from .misfit import QUANTITIES
+from ..atomic import atomic_path, write_json_atomic
+from ..data.rows import EVAL_SPLITS
+from ..decomposition.core import QUANTITIES
+from ..distributed import gather_predictions  # noqa: F401  (public here: evaluation points gather first)
 
 
 def metric_path() -> str:
@@ -63,7 +63,7 @@ def evaluate_point(
     Every process computes the (deterministic) decomposition and gets it back; only the main process
     calls the hooks. `decompose_kwargs` go to `w2s_hf.misfit.decompose` (target_names, n_boot, seed).
     """
-    from .misfit import decompose
+    from ..decomposition.core import decompose
 
     dec = decompose(y_true, weak_pred, w2s_pred, ceiling_pred, **decompose_kwargs)
     if accelerator is None or accelerator.is_main_process:

@@ -17,7 +17,7 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
-from .config import ConfigError
+from ..errors import ConfigError
 
 
 def _hint(key: str, known: set[str], flag: bool = False) -> str:

@@ -55,7 +55,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from w2s_hf.experiments.synthetic_nets import (
+from w2s_hf.decomposition.core import QUANTITIES, decompose, fit_gain_on_misfit
+from w2s_hf.experiments.synthetic.nets import (
     _seed_seq,
     _torch_generator,
     build_mlp,
@@ -67,7 +68,6 @@ from w2s_hf.experiments.synthetic_nets import (
     single_thread,
 )
 from w2s_hf.heads import fit_exact
-from w2s_hf.misfit import QUANTITIES, decompose, fit_gain_on_misfit
 
 VARIANTS = ("realizable", "pretrained", "reversal")
 PROTOCOLS = ("fast", "notebook")
@@ -422,7 +422,7 @@ def _summarise(variant: str, rows: list[dict[str, Any]], config: SyntheticConfig
 
 
 # ------------------------------------------------------------------------------------------- sweep
-def run_sweep(config: SyntheticConfig, reps: _Representations, progress: Callable[[str], None] | None = None
+def run_sweep(config: SyntheticConfig, reps: Representations, progress: Callable[[str], None] | None = None
               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The reversal sweep: at each (samples per task, epochs) pretrain both nets, tell which is really
     better from their heads on gold labels, make that one the strong model, and regress gain on misfit.
@@ -531,7 +531,7 @@ def _atomic_write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)  # floats as repr: they read back bit for bit
 
 
-class _Representations:
+class Representations:
     """The truth and the pretrained nets of one run; a net pretrained once serves every variant."""
 
     def __init__(self, config: SyntheticConfig):
@@ -646,7 +646,7 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike,
     `pretraining`).
     """
     from w2s_hf.atomic import write_json_atomic
-    from w2s_hf.plotting import plot_misfit_vs_gain
+    from w2s_hf.hooks.plots import plot_misfit_vs_gain
 
     config = config.resolved()
     out = Path(output_dir)
@@ -655,7 +655,7 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike,
     results: dict[str, Any] = {}
     every_row: list[dict[str, Any]] = []
     with single_thread():
-        reps = _Representations(config)
+        reps = Representations(config)
         for variant in config.variants:
             result, rows = _run_variant(config, variant, reps)
             every_row.extend(rows)
@@ -685,7 +685,7 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike,
 
 
 def _write_sweep(folder: Path, sweep: dict[str, Any], rows: list[dict[str, Any]], ncols: int) -> None:
-    from w2s_hf.plotting import plot_misfit_vs_gain
+    from w2s_hf.hooks.plots import plot_misfit_vs_gain
 
     flat = [
         {k: v for k, v in p.items() if not isinstance(v, dict)}
@@ -704,7 +704,7 @@ def _short(name: str) -> str:
 
 
 def _run_variant(
-    config: SyntheticConfig, variant: str, reps: _Representations
+    config: SyntheticConfig, variant: str, reps: Representations
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     start = time.perf_counter()
     weak, strong, about = reps.for_variant(variant)

@@ -19,19 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-POOLINGS = ("mean", "cls", "last")
-DTYPES = ("float32", "bfloat16", "float16")
-SOLVERS = ("exact", "adamw")
-TASK_TYPES = ("regression", "classification")
-STUDENT_LOSSES = ("reverse_kl", "forward_kl", "xent_hard")
-STAGES = ("extract", "train_weak", "label", "train_weak_lora", "train_w2s", "train_w2s_lora", "train_ceiling",
-          "evaluate")
-STUDENT_KINDS = ("linear", "lora")
-MIXED_PRECISION = ("auto", "no", "bf16")
+from ..data.kinds import TASK_TYPES
+from ..data.splits import SPLIT_METHODS
+from ..errors import ConfigError
+from ..features.hub import DTYPES
+from ..features.pooling import POOLING_METHODS as POOLINGS
+from ..heads.lora import MIXED_PRECISION
+from ..heads.losses import loss_names
+from ..heads.registry import SOLVERS
+from ..pipeline.protocol import STAGES, STUDENT_KINDS
 
-
-class ConfigError(ValueError):
-    """A configuration key is unknown or has a value that cannot work."""
+# Each list of allowed values lives with the module that owns it; these names are the config's view.
+STUDENT_LOSSES = loss_names("classification", student=True)
+REGRESSION_LOSSES = loss_names("regression")
+__all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RunArguments",
+           "TaskArguments", "W2SConfig", "default_cache_dir"]
 
 
 def default_cache_dir() -> str:
@@ -137,8 +139,6 @@ class TaskArguments:
         "classification: cut a numeric label column into two classes <t and >=t (needed for the QSAR tasks)."))
 
     def validate(self) -> None:
-        from .data.splits import SPLIT_METHODS
-
         _check_choice("split", self.split, SPLIT_METHODS)
         _check_choice("task_type", self.task_type, TASK_TYPES)
         if self.task_type == "regression":
@@ -278,14 +278,12 @@ class LoraArguments:
         "Evaluate (early stopping, hooks) every N steps (default: once per epoch); step 0 is always evaluated."))
     lora_patience: int = field(default=2, metadata=_help("Stop after this many evaluations without improvement."))
     lora_loss: str = field(default="squared", metadata=_help(
-        "Regression: the training loss (w2s_hf.finetune.REGRESSION_LOSSES). Classification LoRA students train "
-        "like the k-head students: student_loss on weak labels, cross-entropy on gold labels.", ("squared",)))
+        "Regression: the training loss (w2s_hf.heads.losses). Classification LoRA students train "
+        "like the k-head students: student_loss on weak labels, cross-entropy on gold labels.", REGRESSION_LOSSES))
     lora_mixed_precision: str = field(default="auto", metadata=_help(
         "auto: bf16 autocast on GPU, float32 on CPU.", MIXED_PRECISION))
 
     def validate(self) -> None:
-        from .finetune.losses import REGRESSION_LOSSES
-
         _check_choice("student", self.student, STUDENT_KINDS)
         _check_choice("weak_student", self.weak_student, STUDENT_KINDS)
         if self.lora_loss in STUDENT_LOSSES:
@@ -382,19 +380,3 @@ ARGUMENT_CLASSES = (ModelArguments, TaskArguments, HeadArguments, RunArguments, 
 def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {', '.join(allowed)}.")
-
-
-def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML config file into a flat, checked {key: value} dict."""
-    from .cli import load_yaml as _load_yaml
-
-    return _load_yaml(path, {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)})
-
-
-def parse_config(argv: list[str] | None = None) -> W2SConfig:
-    """Parse `[--config file.yaml] [--key value ...]` into a validated `W2SConfig`."""
-    from .cli import W2SArgumentParser
-
-    parser = W2SArgumentParser(ARGUMENT_CLASSES)
-    model, task, head, run, lora = parser.parse_args_and_config(argv, convert={"ridge": str})
-    return W2SConfig(model=model, task=task, head=head, run=run, lora=lora).validate()

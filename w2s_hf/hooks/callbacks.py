@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
-from .arrays import as_real_array
+from ..arrays import as_real_array
+from ..decomposition.core import QUANTITIES
 from .evaluation import EvalHook
-from .misfit import QUANTITIES
 
 
 def _as_float_array(values: Any, name: str) -> np.ndarray:
@@ -79,7 +79,7 @@ class MisfitCallback(TrainerCallback):
         confidence: float = 0.95,
         divergence: str = "squared",
     ):
-        from .misfit import DIVERGENCES
+        from ..decomposition.core import DIVERGENCES
 
         if divergence not in DIVERGENCES:
             raise ValueError(f"divergence must be one of {sorted(DIVERGENCES)}, got {divergence!r}")
@@ -108,7 +108,7 @@ class MisfitCallback(TrainerCallback):
     # ------------------------------------------------------------------ metrics
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         """`Trainer(compute_metrics=...)`: the decomposition as flat float metrics."""
-        from .misfit import decompose
+        from ..decomposition.core import decompose
 
         preds = eval_pred.predictions
         if isinstance(preds, (tuple, list)):

@@ -8,7 +8,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from w2s_hf.misfit import QUANTITIES, decompose
+from w2s_hf.decomposition.core import QUANTITIES, decompose
 
 _CITATION = """\
 @inproceedings{charikar2024quantifying,

@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ConfigError
-from ..features.encoder import FrozenEncoder, plan_batches
-from ..features.layers import find_blocks
-from ..features.pooling import pool
-from ..heads import LinearHead
-from ..kheads import KHeadMixture, MixtureHead
+from ...errors import ConfigError
+from ...features.encoder import FrozenEncoder, plan_batches
+from ...features.layers import find_blocks
+from ...features.pooling import pool
+from ..linear import LinearHead
+from ..mixture import KHeadMixture, MixtureHead
 
 # model_type -> attention projections adapted by default (peft's table covers BERT, RoBERTa, GPT-2,
 # Llama-style and T5 models; these fill the gaps it leaves for encoders the toolkit reads).
@@ -162,7 +162,7 @@ class LoraStudent:
 
     def _attach(self, encoder: FrozenEncoder, accelerator: Any, head: nn.Module) -> PooledHead:
         """Load `encoder`'s model (it becomes this student's: the encoder reloads its own if asked again)."""
-        from ..distributed import Processes
+        from ...distributed import Processes
 
         self.procs = Processes.from_accelerator(accelerator)
         # with no accelerator inside a running process group, gather through the group's state
@@ -213,7 +213,7 @@ class LoraStudent:
     # ------------------------------------------------------------------ predictions
     def _run(self, texts: list[str], fn, tokens: tuple | None = None, width: int | None = None) -> np.ndarray:
         """fn(batch) on every row of `texts`, batches dealt to processes, gathered per example."""
-        from ..distributed import gather_predictions
+        from ...distributed import gather_predictions
 
         tokens = tokens or self.tokenize(texts)
         lengths = tokens[2]

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..features.encoder import plan_batches
-from .losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
+from ...features.encoder import plan_batches
+from ..losses import get_loss
 from .student import LoraStudent
 
 _WINDOW = 1024
@@ -84,17 +84,13 @@ def train_lora(
 ) -> LoraFit:
     """Train `student` on (train_texts, train_labels) (every process passes all rows; see the module docstring).
 
-    Regression: labels are (n, k) targets and `loss` one of `REGRESSION_LOSSES`. Classification (a
-    student started at a `MixtureHead`): labels are (n, c) target distributions and `loss` one of
-    `CLASSIFICATION_LOSSES`.
+    Regression: labels are (n, k) targets and `loss` a regression loss of `w2s_hf.heads.losses`. Classification (a
+    student started at a `MixtureHead`): labels are (n, c) target distributions and `loss` a
+    classification loss.
     """
     if select_split not in eval_texts:
         raise ValueError(f"select_split={select_split!r} must be one of the evaluated splits {list(eval_texts)}.")
-    allowed = REGRESSION_LOSSES if student.n_classes is None else CLASSIFICATION_LOSSES
-    if loss not in allowed:
-        task = "regression" if student.n_classes is None else "classification"
-        raise ValueError(f"loss={loss!r} is not a {task} loss: choose one of {sorted(allowed)}.")
-    loss_fn = allowed[loss]
+    loss_fn = get_loss(loss, "regression" if student.n_classes is None else "classification").fn
     acc = student.accelerator
     world, rank = student.procs.world, student.procs.rank
     device = student.device
@@ -135,7 +131,7 @@ def train_lora(
         preds = {s: student.as_predictions(out) for s, out in outputs.items()}
         sums = np.array([train_sum, train_rows], dtype=np.float64)
         if acc is not None and world > 1:
-            from ..distributed import sum_arrays
+            from ...distributed import sum_arrays
 
             sums = sum_arrays(acc, [sums])[0]
         history.append({"step": step, "epoch": epoch, "val_error": error,

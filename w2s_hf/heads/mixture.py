@@ -36,9 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import STUDENT_LOSSES
-
-LOSSES = STUDENT_LOSSES
+from .losses import get_loss
 
 
 class KHeadMixture(nn.Module):
@@ -68,15 +66,6 @@ class KHeadMixture(nn.Module):
         weights = torch.log_softmax(self.theta, dim=0)
         return torch.logsumexp(per_head + weights[None, :, None], dim=1)
 
-
-def _loss(log_q: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Per-row losses (n,) of log-probabilities log_q against target distributions."""
-    log_t = torch.log(target.clamp_min(1e-12))
-    if kind == "reverse_kl":
-        return (log_q.exp() * (log_q - log_t)).sum(1)
-    if kind == "forward_kl":
-        return (target * (torch.where(target > 0, log_t, 0.0) - log_q)).sum(1)
-    return -log_q.gather(1, target.argmax(1, keepdim=True))[:, 0]
 
 
 @dataclass(eq=False)
@@ -111,8 +100,8 @@ class MixtureHead:
         return int(self.weight.shape[0])
 
     def log_proba(self, features: Any) -> np.ndarray:
-        from .arrays import as_real_array
-        from .heads import default_chunk_size
+        from ..arrays import as_real_array
+        from .linear import default_chunk_size
 
         X = as_real_array(features, "features", ndim=(2,), allow_empty=True)
         if X.shape[1] != self.in_features:
@@ -133,14 +122,14 @@ class MixtureHead:
         return np.exp(self.log_proba(features))
 
     def save(self, path: str | os.PathLike) -> None:
-        from .heads.linear import write_head_file
+        from .linear import write_head_file
 
         write_head_file(path, "MixtureHead", {"weight": self.weight, "bias": self.bias, "theta": self.theta},
                         n_classes=str(self.n_classes))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MixtureHead:
-        from .heads.linear import read_head_file
+        from .linear import read_head_file
 
         t, meta = read_head_file(path, "MixtureHead", ("weight", "bias", "theta"))
         return cls(t["weight"], t["bias"], t["theta"], int(meta["n_classes"]))
@@ -176,12 +165,11 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     measure the loss on all processes' val rows; the best is kept, and training stops after
     `patience` evaluations without a relative improvement of 1e-4 (None: never).
     """
+    from ..decomposition.kl import check_labels
+    from ..distributed import sum_arrays
     from .adamw import _checked_inputs, _Plateau, _training_moments
-    from .classification import check_labels
-    from .distributed import sum_arrays
 
-    if loss not in LOSSES:
-        raise ValueError(f"loss={loss!r}: choose one of {', '.join(LOSSES)}.")
+    loss_fn = get_loss(loss, "classification").fn
     for name, value in (("epochs", epochs), ("lr", lr), ("eval_every", eval_every), ("k", k)):
         if not value > 0:
             raise ValueError(f"{name}={value} must be > 0.")
@@ -240,13 +228,13 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     for epoch in range(epochs):
         opt.zero_grad(set_to_none=True)
         # Sum of this process's rows over all rows; DDP averages over processes, hence * n_proc.
-        train = _loss(model(Xs), Tt, loss).sum()
+        train = loss_fn(model(Xs), Tt).sum()
         backward(train * (n_proc / n_total))
         opt.step()
         if (epoch + 1) % eval_every and epoch + 1 != epochs:
             continue
         with torch.no_grad():
-            val = _loss(unwrapped(Xv), Tv, loss).double().sum()
+            val = loss_fn(unwrapped(Xv), Tv).double().sum()
         val_sum, train_sum = sum_arrays(accelerator, [val.cpu().numpy().reshape(1),
                                                       train.detach().double().cpu().numpy().reshape(1)])
         val_loss, train_loss = float(val_sum[0] / n_val), float(train_sum[0] / n_total)
