@@ -36,24 +36,38 @@ def module_of(page: str) -> str:
     return page[len(PREFIX):-len(".md")]
 
 
-def lazy_exports(package_dir: Path) -> dict[str, str]:
-    """A package's `_EXPORTS` (public name -> module), read without importing it; {} if it has none."""
-    init = package_dir / "__init__.py"
-    if not init.exists():
-        return {}
-    for node in ast.parse(init.read_text()).body:
-        if isinstance(node, ast.AnnAssign | ast.Assign):
-            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
-            if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets):
-                return ast.literal_eval(node.value)
-    return {}
+def _defines(path: Path, name: str) -> bool:
+    """Whether a source file defines `name` at its top level (a def, a class or an assignment)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            return True
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            return True
+    return False
+
+
+def lazy_exports(root: Path) -> dict[str, str]:
+    """`w2s_hf._EXPORTS` (public name -> module), read without importing the package."""
+    for node in ast.parse((root / "w2s_hf" / "__init__.py").read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets):
+            return ast.literal_eval(node.value)
+    raise ValueError(f"{root / 'w2s_hf' / '__init__.py'} has no _EXPORTS dict")
 
 
 def defining_module(name: str, module: str, root: Path) -> str:
-    """Follow lazy re-exports (`w2s_hf.features` -> `w2s_hf.features.encoder`): griffe reads code statically
-    and cannot see a name that a module-level `__getattr__` returns."""
-    target = lazy_exports(root.joinpath(*module.split("."))).get(name)
-    return module if target is None or target == module else defining_module(name, target, root)
+    """The module under `module` whose source defines `name`. Packages re-export lazily (a module-level
+    `__getattr__`), which griffe, reading code statically, cannot follow; the definition it can."""
+    base = root.joinpath(*module.split("."))
+    files = [base.with_suffix(".py")] if base.with_suffix(".py").is_file() else sorted(base.rglob("*.py"))
+    found = [f for f in files if _defines(f, name)]
+    if len(found) != 1:
+        raise ValueError(f"{module}.{name} is defined in {len(found)} files under {base}: {found}")
+    parts = found[0].relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def submodules(module: str, root: Path) -> list[str]:
@@ -66,20 +80,24 @@ def submodules(module: str, root: Path) -> list[str]:
     return [f"{module}.{name}" for name in sorted(names)]
 
 
+def module_blocks(module: str, root: Path, level: int) -> list[str]:
+    """mkdocstrings blocks for a module, or for a package: its docstring, then each of its modules, once,
+    where the objects are defined (documenting a package's re-exports would show every object twice)."""
+    inner = submodules(module, root)
+    heading = f"      show_root_heading: true\n      heading_level: {level}\n" if level > 1 else ""
+    if not inner:
+        return [f"::: {module}\n    options:\n{heading}      show_submodules: false\n"]
+    blocks = [f"::: {module}\n    options:\n{heading}      members: false\n"]
+    return blocks + [block for sub in inner for block in module_blocks(sub, root, min(level + 1, 4))]
+
+
 def page_source(module: str, root: Path) -> str:
-    """Markdown of one reference page: a package's docstring, then each of its modules once, where the
-    objects are defined (a package's re-exports would otherwise document every object twice)."""
+    """Markdown of one reference page; `w2s_hf` itself lists what `import w2s_hf` exports."""
     if module != "w2s_hf":
-        inner = submodules(module, root)
-        if not inner:
-            return f"# `{module}`\n\n::: {module}\n"
-        lines = [f"# `{module}`\n", f"::: {module}\n    options:\n      members: false\n"]
-        lines += [f"::: {sub}\n    options:\n      show_root_heading: true\n      show_submodules: true\n"
-                  for sub in inner]
-        return "\n".join(lines)
+        return "\n".join([f"# `{module}`\n", *module_blocks(module, root, level=1)])
     lines = ["# `w2s_hf`: the public API\n", "::: w2s_hf\n    options:\n      members: false\n"]
     lines += [f"::: {defining_module(name, where, root)}.{name}\n    options:\n      heading_level: 2\n"
-              for name, where in lazy_exports(root / "w2s_hf").items()]
+              for name, where in lazy_exports(root).items()]
     return "\n".join(lines)
 
 
