@@ -6,8 +6,9 @@ The home page is README.md, its links to `docs/...` made relative to the site (`
 The API reference pages are generated from the nav, the one list of documented modules.
 
 A nav entry `reference/<module>.md` (e.g. `reference/w2s_hf.heads.md`) that has no file in docs/
-becomes a page holding `::: <module>`, rendered by mkdocstrings from the module's docstrings. To
-document another module, add its line to the nav in mkdocs.yml; nothing else. `reference/w2s_hf.md`
+becomes a page rendered by mkdocstrings from the docstrings: a module whole, a package as its docstring
+then each of its modules in turn. To document another module, add its line to the nav in mkdocs.yml;
+nothing else. `reference/w2s_hf.md`
 lists the names `import w2s_hf` exports (read from `w2s_hf._EXPORTS`, so it follows the package).
 """
 
@@ -36,24 +37,24 @@ def module_of(page: str) -> str:
     return page[len(PREFIX):-len(".md")]
 
 
+def _defined_names(node: ast.stmt) -> list[str]:
+    """The names a top-level statement defines: a def, a class or an (annotated) assignment."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    if isinstance(node, ast.AnnAssign):
+        return [node.target.id] if isinstance(node.target, ast.Name) else []
+    targets = node.targets if isinstance(node, ast.Assign) else []
+    return [t.id for t in targets if isinstance(t, ast.Name)]
+
+
 def _defines(path: Path, name: str) -> bool:
-    """Whether a source file defines `name` at its top level (a def, a class or an assignment)."""
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
-            return True
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-            return True
-    return False
+    return any(name in _defined_names(node) for node in ast.parse(path.read_text()).body)
 
 
 def lazy_exports(root: Path) -> dict[str, str]:
     """`w2s_hf._EXPORTS` (public name -> module), read without importing the package."""
     for node in ast.parse((root / "w2s_hf" / "__init__.py").read_text()).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets):
+        if "_EXPORTS" in _defined_names(node):
             return ast.literal_eval(node.value)
     raise ValueError(f"{root / 'w2s_hf' / '__init__.py'} has no _EXPORTS dict")
 
