@@ -17,7 +17,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..data.kinds import TASK_TYPES
 from ..data.splits import SPLIT_METHODS
@@ -52,6 +52,8 @@ def _help(text: str, choices: tuple[str, ...] | None = None) -> dict:
 @dataclass
 class ModelArguments:
     """The weak and the strong representation (a Hub id, a local folder, `packaged:NAME` or `rdkit:KIND`)."""
+
+    _argument_group_name: ClassVar[str] = "models (weak and strong representations)"  # a section of --help
 
     weak_model: str = field(
         default="packaged:smiles-bert-h64-l2-mtr",
@@ -108,6 +110,8 @@ class ModelArguments:
 @dataclass
 class TaskArguments:
     """Which data, which targets, which split."""
+
+    _argument_group_name: ClassVar[str] = "task (data, targets, split)"  # a section of --help
 
     task: str = field(
         default="esol",
@@ -175,6 +179,8 @@ class TaskArguments:
 @dataclass
 class HeadArguments:
     """How the linear heads are fitted."""
+
+    _argument_group_name: ClassVar[str] = "heads (how the linear heads are fitted)"  # a section of --help
 
     solver: str = field(
         default="exact",
@@ -256,6 +262,8 @@ class HeadArguments:
 class LoraArguments:
     """Finetuned students (w2s_hf/finetune): LoRA on the transformer, the head started at the ridge head."""
 
+    _argument_group_name: ClassVar[str] = "LoRA students"  # a section of --help
+
     student: str = field(default="linear", metadata=_help(
         "linear: the ridge student only. lora: also a LoRA-finetuned strong model trained on the weak labels "
         "(stage train_w2s_lora), reported beside the linear one; the theorem covers only the linear one.",
@@ -314,6 +322,8 @@ class LoraArguments:
 @dataclass
 class RunArguments:
     """Where things go and what to (re)do."""
+
+    _argument_group_name: ClassVar[str] = "run (folder, cache, stages, seed)"  # a section of --help
 
     output_dir: str = field(default="runs/w2s", metadata=_help("Run folder: heads, predictions, results.json, plot."))
     cache_dir: str | None = field(

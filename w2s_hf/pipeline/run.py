@@ -56,7 +56,7 @@ class W2SPipeline:
         self._features: dict[str, np.ndarray] = {}
         self._heads: dict[str, Any] = {}
         # Everything that can fail on bad input is checked here, before any forward pass.
-        self.task = task if task is not None else _load_task(config)
+        self.task = task if task is not None else load_task_of(config)
         self.data = TaskRows.of(self.task)
         self.targets, self.gold = self.data.targets, self.data.gold
         # The task kind owns the prediction columns, the training targets, the divergence and the head fitters.
@@ -432,7 +432,7 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _load_task(config: W2SConfig):
+def load_task_of(config: W2SConfig):
     from ..data import load_task
 
     return load_task(config.task.task, **config.task.load_kwargs())

@@ -35,7 +35,7 @@ def _help(text: str, **extra: Any) -> dict:
 
 @dataclass
 class PretrainConfig:
-    """Every key of a pretraining run (read from YAML by scripts/pretrain_smiles.py)."""
+    """Every key of a pretraining run (read from YAML by w2s pretrain)."""
 
     output_dir: str | None = field(default=None, metadata=_help("Folder of the saved model (a plain HF folder)."))
     objective: str = field(default="mlm+mtr", metadata=_help("mlm, or mlm+mtr (MolBERT / ChemBERTa-2).",

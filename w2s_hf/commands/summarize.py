@@ -2,9 +2,9 @@
 
 This is what produced the tables of docs/results.md and docs/figures/*.png:
 
-    python scripts/summarize_sweeps.py --sweeps runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
+    w2s summarize --sweeps runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
         runs/sweeps/lipophilicity_scaffold --figure docs/figures/qsar_scaffold.png
-    python scripts/summarize_sweeps.py runs/sweeps/ellipse --figure docs/figures/ellipse.png --per_target
+    w2s summarize runs/sweeps/ellipse --figure docs/figures/ellipse.png --per_target
 
 The sweep folders may also come first, without `--sweeps` (the older positional form).
 """
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for folder in args.sweeps:
         if not (folder / "sweep.json").is_file():
-            print(f"error: {folder} has no sweep.json (run scripts/sweep.py first)", file=sys.stderr)
+            print(f"error: {folder} has no sweep.json (run w2s sweep first)", file=sys.stderr)
             return 2
     print(table(args.sweeps))
     classification = classification_table(args.sweeps)
