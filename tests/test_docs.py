@@ -111,6 +111,18 @@ def test_links_and_figures_resolve(path):
             assert resolved.is_relative_to(DOCS), f"README.md links outside docs/ ({link}): the site cannot follow it"
 
 
+@pytest.mark.parametrize("path", _pages(), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_commands_and_files_named_exist(path):
+    from w2s_hf.cli import COMMANDS
+
+    text = path.read_text()
+    code = re.findall(r"^```.*?^```", text, flags=re.S | re.M) + re.findall(r"`[^`\n]+`", _unfenced(text))
+    for command in re.findall(r"(?:^|[`\s;&|(])w2s ([a-z][\w-]*)", "\n".join(code), flags=re.M):
+        assert command in COMMANDS, f"{path.relative_to(REPO)} runs `w2s {command}`, which is no w2s command"
+    for name in re.findall(r"((?:scripts|accelerate_configs)/[\w/.-]+?\.(?:py|yaml))", text):
+        assert (REPO / name).is_file(), f"{path.relative_to(REPO)} names {name}, which does not exist"
+
+
 def test_every_figure_is_shown_somewhere():
     shown = {(path.parent / link).resolve() for path in _pages() for link in _links(path)}
     for figure in sorted((DOCS / "figures").iterdir()):
