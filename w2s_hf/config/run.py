@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ..data.kinds import TASK_TYPES
 from ..data.splits import SPLIT_METHODS
 from ..errors import ConfigError
+from ..features.cache import default_cache_dir
 from ..features.hub import DTYPES
 from ..features.pooling import POOLING_METHODS as POOLINGS
 from ..heads.lora import MIXED_PRECISION
@@ -34,15 +33,6 @@ STUDENT_LOSSES = loss_names("classification", student=True)
 REGRESSION_LOSSES = loss_names("regression")
 __all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RunArguments",
            "TaskArguments", "W2SConfig", "default_cache_dir"]
-
-
-def default_cache_dir() -> str:
-    """Feature cache shared by every run: $W2S_HF_CACHE, else $HF_HOME/w2s_hf, else ~/.cache/w2s_hf."""
-    if os.environ.get("W2S_HF_CACHE"):
-        return os.environ["W2S_HF_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return str(Path(os.environ["HF_HOME"]) / "w2s_hf")
-    return str(Path.home() / ".cache" / "w2s_hf")
 
 
 def _help(text: str, choices: tuple[str, ...] | None = None) -> dict:
@@ -260,7 +250,7 @@ class HeadArguments:
 
 @dataclass
 class LoraArguments:
-    """Finetuned students (w2s_hf/finetune): LoRA on the transformer, the head started at the ridge head."""
+    """Finetuned students (w2s_hf/heads/lora): LoRA on the transformer, the head started at the ridge head."""
 
     _argument_group_name: ClassVar[str] = "LoRA students"  # a section of --help
 
@@ -313,7 +303,7 @@ class LoraArguments:
             raise ConfigError(f"lora_target_modules={self.lora_target_modules!r} must be module names.")
 
     def train_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `w2s_hf.finetune.train_lora`."""
+        """Keyword arguments of `w2s_hf.heads.lora.train_lora`."""
         return {"lr": self.lora_lr, "epochs": self.lora_epochs, "token_budget": self.lora_token_budget,
                 "eval_every": self.lora_eval_every, "patience": self.lora_patience, "loss": self.lora_loss,
                 "mixed_precision": self.lora_mixed_precision}

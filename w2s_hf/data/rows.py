@@ -39,10 +39,6 @@ class TaskRows:
     index: dict[str, np.ndarray]
     classes: list[str] | None = None
 
-    @property
-    def is_classification(self) -> bool:
-        return self.classes is not None
-
     @classmethod
     def of(cls, task: Any) -> TaskRows:
         targets = list(task.targets)

@@ -1,4 +1,4 @@
-"""The linear student against the LoRA student (issue 15): weak_error, w2s_error, misfit, gain, residual.
+"""The linear student against the LoRA student : weak_error, w2s_error, misfit, gain, residual.
 
 Each config is an ordinary `train_w2s.py` YAML file; every (config, seed) is one `W2SPipeline` run with
 `--student lora --split_seed SEED`, so both students learn the same weak labels and are scored on the same

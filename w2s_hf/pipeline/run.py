@@ -17,16 +17,18 @@ import logging
 import os
 import time
 from contextlib import ExitStack
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ..config.run import LoraArguments, W2SConfig
 from ..data.kinds import TASK_KINDS
 from ..data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
 from ..errors import ConfigError
 from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, STAGES, HeadSpec, active_heads, teacher_of
 from .run_folder import RunFolder
+
+if TYPE_CHECKING:  # the config describes a run; the pipeline only reads it (config imports the domain)
+    from ..config import W2SConfig
 
 logger = logging.getLogger("w2s_hf.pipeline")
 
@@ -38,7 +40,6 @@ THEOREM_NOTE = (
     "a linear head on a frozen representation (covered_by_theorem: true). A LoRA student is not in a convex class: "
     "its gain, misfit and residual are measured here, not bounded by the theorem. Its pgr uses the linear ceiling."
 )
-_LORA_KEYS = {f.name for f in dataclasses.fields(LoraArguments)}
 
 
 class W2SPipeline:
@@ -69,7 +70,8 @@ class W2SPipeline:
         flat = config.to_dict()
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
-        inert = set() if any(s.kind == "lora" for s in self.active) else _LORA_KEYS
+        lora_keys = {f.name for f in dataclasses.fields(config.lora)}
+        inert = set() if any(s.kind == "lora" for s in self.active) else lora_keys
         self.identity = {k: v for k, v in flat.items() if k not in _CONTROL_KEYS | inert}
         self.identity["task_data"] = self.data.fingerprint()
         encoded = json.dumps(self.identity, sort_keys=True, default=str).encode()

@@ -23,10 +23,10 @@ def qsar_ceilings(model: str, *, tasks: Sequence[str] = DEFAULT_TASKS, splits: S
                   seeds: Sequence[int] = (0, 1, 2), layer: int = -1, pooling: str = "mean",
                   cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """One row per (task, split, seed): {"task", "split", "seed", "ridge", "val", "test"} (mean over targets)."""
-    from ..config.run import default_cache_dir
     from ..data import load_task
     from ..data.rows import TaskRows
     from ..features import build_representation
+    from ..features.cache import default_cache_dir
     from ..heads import fit_ridge
     from ..pipeline.protocol import HEADS
 

@@ -185,7 +185,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     from accelerate import PartialState
     from transformers import Trainer, TrainingArguments, set_seed
 
-    from ..config.run import default_cache_dir
+    from ..features.cache import default_cache_dir
     from .card import write_model_card
     from .descriptors import descriptor_targets
     from .model import BertForMaskedLMAndMTR, MLMAndMTRCollator, make_config

@@ -57,15 +57,15 @@ import torch
 
 from w2s_hf.decomposition.core import QUANTITIES, decompose, fit_gain_on_misfit
 from w2s_hf.experiments.synthetic.nets import (
-    _seed_seq,
-    _torch_generator,
     build_mlp,
     draw_heads,
     features,
     fit_heads_adamw,
     pretrain,
     pretrain_notebook,
+    seed_seq,
     single_thread,
+    torch_generator,
 )
 from w2s_hf.heads import fit_exact
 
@@ -253,7 +253,7 @@ class TaskSample:
 
 def task_sample(config: SyntheticConfig, task: int) -> TaskSample:
     """The task's head and points, from a stream of its own (the same in every variant)."""
-    rng = np.random.default_rng(_seed_seq(config.seed, _TASK, task))
+    rng = np.random.default_rng(seed_seq(config.seed, _TASK, task))
     heads, bias = draw_heads(rng, 1, config.width, config.protocol)
     x_fit = rng.normal(0.0, config.input_std, (config.n_samples, config.input_dim))
     x_test = rng.normal(0.0, config.input_std, (config.n_test, config.input_dim))
@@ -308,7 +308,7 @@ class _AdamWHeads:
         self.config, self.samples = config, samples
         self.y = {sp: np.stack([_labels(truth, s, getattr(s, f"x_{sp}")) for s in samples]) for sp in _SPLITS}
         inits = [
-            np.random.default_rng(_seed_seq(config.seed, _HEAD_INIT, t)).uniform(
+            np.random.default_rng(seed_seq(config.seed, _HEAD_INIT, t)).uniform(
                 -1 / math.sqrt(config.width), 1 / math.sqrt(config.width), (2, config.width + 1)
             )
             for t in range(len(samples))
@@ -329,7 +329,7 @@ class _AdamWHeads:
         c = self.config
         return fit_heads_adamw(feats, targets, init, epochs=c.head_epochs, batch_size=c.head_batch_size,
                                lr=c.head_lr, weight_decay=c.weight_decay,
-                               generator=_torch_generator(c.seed, _HEAD_SHUFFLE))
+                               generator=torch_generator(c.seed, _HEAD_SHUFFLE))
 
     def _apply(self, net: torch.nn.Module, weights: np.ndarray, bias: np.ndarray) -> dict[str, np.ndarray]:
         return {sp: np.einsum("tnk,tk->tn", f, weights) + bias[:, None] for sp, f in self.feats(net).items()}
@@ -538,14 +538,14 @@ class Representations:
         self.config = config
         notebook = config.protocol == "notebook"
         self.truth = (
-            build_mlp(config.truth_depth, config.input_dim, config.width, _torch_generator(config.seed, _TRUTH),
+            build_mlp(config.truth_depth, config.input_dim, config.width, torch_generator(config.seed, _TRUTH),
                       final_relu=notebook)
             .double()
             .eval()
             .requires_grad_(False)
         )
         self.heads, self.bias = draw_heads(
-            np.random.default_rng(_seed_seq(config.seed, _PRETRAIN_HEADS)), config.n_pretrain_tasks, config.width,
+            np.random.default_rng(seed_seq(config.seed, _PRETRAIN_HEADS)), config.n_pretrain_tasks, config.width,
             config.protocol,
         )
         self._cache: dict[tuple[int, int, int], tuple[torch.nn.Module, dict[str, Any]]] = {}
@@ -568,13 +568,13 @@ class Representations:
         if key not in self._cache:
             c = self.config
             shape = (c.n_pretrain_tasks, samples, c.input_dim)
-            x = np.random.default_rng(_seed_seq(c.seed, _PRETRAIN_DATA, samples)).normal(0.0, c.input_std, shape)
-            heldout = np.random.default_rng(_seed_seq(c.seed, _HELDOUT)).normal(
+            x = np.random.default_rng(seed_seq(c.seed, _PRETRAIN_DATA, samples)).normal(0.0, c.input_std, shape)
+            heldout = np.random.default_rng(seed_seq(c.seed, _HELDOUT)).normal(
                 0.0, c.input_std, (c.n_pretrain_tasks, _HELDOUT_PER_TASK, c.input_dim)
             )
-            net = build_mlp(depth, c.input_dim, c.width, _torch_generator(c.seed, _INIT, depth),
+            net = build_mlp(depth, c.input_dim, c.width, torch_generator(c.seed, _INIT, depth),
                             final_relu=c.protocol == "notebook")
-            generator = _torch_generator(c.seed, _SHUFFLE, depth, samples)
+            generator = torch_generator(c.seed, _SHUFFLE, depth, samples)
             if c.protocol == "fast":
                 self._cache[key] = pretrain(
                     net,
@@ -712,7 +712,7 @@ def _run_variant(
     result = _summarise(variant, rows, config)
     gold = result["gold_head_error"]
     better = "strong" if gold["strong_representation"] < gold["weak_representation"] else "weak"
-    x_probe = np.random.default_rng(_seed_seq(config.seed, _TASK, 0)).normal(
+    x_probe = np.random.default_rng(seed_seq(config.seed, _TASK, 0)).normal(
         0.0, config.input_std, (config.n_samples, config.input_dim)
     )
     result.update(
