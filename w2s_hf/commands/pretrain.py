@@ -3,8 +3,8 @@
 Re-create a shipped model (each config names its output folder; `--overwrite` replaces it):
 
     w2s pretrain --accelerate_config accelerate_configs/cpu_2proc.yaml \
-        --config scripts/configs/pretrain/smiles-bert-h64-l2.yaml --output_dir runs/pretrain/h64
-    w2s pretrain --config scripts/configs/pretrain/smiles-bert-h64-l2.yaml \
+        --config scripts/configs/pretrain/smiles-bert-h64-l2-mtr.yaml --output_dir runs/pretrain/h64
+    w2s pretrain --config scripts/configs/pretrain/smiles-bert-h64-l2-mtr.yaml \
         --output_dir runs/pretrain/tiny --limit 500 --max_steps 20     # a trial in seconds
 
 Then measure its QSAR ceilings (ridge on gold labels; writes them into the model card), and ship it
@@ -12,7 +12,7 @@ inside the package as `packaged:<folder name>` (at most 5 MiB; `--overwrite` rep
 
     w2s pretrain --evaluate runs/pretrain/h64
     w2s pretrain --ship runs/pretrain/h64
-    w2s pretrain --table w2s_hf/models/smiles-bert-*   # the README's family table
+    w2s pretrain --table w2s_hf/models/smiles-bert-*   # the family table of docs/pretraining.md
 
 Flags override the YAML file; `--help` lists every key. The corpus, the descriptors' cache and the
 saved folder are described in `w2s_hf/pretraining/`.

@@ -21,8 +21,8 @@ Other runs (flags override the YAML file given with --config; `w2s run --help` l
     w2s run --config scripts/configs/esol_default.yaml --solver adamw
     w2s run --stages train_w2s evaluate --overwrite   # redo two stages only
 
-Artifacts in --output_dir: heads (safetensors), predictions per split (CSV with ids), results.json,
-decomposition.png and tensorboard logs under logs/.
+Artifacts in --output_dir: heads (safetensors), predictions per split (CSV with ids), results.json
+(schema in docs/usage/running.md), decomposition.png and tensorboard logs under logs/.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tabulate finished sweeps (sweep.json / sweep.csv) as Markdown and draw one combined gain-vs-misfit figure.
 
-This is what produced the README's Results tables and docs/figures/*.png:
+This is what produced the tables of docs/results.md and docs/figures/*.png:
 
     w2s summarize --sweeps runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
         runs/sweeps/lipophilicity_scaffold --figure docs/figures/qsar_scaffold.png

@@ -131,8 +131,10 @@ def load_task(
         seed: any int; the split is a pure function of (file contents, split, seed, weak_fraction).
         targets: subset of a built-in task's targets (e.g. two ELLIPSE rubrics); for your own file, an
             alias of `target_columns` (or a subset of them when both are given).
-        input_column, target_columns, id_column: columns of your own file. Without `id_column` the
-            ids are the 1-based data-row numbers, "row-1", "row-2", ...
+        input_column: the input column of your own file.
+        target_columns: the target columns of your own file.
+        id_column: the id column of your own file. Without it the ids are the 1-based data-row
+            numbers, "row-1", "row-2", ...
         path: the file for `ellipse` (required) or a replacement file for another built-in task.
         weak_fraction: share of the training part that becomes weak_train (the rest is w2s_train).
         drop_invalid: drop rows whose SMILES RDKit cannot parse (and log how many) instead of failing.

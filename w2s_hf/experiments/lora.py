@@ -7,7 +7,7 @@ gold labels (`results.json` -> `students`). Optionally each split is cut to a se
 early-stopped on val weak labels, so possibly still at step 0 = the linear student), the LoRA student at
 its last evaluation point (`w2s_lora@last`, not selected, read off the evaluation hooks) is recorded too.
 Writes `lora_experiment.csv` (one row per config, seed, split and student), prints the Markdown table of
-the README (test split, mean and range over seeds) and draws gain against misfit for the students
+docs/results.md (test split, mean and range over seeds) and draws gain against misfit for the students
 (`--figure`).
 
     w2s lora-experiment --configs scripts/configs/lora_esol.yaml --seeds 0 1 2

@@ -75,7 +75,7 @@ def evaluate_checkpoints(folder: str | os.PathLike, **kwargs: Any) -> dict[str, 
 
 
 def family_table(folders: Sequence[str | os.PathLike], reference: dict[str, Any] | None = None) -> str:
-    """The README's family table: size, objective, budget, final losses and mean val / test ceilings.
+    """The family table of docs/pretraining.md: size, objective, budget, final losses and mean val / test ceilings.
 
     `folders` are evaluated pretrained folders (`pretraining.json` and `ceilings.json`); `reference`
     is {"name", "mean"} of another representation's ceilings (e.g. rdkit:descriptors), as a last row.
