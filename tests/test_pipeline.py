@@ -106,7 +106,7 @@ def test_two_processes_give_the_same_results(setup):
     out2 = setup["root"] / "run2"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--main_process_port", str(free_port()), str(REPO / "scripts" / "train_w2s.py"),
+           "--main_process_port", str(free_port()), "-m", "w2s_hf", "run",
            "--config", str(setup["config"]), "--output_dir", str(out2)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
