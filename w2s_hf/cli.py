@@ -64,6 +64,8 @@ def launch_command(command: str, launch: dict[str, str], argv: list[str]) -> lis
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if "accelerate_config" in launch:
         cmd += ["--config_file", launch["accelerate_config"]]
+    # a free rendezvous port of its own, so two launches on one machine never collide on the default one
+    cmd += ["--main_process_port", str(free_port())]
     if "num_processes" in launch:
         n = launch["num_processes"]
         if not n.isdigit() or int(n) < 1:
@@ -73,6 +75,15 @@ def launch_command(command: str, launch: dict[str, str], argv: list[str]) -> lis
         if int(n) > 1 and "accelerate_config" not in launch:
             cmd += ["--multi_gpu"]
     return cmd + ["-m", "w2s_hf", command, *argv]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:
