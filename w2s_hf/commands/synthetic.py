@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from w2s_hf.experiments.synthetic import format_summary, format_sweep, run_synthetic
+    from w2s_hf.experiments.synthetic import format_reversal_sweep, format_summary, run_synthetic
 
     start = time.perf_counter()
     results = run_synthetic(config, out.output_dir, progress=lambda line: print(line, flush=True))
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             f"mean gold error weak {gold['weak_representation']:.4g} vs strong {gold['strong_representation']:.4g}"
         )
         print(f"\nreversal sweep (protocol {config.protocol}):")
-        print(format_sweep(reversal["sweep"]))
+        print(format_reversal_sweep(reversal["sweep"]))
     print(f"results: {Path(out.output_dir).resolve()}  ({time.perf_counter() - start:.1f} s)")
     return 0
 

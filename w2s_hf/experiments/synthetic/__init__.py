@@ -12,9 +12,9 @@ from .config import SyntheticConfig, head_solver
 from .nets import build_mlp, draw_heads, features, fit_heads_adamw, pretrain, pretrain_notebook
 from .representations import Representations
 from .run import format_summary, run_synthetic
-from .sweep import format_sweep, run_sweep
+from .sweep import format_reversal_sweep, run_reversal_sweep
 from .tasks import evaluate_tasks, task_sample
 
 __all__ = ["Representations", "SyntheticConfig", "build_mlp", "draw_heads", "evaluate_tasks", "features",
-           "fit_heads_adamw", "format_summary", "format_sweep", "head_solver", "pretrain", "pretrain_notebook",
-           "run_sweep", "run_synthetic", "task_sample"]
+           "fit_heads_adamw", "format_reversal_sweep", "format_summary", "head_solver", "pretrain",
+           "pretrain_notebook", "run_reversal_sweep", "run_synthetic", "task_sample"]

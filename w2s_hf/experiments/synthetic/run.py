@@ -60,7 +60,7 @@ from w2s_hf.experiments.synthetic.nets import (
 
 from .config import STREAM_TASK, SyntheticConfig
 from .representations import Representations
-from .sweep import run_sweep
+from .sweep import run_reversal_sweep
 from .tasks import condition_number, evaluate_tasks, summarise_rows
 
 
@@ -81,7 +81,7 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike,
     Writes <output_dir>/<variant>/tasks.csv (one row per task), results.json and gain_vs_misfit.png,
     each as soon as its variant is done, and at the end <output_dir>/summary.json and
     gain_vs_misfit.png (one panel per variant); every file is written atomically. The reversal
-    variant also runs the sweep (`run_sweep`, under "sweep" in its results.json) and writes
+    variant also runs the sweep (`run_reversal_sweep`, under "sweep" in its results.json) and writes
     reversal/sweep.csv (one row per point), sweep_tasks.csv (one row per point and task) and
     sweep_gain_vs_misfit.png (one panel per point). A net pretrained for one variant is reused by the
     next (`seconds` of a variant is its own wall time; each net's training time is under
@@ -115,7 +115,7 @@ def run_synthetic(config: SyntheticConfig, output_dir: str | os.PathLike,
                 f"strong: {short_name(result['strong_representation'])}",
             )
             if variant == "reversal":
-                sweep, sweep_rows = run_sweep(config, reps, progress)
+                sweep, sweep_rows = run_reversal_sweep(config, reps, progress)
                 result["sweep"] = sweep
                 _write_sweep(folder, sweep, sweep_rows, len(config.sweep_epochs))
             write_json_atomic(folder / "results.json", result)

@@ -13,7 +13,7 @@ from .representations import Representations
 from .tasks import evaluate_tasks, summarise_rows
 
 
-def run_sweep(config: SyntheticConfig, reps: Representations, progress: Callable[[str], None] | None = None
+def run_reversal_sweep(config: SyntheticConfig, reps: Representations, progress: Callable[[str], None] | None = None
               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The reversal sweep: at each (samples per task, epochs) pretrain both nets, tell which is really
     better from their heads on gold labels, make that one the strong model, and regress gain on misfit.
@@ -85,7 +85,7 @@ def run_sweep(config: SyntheticConfig, reps: Representations, progress: Callable
     return {"points": points, "reversal_regime": regime, "protocol": config.protocol}, all_rows
 
 
-def format_sweep(sweep: dict[str, Any]) -> str:
+def format_reversal_sweep(sweep: dict[str, Any]) -> str:
     """The sweep as a table: one line per (samples per task, epochs)."""
     head = (
         f"{'samples':>7} {'epochs':>6}  {'better':<7} {'deep gold':>9} {'shallow gold':>12} {'slope':>6} "
