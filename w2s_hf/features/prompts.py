@@ -82,8 +82,9 @@ def tokenize_inputs(tokenizer: Any, items: list, max_length: int, *, chat: bool 
             ids[i] = enc["input_ids"][k]
             types[i] = enc["token_type_ids"][k] if "token_type_ids" in enc else None
     if pairs:
-        if getattr(tokenizer, "sep_token", None) is not None:  # the tokenizer's own pair template
-            enc = tokenizer([items[i][0] for i in pairs], [items[i][1] for i in pairs], **common)
+        if getattr(tokenizer, "sep_token", None) is not None:  # the tokenizer's own pair template, with segments
+            enc = tokenizer([items[i][0] for i in pairs], [items[i][1] for i in pairs], return_token_type_ids=True,
+                            **common)
         else:  # a decoder: the two texts joined
             enc = tokenizer([PAIR_JOIN.join(items[i]) for i in pairs], **common)
         for k, i in enumerate(pairs):
