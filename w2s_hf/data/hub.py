@@ -146,7 +146,7 @@ def mapped_splits(assigned: Sequence[str], seed: int, weak_fraction: float) -> d
     """Row positions of our four splits from each row's mapped split (`SPLIT_COLUMN`).
 
     Rows mapped to `train` are divided into weak_train / w2s_train by the seeded weak/w2s division; a val or
-    test split that the map does not give is carved from them first (1/8 each: the 80/10/10 of a random split),
+    test split that the map does not give is carved from them first (a tenth each, as in the 80/10/10 random split),
     so a dataset with only train and test still yields four splits.
     """
     import numpy as np

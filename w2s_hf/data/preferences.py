@@ -181,7 +181,7 @@ def preference_rows(frame: Any, where: Any, seed: int = 0) -> dict[str, Any]:
 
 def load_preference_task(name_or_path: str | os.PathLike, *, split: str = "random", seed: int = 0,
                          weak_fraction: float = 0.5, path: str | os.PathLike | None = None,
-                         id_column: str | None = None, **hub: Any):
+                         id_column: str | None = None, name: str | None = None, **hub: Any):
     """A checked, split preference `W2STask` from a file, a `hf:` dataset or a save_to_disk folder."""
     from .sources import read_table
     from .tasks import W2STask
@@ -213,7 +213,7 @@ def load_preference_task(name_or_path: str | os.PathLike, *, split: str = "rando
         positions = make_splits(len(ids), "random", seed, weak_fraction)
     require_nonempty_splits({k: len(positions[k]) for k in SPLIT_NAMES}, len(ids), "random", weak_fraction,
                             f"{where} (preference task, seed {seed})")
-    name = Path(str(name_or_path).removeprefix(HF_PREFIX).rstrip("/")).stem or "preference"
+    name = name or Path(str(name_or_path).removeprefix(HF_PREFIX).rstrip("/")).stem or "preference"
     return W2STask(name=name, targets=[TARGET], input_kind="text", splits=_dataset_dict(ids, rows, positions),
                    split="random", seed=int(seed), weak_fraction=weak_fraction, source=str(where),
                    task_type="preference")

@@ -42,6 +42,7 @@ from w2s_hf.data.prompts import TEMPLATE_COLUMN, render_template
 from w2s_hf.data.rows import PAIR_COLUMN, SPLIT_NAMES
 from w2s_hf.data.sources import BUILTIN_TASKS, ELLIPSE_RUBRICS, TaskSpec, builtin_file, read_table
 from w2s_hf.data.splits import SPLIT_METHODS, make_splits
+from w2s_hf.data.suite import SUITE, suite_frame
 
 if TYPE_CHECKING:
     import datasets
@@ -175,6 +176,20 @@ def load_task(
     """
     _check_arguments(split, seed, weak_fraction, input_kind)
     hub = {"config_name": dataset_config, "revision": revision, "data_files": data_files, "split_map": split_map}
+    suite = SUITE.get(os.fspath(name_or_path).lower())
+    if suite is not None:  # a benchmark-suite task: its form is fixed (w2s_hf.data.suite)
+        given = [k for k, v in {"input_column": input_column, "target_columns": target_columns, "targets": targets,
+                                "id_column": id_column, "label_column": label_column, "template": template}.items()
+                 if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} describe your own data; suite task {suite.name!r} has a fixed form "
+                             f"({suite.form}). Point path= at a copy in the {suite.hub} schema to use local data.")
+        if suite.formatter is None:
+            from w2s_hf.data.preferences import load_preference_task
+
+            return load_preference_task(path or f"hf:{suite.hub}", split=split, seed=seed, weak_fraction=weak_fraction,
+                                        name=suite.name, **{**hub, "split_map": split_map or suite.split_map})
+        task_type, input_column, label_column, id_column, input_kind = "classification", "text", "label", "id", "text"
     if task_type == "preference":
         from w2s_hf.data.preferences import load_preference_task
 
@@ -194,8 +209,12 @@ def load_task(
     target_columns = [target_columns] if isinstance(target_columns, str) else target_columns
     targets, target_columns = _label_arguments(name_or_path, task_type, label_column, threshold, targets,
                                                target_columns)
-    spec, frame, file, name = read_source(name_or_path, path, input_column, target_columns, id_column, targets,
-                                          input_kind, **hub)
+    if suite is not None:
+        frame, file = suite_frame(suite, None if path is None else os.fspath(path), seed, **hub)
+        spec, name = None, suite.name
+    else:
+        spec, frame, file, name = read_source(name_or_path, path, input_column, target_columns, id_column, targets,
+                                              input_kind, **hub)
     if template is not None:
         if input_column is not None:
             raise ValueError(f"template={template!r} builds the input; drop input_column={input_column!r}")
@@ -221,7 +240,8 @@ def load_task(
                                 f"{spec.input_kind}; pass input_kind='text'", path=file)
         data.inputs = list(zip(data.inputs, parse_inputs(frame, pair_column, file, spec.input_kind)))
 
-    if split == "scaffold" and spec.input_kind != "smiles":
+    # with the dataset's own splits (a split map, a suite task) the split argument does not apply
+    if split == "scaffold" and spec.input_kind != "smiles" and SPLIT_COLUMN not in frame.columns:
         raise TaskDataError(
             f"{file}: split='scaffold' needs SMILES input but task {name!r} is text; use split='random'.", path=file
         )
