@@ -184,3 +184,39 @@ def test_a_missing_cell_used_by_the_template_names_the_rows(tmp_path):
     path.write_text("".join(json.dumps({"q": None if i in (3, 8) else f"q{i}", "y": i}) + "\n" for i in range(30)))
     with pytest.raises(TaskDataError, match=r"column 'q', used by the template, is missing in 2 rows: row 4, row 9"):
         load_task(path, template="Q: {q}", target_columns=["y"])
+
+
+# ---------------------------------------------------------------------- past one process
+def _prompt_worker(path, out, prompts, firsts, seconds):
+    from helpers import fresh_fork_state
+
+    fresh_fork_state()
+    from accelerate import Accelerator
+
+    from w2s_hf.features.pairs import pair_difference
+
+    acc = Accelerator(cpu=True)
+    enc = FrozenEncoder(path, pooling="last", chat_template=True, token_budget=120, shard_size=4)
+    X = pair_difference(enc, prompts, firsts, seconds, accelerator=acc, show_progress=False)
+    if acc.is_main_process:
+        np.save(out, X)
+
+
+def test_prompt_features_sharded_over_two_processes_are_those_of_one_bit_for_bit(tmp_path):
+    """Chat-formatted preference sides on a tiny Qwen2, rows dealt to 2 processes (gloo on CPU) = 1 process."""
+    from accelerate import debug_launcher
+
+    path = build_decoder(tmp_path / "qwen", "qwen2", bos=False, eos=True, chat=CHATML)
+    texts = sentences(14, seed=3)
+    prompts, firsts, seconds = ["Which reply is better?"] * 10, texts[:10], texts[4:14]
+    debug_launcher(lambda: _prompt_worker(path, tmp_path / "two.npy", prompts, firsts, seconds), num_processes=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each launched process has: a matmul over threads may sum in another order
+    try:
+        from w2s_hf.features.pairs import pair_difference
+
+        enc = FrozenEncoder(path, pooling="last", chat_template=True, token_budget=120, shard_size=4)
+        one = pair_difference(enc, prompts, firsts, seconds, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(np.load(tmp_path / "two.npy"), one)
