@@ -30,6 +30,7 @@ from ..pipeline.protocol import STAGES, STUDENT_KINDS
 
 # Each list of allowed values lives with the module that owns it; these names are the config's view.
 STUDENT_LOSSES = loss_names("classification", student=True)
+PREFERENCE_LOSSES = loss_names("preference", student=True)
 REGRESSION_LOSSES = loss_names("regression")
 __all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RunArguments",
            "TaskArguments", "W2SConfig", "default_cache_dir"]
@@ -59,6 +60,11 @@ class ModelArguments:
     weak_max_length: int = field(default=512, metadata=_help("Weak tokenizer truncation length."))
     weak_dtype: str = field(default="float32", metadata=_help("Weak model dtype.", DTYPES))
     weak_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the weak model."))
+    weak_chat_template: bool = field(default=False, metadata=_help(
+        "Format the weak model's inputs with its tokenizer's chat template (a text = a user turn; a pair or a "
+        "preference side = a user turn and the assistant's reply)."))
+    weak_device_map: str | None = field(default=None, metadata=_help(
+        "'auto': spread the weak model over every visible GPU (a model larger than one GPU; one process)."))
     strong_model: str = field(
         default="packaged:smiles-bert-h192-l4-mtr",
         metadata=_help("Strong model: Hub id, local folder, packaged:NAME or rdkit:KIND."),
@@ -73,6 +79,10 @@ class ModelArguments:
     strong_trust_remote_code: bool = field(
         default=False, metadata=_help("Allow custom model code for the strong model.")
     )
+    strong_chat_template: bool = field(default=False, metadata=_help(
+        "Format the strong model's inputs with its tokenizer's chat template."))
+    strong_device_map: str | None = field(default=None, metadata=_help(
+        "'auto': spread the strong model over every visible GPU (a model larger than one GPU; one process)."))
 
     def representation(self, role: str) -> dict[str, Any]:
         """Keyword arguments for `w2s_hf.features.build_representation` for role 'weak' or 'strong'."""
@@ -85,6 +95,9 @@ class ModelArguments:
             "max_length": get("max_length"),
             "dtype": get("dtype"),
             "trust_remote_code": get("trust_remote_code"),
+            # new keys only when set: rdkit featurizers and the run identity of older runs stay as they were
+            **({"chat_template": True} if get("chat_template") else {}),
+            **({"device_map": get("device_map")} if get("device_map") else {}),
         }
 
     def validate(self) -> None:
@@ -93,6 +106,9 @@ class ModelArguments:
             _check_choice(f"{role}_dtype", getattr(self, f"{role}_dtype"), DTYPES)
             if getattr(self, f"{role}_max_length") < 1:
                 raise ConfigError(f"{role}_max_length={getattr(self, f'{role}_max_length')} must be >= 1.")
+            if getattr(self, f"{role}_device_map") not in (None, "auto"):
+                value = getattr(self, f"{role}_device_map")
+                raise ConfigError(f"{role}_device_map={value!r} must be 'auto' or unset.")
             if not str(getattr(self, f"{role}_model")).strip():
                 raise ConfigError(f"{role}_model is empty: give a Hub id, a local folder or packaged:NAME.")
 
@@ -131,6 +147,19 @@ class TaskArguments:
         "classification: the label column (a built-in task's target, e.g. cohesion, or a column of your file)."))
     threshold: float | None = field(default=None, metadata=_help(
         "classification: cut a numeric label column into two classes <t and >=t (needed for the QSAR tasks)."))
+    dataset_config: str | None = field(default=None, metadata=_help(
+        "task=hf:<path>: the dataset's config name (e.g. 'default')."))
+    dataset_revision: str | None = field(default=None, metadata=_help("task=hf:<path>: branch, tag or commit."))
+    data_files: list[str] | None = field(default=None, metadata=_help(
+        "task=hf:<path>: data files to load (e.g. parquet files of a local Hub-like folder)."))
+    split_map: list[str] | None = field(default=None, metadata=_help(
+        "task=hf:<path> or a save_to_disk folder: THEIRS=OURS per split (ours: weak_train, w2s_train, val, test, "
+        "or train, divided into weak_train/w2s_train), e.g. train=train validation=val test=test. Without it "
+        "every split is pooled and split at random."))
+    template: str | None = field(default=None, metadata=_help(
+        "Build each input from the row's columns, e.g. 'Q: {question}\nA: {answer}' (replaces input_column)."))
+    pair_column: str | None = field(default=None, metadata=_help(
+        "A second input column: rows are text pairs (encoders: the tokenizer's pair template)."))
 
     def validate(self) -> None:
         _check_choice("split", self.split, SPLIT_METHODS)
@@ -141,6 +170,8 @@ class TaskArguments:
                     raise ConfigError(f"{key}={getattr(self, key)!r} applies to task_type=classification only.")
         elif self.threshold is not None and not math.isfinite(self.threshold):
             raise ConfigError(f"threshold={self.threshold} must be a finite number.")
+        if self.template is not None and self.input_column is not None:
+            raise ConfigError(f"template={self.template!r} builds the input; drop input_column={self.input_column!r}.")
         if self.task.strip().lower() == "ellipse" and not self.task_path:
             raise ConfigError(
                 "task=ellipse needs task_path: the Kaggle 'Feedback Prize - English Language Learning' "
@@ -163,6 +194,11 @@ class TaskArguments:
             "drop_invalid": self.drop_invalid,
             **({"task_type": self.task_type, "label_column": self.label_column, "threshold": self.threshold}
                if self.task_type != "regression" else {}),
+            # new keys only when set (load_task's defaults otherwise)
+            **{key: value for key, value in (
+                ("dataset_config", self.dataset_config), ("revision", self.dataset_revision),
+                ("data_files", self.data_files), ("split_map", self.split_map), ("template", self.template),
+                ("pair_column", self.pair_column)) if value is not None},
         }
 
 
@@ -211,10 +247,14 @@ class HeadArguments:
         "classification: the student's loss on the weak labels: reverse_kl KL(student||weak), the theorem's "
         "direction; forward_kl KL(weak||student); xent_hard, cross-entropy on the weak model's argmax.",
         STUDENT_LOSSES))
+    preference_loss: str = field(default="reverse_binary_kl", metadata=_help(
+        "preference: the student's loss on the weak P(first preferred): reverse_binary_kl KL(student||weak), the "
+        "theorem's direction; binary_xent, cross-entropy on the weak probability.", PREFERENCE_LOSSES))
 
     def validate(self) -> None:
         _check_choice("solver", self.solver, SOLVERS)
         _check_choice("student_loss", self.student_loss, STUDENT_LOSSES)
+        _check_choice("preference_loss", self.preference_loss, PREFERENCE_LOSSES)
         if self.k_heads < 1:
             raise ConfigError(f"k_heads={self.k_heads} must be >= 1.")
         self.ridge_value()

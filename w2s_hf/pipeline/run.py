@@ -40,6 +40,9 @@ THEOREM_NOTE = (
     "a linear head on a frozen representation (covered_by_theorem: true). A LoRA student is not in a convex class: "
     "its gain, misfit and residual are measured here, not bounded by the theorem. Its pgr uses the linear ceiling."
 )
+# keys added with the preference kind and chat templates: inert at their defaults (older runs keep their identity)
+_ADDED_KEYS = {"weak_chat_template", "strong_chat_template", "weak_device_map", "strong_device_map", "dataset_config",
+               "dataset_revision", "data_files", "split_map", "template", "pair_column"}
 
 
 class W2SPipeline:
@@ -72,6 +75,8 @@ class W2SPipeline:
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
         lora_keys = {f.name for f in dataclasses.fields(config.lora)}
         inert = set() if any(s.kind == "lora" for s in self.active) else lora_keys
+        inert = inert | {k for k in _ADDED_KEYS if not flat.get(k)} | (
+            {"preference_loss"} if self.kind.student_loss_key != "preference_loss" else set())
         self.identity = {k: v for k, v in flat.items() if k not in _CONTROL_KEYS | inert}
         self.identity["task_data"] = self.data.fingerprint()
         encoded = json.dumps(self.identity, sort_keys=True, default=str).encode()
@@ -83,6 +88,7 @@ class W2SPipeline:
         from ..features import build_representation
 
         self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
+        _check_pairwise(self.kind, self._encoders, self.active)
         for spec in self.active:
             if spec.kind == "lora":  # target modules resolved on the meta device: no weights loaded
                 from ..heads.lora import check_lora_targets
@@ -101,14 +107,16 @@ class W2SPipeline:
             # A featurizer that scales its outputs (rdkit:descriptors) fits the scaler on the rows some
             # head trains on (weak_train + w2s_train), never on val or test.
             fit = {"fit_rows": self.train_rows()} if getattr(encoder, "fits_on_rows", False) else {}
-            self._features[role] = encoder.encode(
-                self.data.canonical_texts,
-                cache_dir=None if run.no_cache else os.path.join(run.resolved_cache_dir(), "features"),
-                accelerator=self.accelerator,
-                no_cache=run.no_cache,
-                show_progress=self.is_main,
-                **fit,
-            )
+            common = {"cache_dir": None if run.no_cache else os.path.join(run.resolved_cache_dir(), "features"),
+                      "accelerator": self.accelerator, "no_cache": run.no_cache, "show_progress": self.is_main}
+            if self.kind.inputs == "pair_difference":  # preferences: each distinct side extracted once
+                from ..features.pairs import pair_difference
+
+                sides = self.data.sides
+                self._features[role] = pair_difference(encoder, sides["prompt"], sides["first"], sides["second"],
+                                                       **common)
+            else:
+                self._features[role] = encoder.encode(self.data.canonical_texts, **common, **fit)
         return self._features[role]
 
     def train_rows(self) -> np.ndarray:
@@ -255,7 +263,8 @@ class W2SPipeline:
                 "targets": self.targets,
                 "input_kind": self.task.input_kind,
                 "sizes": self.data.sizes(),
-                **({} if not self.kind.has_classes else {"task_type": self.kind.name, "classes": self.classes}),
+                **({} if self.kind.name == "regression" else {"task_type": self.kind.name}),
+                **({} if not self.kind.has_classes else {"classes": self.classes}),
             },
             "fingerprints": {r: features.get(r, {}).get("fingerprint") for r in ROLES},
             "heads": {n: folder.read_json(folder.head_record(n)) for n in preds if folder.head_record(n).exists()},
@@ -288,7 +297,7 @@ class W2SPipeline:
                   "selected_on": spec.selected_on, "init_from": spec.init_from, **fitted}
         if spec.kind != "lora":
             del record["kind"], record["init_from"]
-        if not self.kind.has_classes and request.X is not None:
+        if self.kind.divergence == "squared" and request.X is not None:
             X_val, y_val = request.X_val_all, request.y_val_all
             record["train_val_mse"] = float(np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2))
         if self.is_main:
@@ -310,7 +319,7 @@ class W2SPipeline:
         y_val = self.training_targets(spec.select_labels, spec.select_split)
         # heads on gold labels train on the kind's gold loss; students on the configured student loss
         loss = self.kind.gold_loss if not spec.is_student else (
-            cfg.student_loss if self.kind.has_classes else self.config.lora.lora_loss)
+            getattr(cfg, self.kind.student_loss_key) if self.kind.name != "regression" else self.config.lora.lora_loss)
         common = {"accelerator": acc, "head": cfg, "seed": self.config.run.seed, "loss": loss,
                   "k": cfg.k_heads if spec.mixture else 1, "on_eval": self._on_eval(spec)}
         if spec.kind == "lora":
@@ -448,6 +457,19 @@ def _check_input_kinds(config: W2SConfig, task) -> None:
                 f"{role}_model={name!r} featurizes SMILES, but task {task.name!r} has "
                 f"{task.input_kind} inputs; use a language model for it."
             )
+
+
+def _check_pairwise(kind, encoders: dict, active) -> None:
+    """Preference features are differences of two sides' features: no LoRA student, no row-fitted scaler."""
+    if kind.inputs != "pair_difference":
+        return
+    lora = [s.name for s in active if s.kind == "lora"]
+    if lora:
+        raise ConfigError(f"task_type={kind.name} has no LoRA students yet (rows {lora}); use student=linear.")
+    for role, encoder in encoders.items():
+        if getattr(encoder, "fits_on_rows", False):
+            raise ConfigError(f"{role}_model scales features on training rows, which a pair's two sides do not "
+                              f"have; use a model or rdkit:morgan for task_type={kind.name}.")
 
 
 def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:
