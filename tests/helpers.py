@@ -56,16 +56,15 @@ def has_mpnet() -> bool:
         return False
 
 
-def load_script(name: str):
-    """The module of scripts/<name>.py (scripts are not a package), registered in sys.modules so
-    that dataclasses defined in it can look their module up."""
-    import importlib.util
-    import sys
-    from pathlib import Path
+# what scripts/<name>.py became: a subcommand module of the `w2s` command
+COMMAND_MODULES = {"train_w2s": "w2s_hf.commands.run", "sweep": "w2s_hf.commands.sweep",
+                   "summarize_sweeps": "w2s_hf.commands.summarize", "extract_features": "w2s_hf.commands.extract",
+                   "synthetic": "w2s_hf.commands.synthetic", "pretrain_smiles": "w2s_hf.commands.pretrain",
+                   "lora_experiment": "w2s_hf.experiments.lora"}
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"w2s_hf_script_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+
+def load_script(name: str):
+    """The module behind a `w2s` subcommand, by its old script name (scripts/<name>.py)."""
+    import importlib
+
+    return importlib.import_module(COMMAND_MODULES[name])

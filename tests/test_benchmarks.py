@@ -1,5 +1,5 @@
 """The benchmark scripts run end to end on tiny inputs and report correct numbers (never timings:
-those are figures for the README, read off the scripts' output, not asserted here)."""
+those are figures for docs/performance.md, read off the scripts' output, not asserted here)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ def _have_everything() -> bool:
 def _launch(out: Path, env: dict) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(REPO / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", str(free_port()),
-           str(REPO / "scripts" / "train_w2s.py"), "--output_dir", str(out)]
+           "-m", "w2s_hf", "run", "--output_dir", str(out)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
 
 

@@ -215,7 +215,7 @@ def test_two_processes_equal_one(tiny_bert, tmp_path):
         # each launch gets its own rendezvous port: two on the default 29500 would collide
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--main_process_port", str(free_port()), "--num_machines", "1", "--mixed_precision", "no",
-               "--dynamo_backend", "no", str(REPO / "scripts" / "extract_features.py"), "--model", tiny_bert,
+               "--dynamo_backend", "no", "-m", "w2s_hf", "extract", "--model", tiny_bert,
                "--input", str(texts_file), "--shard_size", "8", "--token_budget", "200", "--layers", "2", "4", *extra]
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -396,7 +396,6 @@ def test_pipeline_two_processes_give_the_students_of_one(setup, cls_setup, task)
     """`accelerate launch` with 2 processes (gloo): both LoRA rows, the same decompositions as 1 process."""
     import subprocess
     import sys
-    from pathlib import Path
 
     from helpers import free_port
 
@@ -406,9 +405,8 @@ def test_pipeline_two_processes_give_the_students_of_one(setup, cls_setup, task)
     flags = ["--student", "lora", "--weak_student", "lora"]
     one = W2SPipeline(_config(setup, setup["root"] / f"both1_{task}", *flags)).run()
     out2 = setup["root"] / f"both2_{task}"
-    script = Path(__file__).resolve().parents[1] / "scripts" / "train_w2s.py"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--main_process_port", str(free_port()), str(script), "--config", str(setup["config"]),
+           "--main_process_port", str(free_port()), "-m", "w2s_hf", "run", "--config", str(setup["config"]),
            "--output_dir", str(out2), *flags]
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=600)

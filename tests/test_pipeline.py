@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import free_port, load_script
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["cohesion", "grammar"]
@@ -119,8 +119,8 @@ def test_student_never_sees_gold_labels(setup):
 def test_two_processes_give_the_same_results(setup):
     out2 = setup["root"] / "run2"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--main_process_port", str(free_port()), str(REPO / "scripts" / "train_w2s.py"),
+    # through the `w2s` command's hand-off to accelerate launch (it picks a free rendezvous port itself)
+    cmd = [sys.executable, "-m", "w2s_hf", "run", "--num_processes", "2",
            "--config", str(setup["config"]), "--output_dir", str(out2)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -91,7 +91,7 @@ def test_a_manifest_that_is_valid_json_but_not_a_record_is_a_corrupt_entry_and_r
 def test_bad_yaml_values_give_one_line_naming_the_file_key_and_value(tmp_path, text, expected):
     config = tmp_path / "bad.yaml"
     config.write_text(text)
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "train_w2s.py"), "--config", str(config),
+    out = subprocess.run([sys.executable, "-m", "w2s_hf", "run", "--config", str(config),
                           "--output_dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     lines = [line for line in out.stderr.splitlines() if line.strip()]

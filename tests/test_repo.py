@@ -19,7 +19,8 @@ def _readme_commands() -> list[str]:
 
 def test_readme_opens_with_exactly_two_commands():
     main_cmd, test_cmd = _readme_commands()
-    assert "accelerate launch" in main_cmd and "scripts/train_w2s.py" in main_cmd
+    assert "w2s run --accelerate_config accelerate_configs/" in main_cmd
+    assert (REPO / re.search(r"--accelerate_config (\S+)", main_cmd).group(1)).is_file()
     assert "torch==2.13.0" in main_cmd and "torch==2.13.0" in test_cmd
     assert "pytest" in test_cmd
     for cmd in (main_cmd, test_cmd):
@@ -33,9 +34,12 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_every_script_docstring_command_names_an_existing_file():
-    for script in sorted((REPO / "scripts").rglob("*.py")):
-        doc = script.read_text().split('"""')[1]
-        for path in re.findall(r"(scripts/[\w/]+\.(?:py|yaml)|accelerate_configs/[\w]+\.yaml)", doc):
+    for script in sorted([*(REPO / "scripts").rglob("*.py"), *(REPO / "w2s_hf" / "commands").glob("*.py")]):
+        parts = script.read_text().split('"""')
+        if len(parts) < 2:
+            continue
+        doc = parts[1]
+        for path in re.findall(r"(scripts/[\w/.-]+?\.(?:py|yaml)|accelerate_configs/[\w]+\.yaml)", doc):
             assert (REPO / path).exists(), f"{script.name} docstring names missing {path}"
 
 

@@ -308,7 +308,7 @@ def test_reversal_sweep_names_the_really_better_net_and_makes_it_strong(tmp_path
     assert sweep["reversal_regime"] == [[p["samples_per_task"], p["epochs"]] for p in sweep["points"] if p["reversed"]]
     assert len(_read_rows(tmp_path / "reversal" / "sweep.csv")) == 4
     assert (tmp_path / "reversal" / "sweep_gain_vs_misfit.png").read_bytes()[:4] == b"\x89PNG"
-    assert "reversal regime" in synthetic.format_sweep(sweep)
+    assert "reversal regime" in synthetic.format_reversal_sweep(sweep)
 
 
 def test_script_takes_the_protocol_flag(tmp_path, capsys):

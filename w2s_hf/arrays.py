@@ -76,3 +76,28 @@ def features_and_targets(X: Any, Y: Any, *, allow_empty: bool,
     Y, is_1d = as_matrix(Y, names[1], allow_empty=allow_empty)
     check_same_rows(X, names[0], Y, names[1])
     return X, Y, is_1d
+
+
+# rows of probabilities must sum to 1 within this (float32 softmax outputs, CSV round trips)
+SUM_TOL = 1e-6
+
+
+def check_labels(y: np.ndarray, name: str, n_classes: int, pred_name: str) -> None:
+    """Class indices (n, 1), binary probabilities (n, 1) or soft labels (n, C) of `n_classes` classes."""
+    if y.shape[1] == 1:
+        col = y[:, 0]
+        if np.all(col == np.round(col)):
+            bad = np.flatnonzero((col < 0) | (col >= n_classes))
+            if len(bad):
+                raise ValueError(f"{name} holds class index {col[bad[0]]:g} at row {bad[0]}, outside "
+                                 f"0..{n_classes - 1} (the {n_classes} classes of {pred_name})")
+            return
+        if n_classes != 2 or np.any(col < 0) or np.any(col > 1):
+            raise ValueError(f"{name} must be class indices (0..{n_classes - 1}) or, for binary, probabilities of "
+                             "class 1")
+        return
+    if y.shape[1] != n_classes:
+        raise ValueError(f"{name} has {y.shape[1]} columns but {pred_name} has {n_classes} classes")
+    sums = y.sum(axis=1)
+    if np.any(y < 0) or np.any(np.abs(sums - 1.0) > SUM_TOL):
+        raise ValueError(f"{name}: soft labels must be non-negative rows that sum to 1")

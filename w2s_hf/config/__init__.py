@@ -39,11 +39,12 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return read_yaml(path, {f.name for cls in ARGUMENT_CLASSES for f in dataclasses.fields(cls)})
 
 
-def parse_config(argv: list[str] | None = None) -> W2SConfig:
-    """Parse `[--config file.yaml] [--key value ...]` into a validated `W2SConfig`."""
+def parse_config(argv: list[str] | None = None, prog: str | None = None) -> W2SConfig:
+    """Parse `[--config file.yaml] [--key value ...]` into a validated `W2SConfig` (`prog`: the name in --help)."""
     from .parser import W2SArgumentParser
 
-    parser = W2SArgumentParser(ARGUMENT_CLASSES)
+    usage = f"{prog or 'w2s run'} [--config FILE.yaml] [--KEY VALUE ...]   (sections below; YAML < flags)"
+    parser = W2SArgumentParser(ARGUMENT_CLASSES, prog=prog, usage=usage)
     model, task, head, run, lora = parser.parse_args_and_config(argv, convert={"ridge": str})
     return W2SConfig(model=model, task=task, head=head, run=run, lora=lora).validate()
 

@@ -8,6 +8,7 @@ line, raises `ConfigError` with a did-you-mean hint. `choices` in a field's meta
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import os
@@ -91,6 +92,17 @@ def _check_types(values: dict[str, Any], dataclass_types, path: str) -> None:
 class W2SArgumentParser(HfArgumentParser):
     """`HfArgumentParser` with `--config file.yaml` and did-you-mean errors for unknown keys."""
 
+    def _describe_flags(self, yaml_config: bool) -> None:
+        """What `--help` shows beyond the fields: `--config`, and `--no_<key>` said as what it does."""
+        if yaml_config and "--config" not in self._option_string_actions:
+            # help only: --config is taken out of argv before parsing (SUPPRESS keeps it out of the namespace)
+            self.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE.yaml",
+                              help="YAML file of keys (flat, or grouped as weak: {model: ...}); flags override it.")
+        for action in self._actions:
+            negated = [o for o in action.option_strings if o.startswith(("--no_", "--no-"))]
+            if negated and action.const is False:
+                action.help = f"Turn off --{action.dest}."
+
     def known_keys(self) -> set[str]:
         return {f.name for cls in self.dataclass_types for f in dataclasses.fields(cls)}
 
@@ -103,6 +115,7 @@ class W2SArgumentParser(HfArgumentParser):
         """
         argv = list(sys.argv[1:] if argv is None else argv)
         values: dict[str, Any] = {}
+        self._describe_flags(yaml_config)
         if yaml_config and "--config" in argv:
             i = argv.index("--config")
             if i + 1 >= len(argv):

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..data.kinds import TASK_TYPES
 from ..data.splits import SPLIT_METHODS
 from ..errors import ConfigError
+from ..features.cache import default_cache_dir
 from ..features.hub import DTYPES
 from ..features.pooling import POOLING_METHODS as POOLINGS
 from ..heads.lora import MIXED_PRECISION
@@ -31,18 +30,10 @@ from ..pipeline.protocol import STAGES, STUDENT_KINDS
 
 # Each list of allowed values lives with the module that owns it; these names are the config's view.
 STUDENT_LOSSES = loss_names("classification", student=True)
+PREFERENCE_LOSSES = loss_names("preference", student=True)
 REGRESSION_LOSSES = loss_names("regression")
 __all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RunArguments",
            "TaskArguments", "W2SConfig", "default_cache_dir"]
-
-
-def default_cache_dir() -> str:
-    """Feature cache shared by every run: $W2S_HF_CACHE, else $HF_HOME/w2s_hf, else ~/.cache/w2s_hf."""
-    if os.environ.get("W2S_HF_CACHE"):
-        return os.environ["W2S_HF_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return str(Path(os.environ["HF_HOME"]) / "w2s_hf")
-    return str(Path.home() / ".cache" / "w2s_hf")
 
 
 def _help(text: str, choices: tuple[str, ...] | None = None) -> dict:
@@ -52,6 +43,8 @@ def _help(text: str, choices: tuple[str, ...] | None = None) -> dict:
 @dataclass
 class ModelArguments:
     """The weak and the strong representation (a Hub id, a local folder, `packaged:NAME` or `rdkit:KIND`)."""
+
+    _argument_group_name: ClassVar[str] = "models (weak and strong representations)"  # a section of --help
 
     weak_model: str = field(
         default="packaged:smiles-bert-h64-l2-mtr",
@@ -67,6 +60,11 @@ class ModelArguments:
     weak_max_length: int = field(default=512, metadata=_help("Weak tokenizer truncation length."))
     weak_dtype: str = field(default="float32", metadata=_help("Weak model dtype.", DTYPES))
     weak_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the weak model."))
+    weak_chat_template: bool = field(default=False, metadata=_help(
+        "Format the weak model's inputs with its tokenizer's chat template (a text = a user turn; a pair or a "
+        "preference side = a user turn and the assistant's reply)."))
+    weak_device_map: str | None = field(default=None, metadata=_help(
+        "'auto': spread the weak model over every visible GPU (a model larger than one GPU; one process)."))
     strong_model: str = field(
         default="packaged:smiles-bert-h192-l4-mtr",
         metadata=_help("Strong model: Hub id, local folder, packaged:NAME or rdkit:KIND."),
@@ -81,6 +79,10 @@ class ModelArguments:
     strong_trust_remote_code: bool = field(
         default=False, metadata=_help("Allow custom model code for the strong model.")
     )
+    strong_chat_template: bool = field(default=False, metadata=_help(
+        "Format the strong model's inputs with its tokenizer's chat template."))
+    strong_device_map: str | None = field(default=None, metadata=_help(
+        "'auto': spread the strong model over every visible GPU (a model larger than one GPU; one process)."))
 
     def representation(self, role: str) -> dict[str, Any]:
         """Keyword arguments for `w2s_hf.features.build_representation` for role 'weak' or 'strong'."""
@@ -93,6 +95,9 @@ class ModelArguments:
             "max_length": get("max_length"),
             "dtype": get("dtype"),
             "trust_remote_code": get("trust_remote_code"),
+            # new keys only when set: rdkit featurizers and the run identity of older runs stay as they were
+            **({"chat_template": True} if get("chat_template") else {}),
+            **({"device_map": get("device_map")} if get("device_map") else {}),
         }
 
     def validate(self) -> None:
@@ -101,6 +106,9 @@ class ModelArguments:
             _check_choice(f"{role}_dtype", getattr(self, f"{role}_dtype"), DTYPES)
             if getattr(self, f"{role}_max_length") < 1:
                 raise ConfigError(f"{role}_max_length={getattr(self, f'{role}_max_length')} must be >= 1.")
+            if getattr(self, f"{role}_device_map") not in (None, "auto"):
+                value = getattr(self, f"{role}_device_map")
+                raise ConfigError(f"{role}_device_map={value!r} must be 'auto' or unset.")
             if not str(getattr(self, f"{role}_model")).strip():
                 raise ConfigError(f"{role}_model is empty: give a Hub id, a local folder or packaged:NAME.")
 
@@ -108,6 +116,8 @@ class ModelArguments:
 @dataclass
 class TaskArguments:
     """Which data, which targets, which split."""
+
+    _argument_group_name: ClassVar[str] = "task (data, targets, split)"  # a section of --help
 
     task: str = field(
         default="esol",
@@ -137,6 +147,19 @@ class TaskArguments:
         "classification: the label column (a built-in task's target, e.g. cohesion, or a column of your file)."))
     threshold: float | None = field(default=None, metadata=_help(
         "classification: cut a numeric label column into two classes <t and >=t (needed for the QSAR tasks)."))
+    dataset_config: str | None = field(default=None, metadata=_help(
+        "task=hf:<path>: the dataset's config name (e.g. 'default')."))
+    dataset_revision: str | None = field(default=None, metadata=_help("task=hf:<path>: branch, tag or commit."))
+    data_files: list[str] | None = field(default=None, metadata=_help(
+        "task=hf:<path>: data files to load (e.g. parquet files of a local Hub-like folder)."))
+    split_map: list[str] | None = field(default=None, metadata=_help(
+        "task=hf:<path> or a save_to_disk folder: THEIRS=OURS per split (ours: weak_train, w2s_train, val, test, "
+        "or train, divided into weak_train/w2s_train), e.g. train=train validation=val test=test. Without it "
+        "every split is pooled and split at random."))
+    template: str | None = field(default=None, metadata=_help(
+        "Build each input from the row's columns, e.g. 'Q: {question}\nA: {answer}' (replaces input_column)."))
+    pair_column: str | None = field(default=None, metadata=_help(
+        "A second input column: rows are text pairs (encoders: the tokenizer's pair template)."))
 
     def validate(self) -> None:
         _check_choice("split", self.split, SPLIT_METHODS)
@@ -147,6 +170,8 @@ class TaskArguments:
                     raise ConfigError(f"{key}={getattr(self, key)!r} applies to task_type=classification only.")
         elif self.threshold is not None and not math.isfinite(self.threshold):
             raise ConfigError(f"threshold={self.threshold} must be a finite number.")
+        if self.template is not None and self.input_column is not None:
+            raise ConfigError(f"template={self.template!r} builds the input; drop input_column={self.input_column!r}.")
         if self.task.strip().lower() == "ellipse" and not self.task_path:
             raise ConfigError(
                 "task=ellipse needs task_path: the Kaggle 'Feedback Prize - English Language Learning' "
@@ -169,12 +194,19 @@ class TaskArguments:
             "drop_invalid": self.drop_invalid,
             **({"task_type": self.task_type, "label_column": self.label_column, "threshold": self.threshold}
                if self.task_type != "regression" else {}),
+            # new keys only when set (load_task's defaults otherwise)
+            **{key: value for key, value in (
+                ("dataset_config", self.dataset_config), ("revision", self.dataset_revision),
+                ("data_files", self.data_files), ("split_map", self.split_map), ("template", self.template),
+                ("pair_column", self.pair_column)) if value is not None},
         }
 
 
 @dataclass
 class HeadArguments:
     """How the linear heads are fitted."""
+
+    _argument_group_name: ClassVar[str] = "heads (how the linear heads are fitted)"  # a section of --help
 
     solver: str = field(
         default="exact",
@@ -215,10 +247,14 @@ class HeadArguments:
         "classification: the student's loss on the weak labels: reverse_kl KL(student||weak), the theorem's "
         "direction; forward_kl KL(weak||student); xent_hard, cross-entropy on the weak model's argmax.",
         STUDENT_LOSSES))
+    preference_loss: str = field(default="reverse_binary_kl", metadata=_help(
+        "preference: the student's loss on the weak P(first preferred): reverse_binary_kl KL(student||weak), the "
+        "theorem's direction; binary_xent, cross-entropy on the weak probability.", PREFERENCE_LOSSES))
 
     def validate(self) -> None:
         _check_choice("solver", self.solver, SOLVERS)
         _check_choice("student_loss", self.student_loss, STUDENT_LOSSES)
+        _check_choice("preference_loss", self.preference_loss, PREFERENCE_LOSSES)
         if self.k_heads < 1:
             raise ConfigError(f"k_heads={self.k_heads} must be >= 1.")
         self.ridge_value()
@@ -254,7 +290,9 @@ class HeadArguments:
 
 @dataclass
 class LoraArguments:
-    """Finetuned students (w2s_hf/finetune): LoRA on the transformer, the head started at the ridge head."""
+    """Finetuned students (w2s_hf/heads/lora): LoRA on the transformer, the head started at the ridge head."""
+
+    _argument_group_name: ClassVar[str] = "LoRA students"  # a section of --help
 
     student: str = field(default="linear", metadata=_help(
         "linear: the ridge student only. lora: also a LoRA-finetuned strong model trained on the weak labels "
@@ -305,7 +343,7 @@ class LoraArguments:
             raise ConfigError(f"lora_target_modules={self.lora_target_modules!r} must be module names.")
 
     def train_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `w2s_hf.finetune.train_lora`."""
+        """Keyword arguments of `w2s_hf.heads.lora.train_lora`."""
         return {"lr": self.lora_lr, "epochs": self.lora_epochs, "token_budget": self.lora_token_budget,
                 "eval_every": self.lora_eval_every, "patience": self.lora_patience, "loss": self.lora_loss,
                 "mixed_precision": self.lora_mixed_precision}
@@ -314,6 +352,8 @@ class LoraArguments:
 @dataclass
 class RunArguments:
     """Where things go and what to (re)do."""
+
+    _argument_group_name: ClassVar[str] = "run (folder, cache, stages, seed)"  # a section of --help
 
     output_dir: str = field(default="runs/w2s", metadata=_help("Run folder: heads, predictions, results.json, plot."))
     cache_dir: str | None = field(

@@ -78,7 +78,7 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], path: Path, rol
         )
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):
@@ -92,7 +92,7 @@ def parse_targets(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     missing, bad, infinite = [], [], []
     out = np.empty(len(raw), dtype=np.float64)
     for i, value in enumerate(raw):
-        if _is_missing(value):
+        if is_missing(value):
             missing.append(i)
             continue
         if isinstance(value, bool):
@@ -154,7 +154,7 @@ def parse_ids(frame: pd.DataFrame, column: str, path: Path) -> list[str]:
     """Column `column` as strings; integer-valued floats lose their '.0' so ids read as written."""
     ids, empty = [], []
     for i, value in enumerate(frame[column].tolist()):
-        if _is_missing(value):
+        if is_missing(value):
             empty.append(i + 1)
             ids.append("")
         elif isinstance(value, float) and value.is_integer():

@@ -35,6 +35,10 @@ class TaskKind:
     training_targets: Callable[[str, np.ndarray, Sequence[str] | None], np.ndarray]
     has_classes: bool
     theory: str | None = None  # what the theorem says for this kind, in results.json
+    # how a row becomes a feature vector: "rows" (its input's features) or "pair_difference"
+    # (phi(prompt, first) - phi(prompt, second), each side's text extracted once: w2s_hf.features.pairs)
+    inputs: str = "rows"
+    student_loss_key: str = "student_loss"  # the HeadArguments key naming the students' loss
 
     def columns(self, targets: Sequence[str], classes: Sequence[str] | None) -> list[str]:
         """Columns of a prediction file: one per target, or p_<class> per class."""
@@ -48,5 +52,11 @@ TASK_KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (
         "class, misfit = KL(w2s || weak). gain >= misfit is guaranteed only for a convex student class "
         "containing the truth; the k-head mixture (k_heads) approaches one as k grows, so at finite k "
         "a negative residual is possible and is not a bug.")),
+    TaskKind("preference", "binary_kl", "binary_xent", _values, has_classes=False, theory=(
+        "pairwise preferences (Mulgund & Pabbaraju, ICML 2025, binary case): heads are Bradley-Terry heads "
+        "p = sigmoid(w . (phi(prompt, first) - phi(prompt, second))); errors are binary cross-entropy against the "
+        "gold A/B label, misfit = binary KL(w2s || weak). A logistic head is not a convex class of predictions, "
+        "so gain >= misfit is not guaranteed and a negative residual is possible."),
+        inputs="pair_difference", student_loss_key="preference_loss"),
 )}
 TASK_TYPES = tuple(TASK_KINDS)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from w2s_hf.data.checks import TaskDataError, _is_missing, format_rows
+from w2s_hf.data.checks import TaskDataError, format_rows, is_missing
 from w2s_hf.data.splits import FRACTIONS, rng_for
 
 _STREAM_STRATIFIED, _STREAM_STRATIFIED_WEAK = 2, 3
@@ -31,7 +31,7 @@ def parse_labels(frame: pd.DataFrame, column: str, path: Path) -> list[str]:
     JSON file's 3.5 name the same class.
     """
     raw = frame[column].tolist()
-    missing = [i for i, v in enumerate(raw) if _is_missing(v) or (isinstance(v, str) and not v.strip())]
+    missing = [i for i, v in enumerate(raw) if is_missing(v) or (isinstance(v, str) and not v.strip())]
     if missing:
         raise TaskDataError(
             f"{path}: label column {column!r} has missing / empty values in "

@@ -9,18 +9,26 @@ from typing import Any
 import numpy as np
 
 SPLIT_NAMES = ("weak_train", "w2s_train", "val", "test")
+PAIR_COLUMN = "input_pair"  # a text-pair task's second text (the first is "input")
+# a preference task's columns: the two sides are (prompt, first) and (prompt, second)
+PREFERENCE_COLUMNS = ("prompt", "first", "second")
 # The splits a run is evaluated on: weak_train is the weak head's own training data.
 EVAL_SPLITS = ("w2s_train", "val", "test")
 
 
-def canonical_inputs(task: Any) -> tuple[list[str], list[str]]:
+def canonical_inputs(task: Any, column: str = "input") -> tuple[list[str], list]:
     """All (id, input) pairs of a task sorted by id: the row order of its cached features.
 
-    It does not depend on the split kind or seed, so every split of a task shares one cache entry.
+    It does not depend on the split kind or seed, so every split of a task shares one cache entry. A
+    text-pair task's inputs are (input, input_pair) tuples.
     """
-    pairs = sorted(
-        {str(i): t for s in SPLIT_NAMES for i, t in zip(task.splits[s]["id"], task.splits[s]["input"])}.items()
-    )
+    def values(split):
+        data = task.splits[split]
+        if column == "input" and PAIR_COLUMN in data.column_names:
+            return list(zip(data["input"], data[PAIR_COLUMN]))
+        return data[column]
+
+    pairs = sorted({str(i): t for s in SPLIT_NAMES for i, t in zip(task.splits[s]["id"], values(s))}.items())
     return [i for i, _ in pairs], [t for _, t in pairs]
 
 
@@ -38,10 +46,8 @@ class TaskRows:
     canonical_texts: list[str]
     index: dict[str, np.ndarray]
     classes: list[str] | None = None
-
-    @property
-    def is_classification(self) -> bool:
-        return self.classes is not None
+    # a preference task: {"prompt"|"first"|"second": texts in the canonical order}
+    sides: dict[str, list[str]] | None = None
 
     @classmethod
     def of(cls, task: Any) -> TaskRows:
@@ -55,8 +61,11 @@ class TaskRows:
         position = {i: k for k, i in enumerate(canonical_ids)}
         index = {s: np.array([position[i] for i in ids[s]], dtype=np.int64) for s in SPLIT_NAMES}
         classes = getattr(task, "classes", None)
+        sides = None
+        if all(c in task.splits[SPLIT_NAMES[0]].column_names for c in PREFERENCE_COLUMNS):
+            sides = {c: list(canonical_inputs(task, c)[1]) for c in PREFERENCE_COLUMNS}
         return cls(targets, ids, gold, canonical_ids, canonical_texts, index,
-                   None if classes is None else [str(c) for c in classes])
+                   None if classes is None else [str(c) for c in classes], sides)
 
     def positions(self, splits) -> np.ndarray:
         """Sorted canonical positions of every row of `splits`."""

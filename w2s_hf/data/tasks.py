@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from w2s_hf.data.checks import (
     require_nonempty_splits,
     require_unique_ids,
 )
+from w2s_hf.data.hub import HF_PREFIX, SPLIT_COLUMN, is_dataset_source, mapped_splits, read_dataset
 from w2s_hf.data.kinds import TASK_TYPES
 from w2s_hf.data.labels import (
     check_classes,
@@ -37,9 +38,11 @@ from w2s_hf.data.labels import (
     stratified_weak_split,
     threshold_labels,
 )
-from w2s_hf.data.rows import SPLIT_NAMES
+from w2s_hf.data.prompts import TEMPLATE_COLUMN, render_template
+from w2s_hf.data.rows import PAIR_COLUMN, SPLIT_NAMES
 from w2s_hf.data.sources import BUILTIN_TASKS, ELLIPSE_RUBRICS, TaskSpec, builtin_file, read_table
 from w2s_hf.data.splits import SPLIT_METHODS, make_splits
+from w2s_hf.data.suite import SUITE, suite_frame
 
 if TYPE_CHECKING:
     import datasets
@@ -90,7 +93,7 @@ class _Rows:
     """Parsed rows before splitting; `rows` are 1-based data-row numbers in the source file."""
 
     ids: list[str]
-    inputs: list[str]
+    inputs: list  # texts, or (text, pair) tuples for a text-pair task
     targets: dict[str, np.ndarray]
     rows: np.ndarray
 
@@ -119,6 +122,12 @@ def load_task(
     task_type: str = "regression",
     label_column: str | None = None,
     threshold: float | None = None,
+    dataset_config: str | None = None,
+    revision: str | None = None,
+    data_files: Any = None,
+    split_map: Any = None,
+    template: str | None = None,
+    pair_column: str | None = None,
 ) -> W2STask:
     """Load, check and split a task.
 
@@ -131,8 +140,10 @@ def load_task(
         seed: any int; the split is a pure function of (file contents, split, seed, weak_fraction).
         targets: subset of a built-in task's targets (e.g. two ELLIPSE rubrics); for your own file, an
             alias of `target_columns` (or a subset of them when both are given).
-        input_column, target_columns, id_column: columns of your own file. Without `id_column` the
-            ids are the 1-based data-row numbers, "row-1", "row-2", ...
+        input_column: the input column of your own file.
+        target_columns: the target columns of your own file.
+        id_column: the id column of your own file. Without it the ids are the 1-based data-row
+            numbers, "row-1", "row-2", ...
         path: the file for `ellipse` (required) or a replacement file for another built-in task.
         weak_fraction: share of the training part that becomes weak_train (the rest is w2s_train).
         drop_invalid: drop rows whose SMILES RDKit cannot parse (and log how many) instead of failing.
@@ -145,6 +156,16 @@ def load_task(
             Random splits are then stratified by class; a class in val or test that the training rows
             lack is an error. See `w2s_hf.data.labels`.
         threshold: cut a numeric label column into two classes (classification only).
+        dataset_config, revision, data_files, split_map: for a `hf:<path>` dataset (a Hub id or a local
+            Hub-like folder) or a `save_to_disk` folder given as `name_or_path` (`w2s_hf.data.hub`): its
+            config name, revision, data files, and {their split: ours} (ours: weak_train, w2s_train, val,
+            test, or train = divided into weak_train / w2s_train). Without a map every split is pooled
+            and split at random.
+        template: build the input text from the row's columns, e.g. "Q: {question}\nA: {answer}"
+            (`w2s_hf.data.prompts`); replaces `input_column`.
+        pair_column: a second input column: each row is a text pair (encoders tokenize it as a pair;
+            a template joins two columns into one text instead).
+        task_type "preference": pairs (prompt, first, second, label A/B): see `w2s_hf.data.preferences`.
 
     Built-in QSAR sets keep one row per RDKit canonical SMILES, averaging the targets of repeats. For
     ESOL this turns the file's 1,144 rows into 1,117 molecules (27 repeats, 18 with different values),
@@ -156,13 +177,51 @@ def load_task(
         ImportError: a SMILES task needs RDKit (or a built-in needs chemloader) and it is missing.
     """
     _check_arguments(split, seed, weak_fraction, input_kind)
+    hub = {"config_name": dataset_config, "revision": revision, "data_files": data_files, "split_map": split_map}
+    suite = SUITE.get(os.fspath(name_or_path).lower())
+    if suite is not None:  # a benchmark-suite task: its form is fixed (w2s_hf.data.suite)
+        given = [k for k, v in {"input_column": input_column, "target_columns": target_columns, "targets": targets,
+                                "id_column": id_column, "label_column": label_column, "template": template}.items()
+                 if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} describe your own data; suite task {suite.name!r} has a fixed form "
+                             f"({suite.form}). Point path= at a copy in the {suite.hub} schema to use local data.")
+        if suite.formatter is None:
+            from w2s_hf.data.preferences import load_preference_task
+
+            return load_preference_task(path or f"hf:{suite.hub}", split=split, seed=seed, weak_fraction=weak_fraction,
+                                        name=suite.name, **{**hub, "split_map": split_map or suite.split_map})
+        task_type, input_column, label_column, id_column, input_kind = "classification", "text", "label", "id", "text"
+    if task_type == "preference":
+        from w2s_hf.data.preferences import load_preference_task
+
+        given = {"targets": targets, "input_column": input_column, "target_columns": target_columns,
+                 "label_column": label_column, "threshold": threshold, "template": template,
+                 "pair_column": pair_column}
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} do not apply to task_type='preference': its rows are (prompt, "
+                             "first, second, label A/B), (question, choice, label) or (chosen, rejected); rename "
+                             "columns to these")
+
+        return load_preference_task(name_or_path, split=split, seed=seed, weak_fraction=weak_fraction, path=path,
+                                    id_column=id_column, **hub)
     # A single name is a common slip for a one-element list.
     targets = [targets] if isinstance(targets, str) else targets
     target_columns = [target_columns] if isinstance(target_columns, str) else target_columns
     targets, target_columns = _label_arguments(name_or_path, task_type, label_column, threshold, targets,
                                                target_columns)
-    spec, file, name = _resolve(name_or_path, path, input_column, target_columns, id_column, targets, input_kind)
-    frame = read_table(file)
+    if suite is not None:
+        frame, file = suite_frame(suite, None if path is None else os.fspath(path), seed, **hub)
+        spec, name = None, suite.name
+    else:
+        spec, frame, file, name = read_source(name_or_path, path, input_column, target_columns, id_column, targets,
+                                              input_kind, **hub)
+    if template is not None:
+        if input_column is not None:
+            raise ValueError(f"template={template!r} builds the input; drop input_column={input_column!r}")
+        frame[TEMPLATE_COLUMN] = render_template(frame, template, file)
+        input_column = TEMPLATE_COLUMN
     if spec is None:
         spec = _custom_spec(name, frame, file, input_column, target_columns, targets, id_column, input_kind)
         if spec is BUILTIN_TASKS["ellipse"] and path is None:
@@ -176,8 +235,15 @@ def load_task(
         raise ValueError(f"task {name!r} has a continuous target ({chosen[0]}): pass threshold=... to classify "
                          "it into <t / >=t")
     data = _parse(frame, spec, chosen, file, as_labels=classify and threshold is None)
+    if pair_column is not None:  # a text pair per row: (input, pair) travel together from here on
+        require_columns(frame, [pair_column], file, "pair", "pair_column")
+        if spec.input_kind != "text":
+            raise TaskDataError(f"{file}: pair_column={pair_column!r} pairs texts, but the inputs are "
+                                f"{spec.input_kind}; pass input_kind='text'", path=file)
+        data.inputs = list(zip(data.inputs, parse_inputs(frame, pair_column, file, spec.input_kind)))
 
-    if split == "scaffold" and spec.input_kind != "smiles":
+    # with the dataset's own splits (a split map, a suite task) the split argument does not apply
+    if split == "scaffold" and spec.input_kind != "smiles" and SPLIT_COLUMN not in frame.columns:
         raise TaskDataError(
             f"{file}: split='scaffold' needs SMILES input but task {name!r} is text; use split='random'.", path=file
         )
@@ -194,7 +260,9 @@ def load_task(
     if classify:
         column = data.targets[chosen[0]]
         labels = [str(c) for c in column] if threshold is None else threshold_labels(column, float(threshold))
-    if classify and split == "random":
+    if SPLIT_COLUMN in frame.columns:  # the dataset's own splits, mapped to ours
+        positions = mapped_splits(frame[SPLIT_COLUMN].to_numpy()[data.rows - 1], seed, weak_fraction)
+    elif classify and split == "random":
         parts = stratified_random_split(labels, seed)
         positions = {**stratified_weak_split(parts["train"], labels, weak_fraction, seed),
                      "val": parts["val"], "test": parts["test"]}
@@ -254,6 +322,19 @@ def _label_arguments(name_or_path, task_type, label_column, threshold, targets, 
         if given not in (None, [label_column]):
             raise ValueError(f"label_column={label_column!r} and {key}={given} disagree; give one of them")
     return [label_column], target_columns
+
+
+def read_source(name_or_path, path, input_column, target_columns, id_column, targets, input_kind, **hub):
+    """(built-in spec or None, table, where, task name) of a built-in task, a file or a dataset."""
+    if is_dataset_source(name_or_path):
+        frame, where = read_dataset(os.fspath(name_or_path), **hub)
+        return None, frame, where, Path(os.fspath(name_or_path).removeprefix(HF_PREFIX).rstrip("/")).name
+    given = [k for k, v in hub.items() if v is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to a dataset (hf:<path> or a save_to_disk folder), not to "
+                         f"{os.fspath(name_or_path)!r}")
+    spec, file, name = _resolve(name_or_path, path, input_column, target_columns, id_column, targets, input_kind)
+    return spec, read_table(file), file, name
 
 
 def _resolve(name_or_path, path, input_column, target_columns, id_column, targets, input_kind):
@@ -411,17 +492,23 @@ def _merge_duplicates(mols: list, data: _Rows, spec: TaskSpec, file: Path):
 def _to_dataset_dict(data: _Rows, positions: dict[str, np.ndarray], targets: list[str]):
     import datasets
 
+    paired = bool(data.inputs) and isinstance(data.inputs[0], tuple)
     features = datasets.Features(
         {
             "id": datasets.Value("string"),
             "input": datasets.Value("string"),
+            **({PAIR_COLUMN: datasets.Value("string")} if paired else {}),
             **{t: datasets.Value("float64") for t in targets},
         }
     )
     out = {}
     for name in SPLIT_NAMES:
         idx = positions[name]
-        columns = {"id": [data.ids[i] for i in idx], "input": [data.inputs[i] for i in idx]}
+        columns = {"id": [data.ids[i] for i in idx]}
+        if paired:
+            columns.update({"input": [data.inputs[i][0] for i in idx], PAIR_COLUMN: [data.inputs[i][1] for i in idx]})
+        else:
+            columns["input"] = [data.inputs[i] for i in idx]
         columns.update({t: data.targets[t][idx].tolist() for t in targets})
         out[name] = datasets.Dataset.from_dict(columns, features=features)
     return datasets.DatasetDict(out)

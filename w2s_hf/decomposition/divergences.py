@@ -41,15 +41,18 @@ def _same_shape(pred: np.ndarray, pred_name: str, target: np.ndarray, target_nam
 SQUARED = Divergence("squared", lambda pred, target: (pred - target) ** 2, _same_shape)
 
 
-def _kl(logits: bool) -> Divergence:
+def _kl(logits: bool, binary: bool = False) -> Divergence:
     from . import kl as c
 
     def check(pred, pred_name, target, target_name):
+        if binary and (pred.ndim != 2 or pred.shape[1] != 1):
+            raise ValueError(f"{pred_name} has shape {pred.shape}: binary KL takes one probability per row "
+                             "(the first response's, for preferences)")
         c.check_predictions(pred, pred_name, logits=logits)
         c.check_labels(target, target_name, 2 if pred.shape[1] == 1 else pred.shape[1], pred_name)
 
     return Divergence(
-        "kl_logits" if logits else "kl",
+        "binary_kl" if binary else "kl_logits" if logits else "kl",
         lambda pred, target: c.kl_loss(pred, target, logits=logits, target_is_pred=False),
         check,
         pair_loss=lambda pred, target: c.kl_loss(pred, target, logits=logits, target_is_pred=True),
@@ -57,4 +60,7 @@ def _kl(logits: bool) -> Divergence:
     )
 
 
-DIVERGENCES: dict[str, Divergence] = {"squared": SQUARED, "kl": _kl(False), "kl_logits": _kl(True)}
+# binary_kl: preferences (MP25's binary case): P(first preferred) per row, gold labels 1 (A) / 0 (B); errors are
+# binary cross-entropy, misfit = KL(Bern(w2s) || Bern(weak)); the extras add accuracies and the forward misfit
+DIVERGENCES: dict[str, Divergence] = {"squared": SQUARED, "kl": _kl(False), "kl_logits": _kl(True),
+                                      "binary_kl": _kl(False, binary=True)}

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import SUM_TOL, check_labels  # noqa: F401  (check_labels: part of the KL checks)
+
 _EPS = 1e-12
-_SUM_TOL = 1e-6
-
-
-def _classes(pred: np.ndarray) -> int:
-    return 2 if pred.shape[1] == 1 else pred.shape[1]
 
 
 def log_probs(pred: np.ndarray, *, logits: bool) -> np.ndarray:
@@ -71,30 +68,10 @@ def check_predictions(pred: np.ndarray, name: str, *, logits: bool) -> None:
                          "for logits")
     if pred.shape[1] > 1:
         sums = pred.sum(axis=1)
-        bad = np.flatnonzero(np.abs(sums - 1.0) > _SUM_TOL)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOL)
         if len(bad):
             raise ValueError(f"{name} rows must sum to 1 (probabilities); row {bad[0]} sums to "
                              f"{sums[bad[0]]:.6g} ({len(bad)} rows in all); pass divergence='kl_logits' for logits")
-
-
-def check_labels(y: np.ndarray, name: str, n_classes: int, pred_name: str) -> None:
-    if y.shape[1] == 1:
-        col = y[:, 0]
-        if np.all(col == np.round(col)):
-            bad = np.flatnonzero((col < 0) | (col >= n_classes))
-            if len(bad):
-                raise ValueError(f"{name} holds class index {col[bad[0]]:g} at row {bad[0]}, outside "
-                                 f"0..{n_classes - 1} (the {n_classes} classes of {pred_name})")
-            return
-        if n_classes != 2 or np.any(col < 0) or np.any(col > 1):
-            raise ValueError(f"{name} must be class indices (0..{n_classes - 1}) or, for binary, probabilities of "
-                             "class 1")
-        return
-    if y.shape[1] != n_classes:
-        raise ValueError(f"{name} has {y.shape[1]} columns but {pred_name} has {n_classes} classes")
-    sums = y.sum(axis=1)
-    if np.any(y < 0) or np.any(np.abs(sums - 1.0) > _SUM_TOL):
-        raise ValueError(f"{name}: soft labels must be non-negative rows that sum to 1")
 
 
 def extras(y: np.ndarray, weak: np.ndarray, w2s: np.ndarray, ceiling: np.ndarray | None, *,

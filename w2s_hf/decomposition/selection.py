@@ -54,7 +54,7 @@ def select_weak_model(
 
     Args:
         candidates: {weak model name: results dict of its run} (the `results.json` of
-            `scripts/train_w2s.py`, all with the same strong model, task and split).
+            `w2s run`, all with the same strong model, task and split).
         target: a target column, or None for the average over targets.
         weak_error_split: where the weak model's own error is measured with gold labels ("val").
         misfit_split: where the misfit is measured. It reads no label, so any split's inputs will do:

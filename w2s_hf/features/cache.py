@@ -40,6 +40,18 @@ SHARDS = "shards"
 _IGNORED_MODEL_FILES = {"README.md", "desktop.ini", "LICENSE", "LICENSE.txt", "ceilings.json"}
 
 
+def default_cache_dir() -> str:
+    """The cache shared by every run (features, descriptors, unzipped packaged models).
+
+    $W2S_HF_CACHE, else $HF_HOME/w2s_hf, else ~/.cache/w2s_hf.
+    """
+    if os.environ.get("W2S_HF_CACHE"):
+        return os.environ["W2S_HF_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "w2s_hf")
+    return str(Path.home() / ".cache" / "w2s_hf")
+
+
 def fingerprint_texts(texts: Sequence[str]) -> str:
     """sha256 over the texts in order (length-prefixed, so ["ab", "c"] != ["a", "bc"])."""
     digest = hashlib.sha256(len(texts).to_bytes(8, "little"))

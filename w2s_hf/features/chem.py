@@ -88,9 +88,8 @@ class RDKitFeaturizer:
                 out[row] = gen.GetFingerprintAsNumPy(mol).astype(np.float32)
             else:
                 with np.errstate(all="ignore"):
-                    out[row] = np.array([_safe(fn, mol) for _, fn in Descriptors._descList], dtype=np.float64).astype(
-                        np.float32
-                    )
+                    values = [safe_value(fn, mol) for _, fn in Descriptors._descList]
+                    out[row] = np.array(values, dtype=np.float64).astype(np.float32)
         return out
 
     def encode(
@@ -145,7 +144,7 @@ class RDKitFeaturizer:
         return {int(layer): features for layer in layers}
 
 
-def _safe(fn, mol) -> float:
+def safe_value(fn, mol) -> float:
     try:
         return float(fn(mol))
     except Exception:  # RDKit raises assorted errors for exotic molecules; treat as missing

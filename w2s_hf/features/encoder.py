@@ -37,6 +37,7 @@ from .cache import FeatureCache, fingerprint_texts, make_fingerprint
 from .layers import LayerReader
 from .packaged import resolve_model_source
 from .pooling import check_pooling, pool
+from .prompts import check_inputs, input_key, require_chat_template, tokenize_inputs
 from .sharding import Processes, cached_extract
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class FrozenEncoder:
         device: str | torch.device | None = None,
         padding_side: str = "right",
         shard_size: int = 4096,
+        chat_template: bool = False,
+        device_map: str | None = None,
     ):
         # Argument checks first: a bad value fails before anything is loaded.
         check_pooling(pooling)
@@ -101,6 +104,11 @@ class FrozenEncoder:
         self.padding_side, self.shard_size = padding_side, shard_size
         self.trust_remote_code = trust_remote_code
         self.device = torch.device(device) if device is not None else None
+        # chat_template: inputs go through the tokenizer's chat template (features/prompts.py);
+        # device_map="auto": one model spread over every visible GPU (a model larger than one GPU)
+        self.chat_template, self.device_map = bool(chat_template), device_map
+        if device_map not in (None, "auto"):
+            raise ValueError(f"device_map={device_map!r} must be None or 'auto'.")
 
         from transformers import AutoConfig
 
@@ -112,6 +120,8 @@ class FrozenEncoder:
         self._model = None
         self._reader: LayerReader | None = None
         self._revision_key: str | None = None
+        if self.chat_template:  # a tokenizer without one fails here, before any weights load
+            self._load_tokenizer()
 
     def __repr__(self) -> str:
         return f"FrozenEncoder({self.model_id!r}, layer={self.layer}, pooling={self.pooling!r}, dtype={self.dtype!r})"
@@ -120,7 +130,7 @@ class FrozenEncoder:
     def fingerprint(self, texts: Sequence[str], layer: int | None = None) -> str:
         """Cache key of `texts` encoded by this encoder (at `layer`, default the encoder's layer)."""
         texts = _check_texts(texts)
-        return make_fingerprint(self._fingerprint_parts(self._resolve_layer(layer), fingerprint_texts(texts)))
+        return make_fingerprint(self._fingerprint_parts(self._resolve_layer(layer), _data_fingerprint(texts)))
 
     def encode(
         self,
@@ -164,7 +174,7 @@ class FrozenEncoder:
         caches: dict[int, FeatureCache] = {}
         procs = Processes.from_accelerator(accelerator)
         if cache_dir is not None and not no_cache:
-            data_fp = fingerprint_texts(texts)
+            data_fp = _data_fingerprint(texts)
             for layer in wanted:
                 parts = self._fingerprint_parts(layer, data_fp, procs)
                 caches[layer] = FeatureCache(cache_dir, make_fingerprint(parts), meta=parts)
@@ -235,11 +245,9 @@ class FrozenEncoder:
         # A shard is the unit of resumption: ~10 s of work on two CPU cores for a MiniLM-sized model.
         return DEFAULT_SHARD_TOKENS[self._device_type(procs) == "cuda"]
 
-    def _tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
+    def _tokenize(self, texts: list) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
         tok = self._load_tokenizer()
-        enc = tok(texts, add_special_tokens=True, truncation=True, max_length=self._effective_max_length(),
-                  return_attention_mask=False)  # fmt: skip
-        ids = enc["input_ids"]
+        ids, type_ids = tokenize_inputs(tok, texts, self._effective_max_length(), chat=self.chat_template)
         lengths = np.fromiter((len(seq) for seq in ids), dtype=np.int64, count=len(ids))
         empty = np.flatnonzero(lengths == 0)
         if len(empty):
@@ -247,7 +255,7 @@ class FrozenEncoder:
                 f"texts{empty[:5].tolist()} tokenize to zero tokens (empty strings?) with {self.model_id!r}, "
                 f"so there is nothing to pool; drop or fill those rows."
             )
-        return ids, enc.get("token_type_ids"), lengths
+        return ids, type_ids, lengths
 
     def _make_batch(self, ids, type_ids, rows: np.ndarray, padding_side: str | None = None) -> dict[str, torch.Tensor]:
         padding_side = padding_side or self.padding_side
@@ -279,6 +287,9 @@ class FrozenEncoder:
                     tok.pad_token = tok.eos_token
             self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
             self._pad_type_id = getattr(tok, "pad_token_type_id", 0) or 0
+            if self.pooling == "last":  # truncate from the left: the pooled last token must survive truncation
+                tok.truncation_side = "left"
+            self._chat_key = require_chat_template(tok, self.model_id) if self.chat_template else None
             self._tokenizer = tok
         return self._tokenizer
 
@@ -297,13 +308,18 @@ class FrozenEncoder:
         device = self.device or procs.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         # transformers renamed `torch_dtype` to `dtype` in 4.56; older versions would silently ignore `dtype`
         old = tuple(int(x) for x in transformers.__version__.split(".")[:2]) < (4, 56)
+        placement = {"device_map": self.device_map} if self.device_map else {}
         model = AutoModel.from_pretrained(
             self.source.path, trust_remote_code=self.trust_remote_code,
-            **{"torch_dtype" if old else "dtype": _DTYPES[self.dtype]},
+            **{"torch_dtype" if old else "dtype": _DTYPES[self.dtype]}, **placement,
         )  # fmt: skip
         if getattr(model.config, "is_encoder_decoder", False):
             model = model.get_encoder()  # T5 / BART: the encoder's states represent the input
-        model.eval().requires_grad_(False).to(device)
+        model.eval().requires_grad_(False)
+        if self.device_map:  # accelerate placed the layers; inputs go to the first layer's device
+            device = next(model.parameters()).device
+        else:
+            model.to(device)
         self._model, self._device = model, device
         params = inspect.signature(model.forward).parameters
         self._forward_params = set(params)
@@ -370,16 +386,22 @@ class FrozenEncoder:
             "token_budget": self._budget(procs),
             "max_batch_rows": self.shard_size,
             "data": data_fingerprint,
+            # new keys only when set, so the features cached before they existed keep their keys
+            **({"chat_template": self._chat_template_key()} if self.chat_template else {}),
+            **({"truncation_side": "left"} if self.pooling == "last" else {}),
         }
 
+    def _chat_template_key(self) -> str:
+        import hashlib
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise ValueError("texts must be a list of strings, not a single string; wrap it as [text].")
-    texts = list(texts)
-    if not texts:
-        raise ValueError("texts is empty; there is nothing to encode.")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"texts[{i}] is {type(text).__name__} ({text!r:.40}), not a string.")
-    return texts
+        self._load_tokenizer()
+        return hashlib.sha256(self._chat_key.encode()).hexdigest()[:16]
+
+
+def _check_texts(texts: Sequence) -> list:
+    return check_inputs(texts)
+
+
+def _data_fingerprint(texts: list) -> str:
+    """The texts' fingerprint; a pair is keyed apart from any text (plain texts keep their old keys)."""
+    return fingerprint_texts([input_key(t) for t in texts])

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache import hash_model_files
+from .cache import default_cache_dir, hash_model_files
 from .hub import ModelNotAvailableError, has_weights, how_to_make_available, resolve_hub_snapshot
 
 PACKAGED_PREFIX = "packaged:"
@@ -76,15 +76,6 @@ def packaged_key(name: str) -> str | None:
         choices = ", ".join(PACKAGED_PREFIX + v for v in names)
         raise ModelNotAvailableError(f"Unknown packaged model {name!r}; packaged models are: {choices}.")
     return key
-
-
-def default_cache_dir() -> Path:
-    """Folder for unzipped packaged models: $W2S_HF_CACHE, else $HF_HOME/w2s_hf, else ~/.cache/w2s_hf."""
-    if os.environ.get("W2S_HF_CACHE"):
-        return Path(os.environ["W2S_HF_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "w2s_hf"
-    return Path.home() / ".cache" / "w2s_hf"
 
 
 def resolve_model(name: str, cache_dir: str | os.PathLike | None = None) -> str:
@@ -171,7 +162,7 @@ def _mpnet_folder(cache_dir: str | os.PathLike | None) -> Path:
     parts = mpnet_parts()
     # The folder name changes whenever a part does, so a reinstalled package is unzipped afresh.
     tag = hashlib.sha256(repr([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in parts]).encode())
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    root = Path(cache_dir).expanduser() if cache_dir is not None else Path(default_cache_dir())
     target = root / "packaged" / f"all-mpnet-base-v2-{tag.hexdigest()[:12]}"
     return extract_split_zip(parts, target, member_root="all-mpnet-base-v2")
 

@@ -42,7 +42,7 @@ def _check(X: Any, Y: Any, xname: str, yname: str) -> tuple[np.ndarray, np.ndarr
     return X, Y
 
 
-def _checked_inputs(accelerator: Any, X_train: Any, Y_train: Any, X_val: Any, Y_val: Any,
+def checked_inputs(accelerator: Any, X_train: Any, Y_train: Any, X_val: Any, Y_val: Any,
                     names: tuple[str, str, str, str] = ("X_train", "Y_train", "X_val", "Y_val"),
                     check: Callable[..., None] | None = None) -> tuple[np.ndarray, ...]:
     """Validate this process's arrays (and `check(Y_train, Y_val)` if given); with several processes, a
@@ -73,7 +73,7 @@ def _checked_inputs(accelerator: Any, X_train: Any, Y_train: Any, X_val: Any, Y_
     return X_train, Y_train, X_val, Y_val
 
 
-def _training_moments(accelerator: Any, X: np.ndarray, Y: np.ndarray,
+def training_moments(accelerator: Any, X: np.ndarray, Y: np.ndarray,
                       precondition: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """(x_mean, M, y_mean, y_std, n): the model sees (x - x_mean) @ M and (y - y_mean) / y_std.
 
@@ -166,7 +166,7 @@ def _problem(accelerator: Any, X_train: np.ndarray, Y_train: np.ndarray, X_val: 
 
     one_d = Y_train.ndim == 1
     Y_train, Y_val = Y_train.reshape(len(Y_train), -1), Y_val.reshape(len(Y_val), -1)
-    x_mean, x_map, y_mean, y_std, n_total = _training_moments(accelerator, X_train, Y_train, precondition)
+    x_mean, x_map, y_mean, y_std, n_total = training_moments(accelerator, X_train, Y_train, precondition)
     n_val_total = int(sum_arrays(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
     if n_val_total == 0:
         raise ValueError("X_val is empty on every process: early stopping needs validation rows.")
@@ -234,7 +234,7 @@ def train_adamw(
     _check_options(lr, epochs, batch_size, patience, weight_decay, eval_every, precondition)
     n_proc = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
-    X_train, Y_train, X_val, Y_val = _checked_inputs(accelerator, X_train, Y_train, X_val, Y_val)
+    X_train, Y_train, X_val, Y_val = checked_inputs(accelerator, X_train, Y_train, X_val, Y_val)
     device = accelerator.device if accelerator is not None else torch.device("cpu")
     p = _problem(accelerator, X_train, Y_train, X_val, Y_val, precondition, device)
     model, optimizer, unwrapped, backward = _zero_model(accelerator, p.x_map.shape[1], p.k, lr, weight_decay)
@@ -247,7 +247,7 @@ def train_adamw(
     eval_every = eval_every or max(steps_per_epoch, 5)
     warmup = max(1, int(warmup_fraction * total_steps))
     rng = np.random.default_rng([seed, rank])
-    stopper = _Plateau(patience)
+    stopper = Plateau(patience)
     history: list[dict[str, float]] = []
     step = 0
     model.train()
@@ -284,7 +284,7 @@ def train_adamw(
                     best_val_error=stopper.best, steps=step, stopped_early=stopper.should_stop, history=history)
 
 
-class _Plateau:
+class Plateau:
     """Learning-rate decay on a training-loss plateau; early stopping on the validation error.
 
     The two are kept apart on purpose: the step size is an optimisation matter (when the training

@@ -74,6 +74,15 @@ def fit_mixture_head(req: FitRequest) -> tuple[Any, dict[str, Any]]:
                          "stopped_early": fitted.stopped_early, "val_loss": fitted.best_val_loss}
 
 
+def fit_bradley_terry_head(req: FitRequest) -> tuple[Any, dict[str, Any]]:
+    """A Bradley–Terry head on feature differences, Newton in float64 on all-reduced sums; ridge chosen on
+    the selection rows unless fixed."""
+    from .bradley_terry import fit_bradley_terry
+
+    return fit_bradley_terry(req.X, req.y, req.X_val, req.y_val, loss=req.loss, ridge=req.head.ridge_value(),
+                             accelerator=req.accelerator)
+
+
 def fit_lora_head(req: FitRequest) -> tuple[Any, dict[str, Any]]:
     """A LoRA student (heads/lora): its head starts at `init_head`, so its step 0 is that linear head."""
     from .lora import LoraStudent, train_lora

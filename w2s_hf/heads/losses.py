@@ -21,7 +21,7 @@ from typing import Any
 @dataclass(frozen=True)
 class TrainingLoss:
     name: str
-    task_type: str  # "regression" or "classification"
+    task_type: str  # "regression", "classification" or "preference"
     divergence: str  # the name in w2s_hf.decomposition.DIVERGENCES this loss minimises
     fn: Callable[[Any, Any], Any]
     student: bool  # a choice for a head trained on weak labels
@@ -52,6 +52,23 @@ def _xent_hard(log_q: Any, target: Any) -> Any:
     return -log_q.gather(1, target.argmax(1, keepdim=True))[:, 0]
 
 
+def _binary_xent(z: Any, target: Any) -> Any:
+    """Soft binary cross-entropy of logits z against P(first preferred): softplus(z) - t z."""
+    import torch.nn.functional as F
+
+    return (F.softplus(z) - target * z).sum(1)
+
+
+def _reverse_binary_kl(z: Any, target: Any) -> Any:
+    """KL(Bern(sigmoid(z)) || Bern(t)), with log s and log(1 - s) from softplus (no overflow)."""
+    import torch
+    import torch.nn.functional as F
+
+    log_s, log_1s = -F.softplus(-z), -F.softplus(z)
+    return (torch.exp(log_s) * (log_s - _log_target(target)) + torch.exp(log_1s) * (log_1s - _log_target(1 - target))
+            ).sum(1)
+
+
 LOSSES: dict[str, TrainingLoss] = {loss.name: loss for loss in (
     TrainingLoss("squared", "regression", "squared", _squared, True,
                  "mean over targets of (pred - target)^2: the theorem's loss"),
@@ -61,9 +78,15 @@ LOSSES: dict[str, TrainingLoss] = {loss.name: loss for loss in (
                  "KL(weak || student); on one-hot targets, cross-entropy (heads on gold labels)"),
     TrainingLoss("xent_hard", "classification", "kl", _xent_hard, True,
                  "cross-entropy on the weak model's argmax class"),
+    # preferences: pred is the Bradley-Terry logit (n, 1), target P(first preferred) (n, 1)
+    TrainingLoss("reverse_binary_kl", "preference", "binary_kl", _reverse_binary_kl, True,
+                 "binary KL(student || weak): the direction of the Bregman projection"),
+    TrainingLoss("binary_xent", "preference", "binary_kl", _binary_xent, True,
+                 "binary cross-entropy on the weak probability (= KL(weak || student) + const); on 0/1 "
+                 "labels, logistic loss (heads on gold labels)"),
 )}
 # a head trained on gold labels minimises its task type's error against them
-GOLD_LOSS = {"regression": "squared", "classification": "forward_kl"}
+GOLD_LOSS = {"regression": "squared", "classification": "forward_kl", "preference": "binary_xent"}
 
 
 def loss_names(task_type: str, *, student: bool = False) -> tuple[str, ...]:

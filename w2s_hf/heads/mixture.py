@@ -165,9 +165,9 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     measure the loss on all processes' val rows; the best is kept, and training stops after
     `patience` evaluations without a relative improvement of 1e-4 (None: never).
     """
-    from ..decomposition.kl import check_labels
+    from ..arrays import check_labels
     from ..distributed import sum_arrays
-    from .adamw import _checked_inputs, _Plateau, _training_moments
+    from .adamw import Plateau, checked_inputs, training_moments
 
     loss_fn = get_loss(loss, "classification").fn
     for name, value in (("epochs", epochs), ("lr", lr), ("eval_every", eval_every), ("k", k)):
@@ -181,13 +181,13 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
                 raise ValueError(f"{name} must be (n, classes) distributions, got shape {arr.shape}")
             check_labels(arr, name, arr.shape[1], x_name)  # soft labels: distributions over the classes
 
-    X, T, X_val, T_val = _checked_inputs(accelerator, X, targets, X_val, targets_val,
+    X, T, X_val, T_val = checked_inputs(accelerator, X, targets, X_val, targets_val,
                                          names=("X", "targets", "X_val", "targets_val"), check=check_targets)
     n_proc = accelerator.num_processes if accelerator is not None else 1
     device = accelerator.device if accelerator is not None else torch.device("cpu")
     if dtype is None:
         dtype = torch.float64 if torch.device(device).type == "cpu" else torch.float32
-    x_mean, x_map, _, _, n_total = _training_moments(accelerator, X, T, precondition)
+    x_mean, x_map, _, _, n_total = training_moments(accelerator, X, T, precondition)
     n_val = int(sum_arrays(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
     if n_val == 0:
         raise ValueError("X_val is empty on every process: the kept epoch is chosen on validation rows.")
@@ -222,7 +222,7 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
         bias = unwrapped.heads.bias.detach().double().cpu().numpy() - x_mean @ weight
         return MixtureHead(weight, bias, unwrapped.theta.detach().double().cpu().numpy(), T.shape[1])
 
-    stopper = _Plateau(patience if patience is not None else epochs + 1)
+    stopper = Plateau(patience if patience is not None else epochs + 1)
     history: list[dict[str, float]] = []
     best_state, epoch = None, 0
     for epoch in range(epochs):

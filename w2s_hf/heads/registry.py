@@ -39,12 +39,16 @@ _F = "w2s_hf.heads.fitters"
 _LINEAR = "w2s_hf.heads.linear:LinearHead"
 _MIXTURE = "w2s_hf.heads.mixture:MixtureHead"
 _LORA = "w2s_hf.heads.lora.student:LoraStudent"
+_BT = "w2s_hf.heads.bradley_terry:BradleyTerryHead"
 FITTERS: dict[tuple[str, str], Fitter] = {
     ("regression", "exact"): Fitter(f"{_F}:fit_exact_head", _LINEAR, "safetensors"),
     ("regression", "adamw"): Fitter(f"{_F}:fit_adamw_head", _LINEAR, "safetensors"),
     # a softmax head (k = 1) is convex: "exact" and "adamw" both run the full-batch fit to its optimum
     ("classification", "exact"): Fitter(f"{_F}:fit_mixture_head", _MIXTURE, "safetensors"),
     ("classification", "adamw"): Fitter(f"{_F}:fit_mixture_head", _MIXTURE, "safetensors"),
+    # a Bradley-Terry head is a convex fit: "exact" and "adamw" both run the float64 Newton fit to its optimum
+    ("preference", "exact"): Fitter(f"{_F}:fit_bradley_terry_head", _BT, "safetensors"),
+    ("preference", "adamw"): Fitter(f"{_F}:fit_bradley_terry_head", _BT, "safetensors"),
     ("regression", "lora"): Fitter(f"{_F}:fit_lora_head", _LORA, "adapter"),
     ("classification", "lora"): Fitter(f"{_F}:fit_lora_head", _LORA, "adapter"),
 }

@@ -41,8 +41,10 @@ class MisfitCallback(TrainerCallback):
         split: name given to the eval set in hook calls (default "eval").
         hooks: `EvalHook`s called with each decomposition (main process) and, at the end of
             training, `on_end({"splits": {split: last decomposition}, "history": [...]})`.
-        n_boot, seed, confidence: bootstrap intervals (0 = none); with n_boot > 0 the Trainer also
+        n_boot: bootstrap resamples for the intervals (0 = none); with n_boot > 0 the Trainer also
             logs `<quantity>_ci_low` / `<quantity>_ci_high`.
+        seed: seed of the bootstrap resamples.
+        confidence: coverage of the bootstrap intervals.
         divergence: "squared" (regression) or, for a classifier, "kl_logits" (the model's logits, as
             a Trainer returns them) or "kl" (probabilities); the weak (and ceiling) predictions are then
             in the same form, and the references are class indices (n,) or soft labels. Accuracies and

@@ -19,7 +19,7 @@ __all__ = ["HEADS", "PROTOCOL", "STAGES", "HeadSpec", "RunFolder", "W2SPipeline"
 
 
 def __getattr__(name: str) -> Any:
-    # run.py reads the config package, which reads STAGES from protocol.py: loaded on first use
+    # run.py imports torch-free but heavy modules (data, features): loaded on first use
     if name in ("W2SPipeline", "run_w2s"):
         return getattr(importlib.import_module(".run", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ One row per head; the pipeline reads a row and nothing else, so a new head is a 
     ceiling    linear  strong    w2s_train gold        val gold          train_ceiling            always
 "weak" labels are the teacher's predictions (`teacher_of`: weak, or weak_lora when weak_student=lora):
 a head on them never sees those rows' gold labels. A lora head starts at the linear head `init_from`
-(w2s_hf/finetune); only linear students are in the theorem's convex class (`covered_by_theorem`).
+(w2s_hf/heads/lora); only linear students are in the theorem's convex class (`covered_by_theorem`).
 For classification (`task_type: classification`) the weak head is one softmax head, and the linear
 heads marked `mixture` (student and ceiling) are the k-head mixture class of Mulgund & Pabbaraju (k =
 `k_heads`); heads on gold labels train on cross-entropy, the student on `student_loss`, and a lora
@@ -40,7 +40,7 @@ class HeadSpec:
     stage: str  # the stage that fits it
     predict_stage: str  # the stage that writes its predictions
     mixture: bool = False  # classification: the k-head mixture class (else one softmax head)
-    kind: str = "linear"  # "linear": a ridge / adamw head on frozen features; "lora": w2s_hf.finetune
+    kind: str = "linear"  # "linear": a ridge / adamw head on frozen features; "lora": w2s_hf.heads.lora
     init_from: str | None = None  # a lora head starts at this (linear) head
     when: tuple[str, str] | None = None  # (config key, value) that turns the row on; None: always on
     teaches_when: tuple[str, str] | None = None  # (config key, value) under which its predictions are the weak labels

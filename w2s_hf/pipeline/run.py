@@ -17,16 +17,18 @@ import logging
 import os
 import time
 from contextlib import ExitStack
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ..config.run import LoraArguments, W2SConfig
 from ..data.kinds import TASK_KINDS
 from ..data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
 from ..errors import ConfigError
 from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, STAGES, HeadSpec, active_heads, teacher_of
 from .run_folder import RunFolder
+
+if TYPE_CHECKING:  # the config describes a run; the pipeline only reads it (config imports the domain)
+    from ..config import W2SConfig
 
 logger = logging.getLogger("w2s_hf.pipeline")
 
@@ -38,7 +40,9 @@ THEOREM_NOTE = (
     "a linear head on a frozen representation (covered_by_theorem: true). A LoRA student is not in a convex class: "
     "its gain, misfit and residual are measured here, not bounded by the theorem. Its pgr uses the linear ceiling."
 )
-_LORA_KEYS = {f.name for f in dataclasses.fields(LoraArguments)}
+# keys added with the preference kind and chat templates: inert at their defaults (older runs keep their identity)
+_ADDED_KEYS = {"weak_chat_template", "strong_chat_template", "weak_device_map", "strong_device_map", "dataset_config",
+               "dataset_revision", "data_files", "split_map", "template", "pair_column"}
 
 
 class W2SPipeline:
@@ -56,7 +60,7 @@ class W2SPipeline:
         self._features: dict[str, np.ndarray] = {}
         self._heads: dict[str, Any] = {}
         # Everything that can fail on bad input is checked here, before any forward pass.
-        self.task = task if task is not None else _load_task(config)
+        self.task = task if task is not None else load_task_of(config)
         self.data = TaskRows.of(self.task)
         self.targets, self.gold = self.data.targets, self.data.gold
         # The task kind owns the prediction columns, the training targets, the divergence and the head fitters.
@@ -69,7 +73,10 @@ class W2SPipeline:
         flat = config.to_dict()
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
-        inert = set() if any(s.kind == "lora" for s in self.active) else _LORA_KEYS
+        lora_keys = {f.name for f in dataclasses.fields(config.lora)}
+        inert = set() if any(s.kind == "lora" for s in self.active) else lora_keys
+        inert = inert | {k for k in _ADDED_KEYS if not flat.get(k)} | (
+            {"preference_loss"} if self.kind.student_loss_key != "preference_loss" else set())
         self.identity = {k: v for k, v in flat.items() if k not in _CONTROL_KEYS | inert}
         self.identity["task_data"] = self.data.fingerprint()
         encoded = json.dumps(self.identity, sort_keys=True, default=str).encode()
@@ -81,6 +88,7 @@ class W2SPipeline:
         from ..features import build_representation
 
         self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
+        _check_pairwise(self.kind, self._encoders, self.active)
         for spec in self.active:
             if spec.kind == "lora":  # target modules resolved on the meta device: no weights loaded
                 from ..heads.lora import check_lora_targets
@@ -99,14 +107,16 @@ class W2SPipeline:
             # A featurizer that scales its outputs (rdkit:descriptors) fits the scaler on the rows some
             # head trains on (weak_train + w2s_train), never on val or test.
             fit = {"fit_rows": self.train_rows()} if getattr(encoder, "fits_on_rows", False) else {}
-            self._features[role] = encoder.encode(
-                self.data.canonical_texts,
-                cache_dir=None if run.no_cache else os.path.join(run.resolved_cache_dir(), "features"),
-                accelerator=self.accelerator,
-                no_cache=run.no_cache,
-                show_progress=self.is_main,
-                **fit,
-            )
+            common = {"cache_dir": None if run.no_cache else os.path.join(run.resolved_cache_dir(), "features"),
+                      "accelerator": self.accelerator, "no_cache": run.no_cache, "show_progress": self.is_main}
+            if self.kind.inputs == "pair_difference":  # preferences: each distinct side extracted once
+                from ..features.pairs import pair_difference
+
+                sides = self.data.sides
+                self._features[role] = pair_difference(encoder, sides["prompt"], sides["first"], sides["second"],
+                                                       **common)
+            else:
+                self._features[role] = encoder.encode(self.data.canonical_texts, **common, **fit)
         return self._features[role]
 
     def train_rows(self) -> np.ndarray:
@@ -253,7 +263,8 @@ class W2SPipeline:
                 "targets": self.targets,
                 "input_kind": self.task.input_kind,
                 "sizes": self.data.sizes(),
-                **({} if not self.kind.has_classes else {"task_type": self.kind.name, "classes": self.classes}),
+                **({} if self.kind.name == "regression" else {"task_type": self.kind.name}),
+                **({} if not self.kind.has_classes else {"classes": self.classes}),
             },
             "fingerprints": {r: features.get(r, {}).get("fingerprint") for r in ROLES},
             "heads": {n: folder.read_json(folder.head_record(n)) for n in preds if folder.head_record(n).exists()},
@@ -301,7 +312,7 @@ class W2SPipeline:
                   "selected_on": spec.selected_on, "init_from": spec.init_from, **fitted}
         if spec.kind != "lora":
             del record["kind"], record["init_from"]
-        if not self.kind.has_classes and request.X is not None:
+        if self.kind.divergence == "squared" and request.X is not None:
             X_val, y_val = request.X_val_all, request.y_val_all
             record["train_val_mse"] = float(np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2))
         if self.is_main:
@@ -323,7 +334,7 @@ class W2SPipeline:
         y_val = self.training_targets(spec.select_labels, spec.select_split)
         # heads on gold labels train on the kind's gold loss; students on the configured student loss
         loss = self.kind.gold_loss if not spec.is_student else (
-            cfg.student_loss if self.kind.has_classes else self.config.lora.lora_loss)
+            getattr(cfg, self.kind.student_loss_key) if self.kind.name != "regression" else self.config.lora.lora_loss)
         common = {"accelerator": acc, "head": cfg, "seed": self.config.run.seed, "loss": loss,
                   "k": cfg.k_heads if spec.mixture else 1, "on_eval": self._on_eval(spec)}
         if spec.kind == "lora":
@@ -447,7 +458,7 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _load_task(config: W2SConfig):
+def load_task_of(config: W2SConfig):
     from ..data import load_task
 
     return load_task(config.task.task, **config.task.load_kwargs())
@@ -461,6 +472,19 @@ def _check_input_kinds(config: W2SConfig, task) -> None:
                 f"{role}_model={name!r} featurizes SMILES, but task {task.name!r} has "
                 f"{task.input_kind} inputs; use a language model for it."
             )
+
+
+def _check_pairwise(kind, encoders: dict, active) -> None:
+    """Preference features are differences of two sides' features: no LoRA student, no row-fitted scaler."""
+    if kind.inputs != "pair_difference":
+        return
+    lora = [s.name for s in active if s.kind == "lora"]
+    if lora:
+        raise ConfigError(f"task_type={kind.name} has no LoRA students yet (rows {lora}); use student=linear.")
+    for role, encoder in encoders.items():
+        if getattr(encoder, "fits_on_rows", False):
+            raise ConfigError(f"{role}_model scales features on training rows, which a pair's two sides do not "
+                              f"have; use a model or rdkit:morgan for task_type={kind.name}.")
 
 
 def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:

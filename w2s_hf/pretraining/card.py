@@ -1,7 +1,7 @@
 """The model card (README.md in Hugging Face's format) written into every pretrained folder.
 
 It gives what re-creates the model (the command and the config), what it was trained on (the corpus
-fingerprint and counts), how far it got (steps, final losses) and, once `scripts/pretrain_smiles.py
+fingerprint and counts), how far it got (steps, final losses) and, once `w2s pretrain
 --evaluate` has run, its QSAR ceilings (a ridge head on gold labels, per task and split, val and test).
 """
 
@@ -38,7 +38,7 @@ def write_model_card(folder: Path, summary: dict[str, Any], ceilings: dict[str, 
         "## Recipe",
         "",
         "```bash",
-        f"accelerate launch scripts/pretrain_smiles.py --config {config_name}",
+        f"accelerate launch w2s pretrain --config {config_name}",
         "```",
         "",
         f"- seed: {cfg['seed']}; processes: {summary['processes']}; device: {summary['device']}",

@@ -1,4 +1,4 @@
-"""Command line of scripts/pretrain_smiles.py: `PretrainConfig` through the toolkit's one parser."""
+"""Command line of w2s pretrain: `PretrainConfig` through the toolkit's one parser."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def _compute_chunk(smiles: list[str]) -> np.ndarray:
     from rdkit import Chem, RDLogger
     from rdkit.Chem import Descriptors
 
-    from ..features.chem import _safe
+    from ..features.chem import safe_value
 
     RDLogger.DisableLog("rdApp.*")
     out = np.full((len(smiles), len(Descriptors._descList)), np.nan, dtype=np.float32)
@@ -42,7 +42,7 @@ def _compute_chunk(smiles: list[str]) -> np.ndarray:
         if mol is None:
             raise ValueError(f"invalid SMILES {text!r} at corpus row {row}")
         with np.errstate(all="ignore"):
-            values = np.array([_safe(fn, mol) for _, fn in Descriptors._descList], dtype=np.float64)
+            values = np.array([safe_value(fn, mol) for _, fn in Descriptors._descList], dtype=np.float64)
         out[row] = np.clip(values, -3e38, 3e38)  # float32 overflow (Ipc) -> huge but finite, clipped later
     return out
 

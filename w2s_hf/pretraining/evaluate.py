@@ -23,10 +23,10 @@ def qsar_ceilings(model: str, *, tasks: Sequence[str] = DEFAULT_TASKS, splits: S
                   seeds: Sequence[int] = (0, 1, 2), layer: int = -1, pooling: str = "mean",
                   cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """One row per (task, split, seed): {"task", "split", "seed", "ridge", "val", "test"} (mean over targets)."""
-    from ..config.run import default_cache_dir
     from ..data import load_task
     from ..data.rows import TaskRows
     from ..features import build_representation
+    from ..features.cache import default_cache_dir
     from ..heads import fit_ridge
     from ..pipeline.protocol import HEADS
 
@@ -75,7 +75,7 @@ def evaluate_checkpoints(folder: str | os.PathLike, **kwargs: Any) -> dict[str, 
 
 
 def family_table(folders: Sequence[str | os.PathLike], reference: dict[str, Any] | None = None) -> str:
-    """The README's family table: size, objective, budget, final losses and mean val / test ceilings.
+    """The family table of docs/pretraining.md: size, objective, budget, final losses and mean val / test ceilings.
 
     `folders` are evaluated pretrained folders (`pretraining.json` and `ceilings.json`); `reference`
     is {"name", "mean"} of another representation's ceilings (e.g. rdkit:descriptors), as a last row.

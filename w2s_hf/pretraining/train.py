@@ -35,7 +35,7 @@ def _help(text: str, **extra: Any) -> dict:
 
 @dataclass
 class PretrainConfig:
-    """Every key of a pretraining run (read from YAML by scripts/pretrain_smiles.py)."""
+    """Every key of a pretraining run (read from YAML by w2s pretrain)."""
 
     output_dir: str | None = field(default=None, metadata=_help("Folder of the saved model (a plain HF folder)."))
     objective: str = field(default="mlm+mtr", metadata=_help("mlm, or mlm+mtr (MolBERT / ChemBERTa-2).",
@@ -185,7 +185,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     from accelerate import PartialState
     from transformers import Trainer, TrainingArguments, set_seed
 
-    from ..config.run import default_cache_dir
+    from ..features.cache import default_cache_dir
     from .card import write_model_card
     from .descriptors import descriptor_targets
     from .model import BertForMaskedLMAndMTR, MLMAndMTRCollator, make_config

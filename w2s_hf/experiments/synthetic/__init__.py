@@ -1,22 +1,20 @@
 """The synthetic regression experiment of Charikar, Pabbaraju & Shiragur (NeurIPS 2024).
 
-    run.py   `SyntheticConfig`, `run_synthetic`, tasks, heads (exact or AdamW), the reversal sweep, summaries
-    nets.py  the ground-truth MLP, the deep and shallow representations and their pretraining
+    config.py           `SyntheticConfig`: variants, protocols (fast, notebook), defaults, random streams
+    nets.py             the ground-truth MLP, the deep and shallow representations, their pretraining
+    representations.py  `Representations`: the truth and the pretrained nets of one run, cached by setting
+    tasks.py            downstream tasks: samples, exact or AdamW heads, per-task decompositions
+    sweep.py            the reversal sweep over samples per task x epochs
+    run.py              `run_synthetic`: every variant, files, figures and the summary table
 """
 
+from .config import SyntheticConfig, head_solver
 from .nets import build_mlp, draw_heads, features, fit_heads_adamw, pretrain, pretrain_notebook
-from .run import (
-    Representations,
-    SyntheticConfig,
-    evaluate_tasks,
-    format_summary,
-    format_sweep,
-    head_solver,
-    run_sweep,
-    run_synthetic,
-    task_sample,
-)
+from .representations import Representations
+from .run import format_summary, run_synthetic
+from .sweep import format_reversal_sweep, run_reversal_sweep
+from .tasks import evaluate_tasks, task_sample
 
 __all__ = ["Representations", "SyntheticConfig", "build_mlp", "draw_heads", "evaluate_tasks", "features",
-           "fit_heads_adamw", "format_summary", "format_sweep", "head_solver", "pretrain", "pretrain_notebook",
-           "run_sweep", "run_synthetic", "task_sample"]
+           "fit_heads_adamw", "format_reversal_sweep", "format_summary", "head_solver", "pretrain",
+           "pretrain_notebook", "run_reversal_sweep", "run_synthetic", "task_sample"]

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 
-def _seed_seq(seed: int, *key: int) -> np.random.SeedSequence:
+def seed_seq(seed: int, *key: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed, spawn_key=key)
 
 
-def _torch_generator(seed: int, *key: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(_seed_seq(seed, *key).generate_state(1, np.uint64)[0] >> 1))
+def torch_generator(seed: int, *key: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed_seq(seed, *key).generate_state(1, np.uint64)[0] >> 1))
 
 
 def build_mlp(depth: int, in_dim: int, width: int, generator: torch.Generator, *, final_relu: bool = False

@@ -3,7 +3,7 @@
 The module is the `AutoModel` of a `FrozenEncoder`, run up to the encoder's layer by the same
 `LayerReader` (blocks above it never run), pooled over the attention mask by the same `pool`, then
 a head named `head`: a `torch.nn.Linear` for regression, or for classification the k-head mixture
-`w2s_hf.kheads.KHeadMixture` in float64, loaded from a `MixtureHead` (original coordinates), whose
+`w2s_hf.heads.mixture.KHeadMixture` in float64, loaded from a `MixtureHead` (original coordinates), whose
 outputs are the mixture's log-probabilities (`predict` returns probabilities). It is wrapped with
 `peft.get_peft_model(module, LoraConfig(target_modules=..., modules_to_save=["head"]))`. The head
 starts at the linear student's head (exact ridge, or the fitted k-head mixture) and LoRA's B matrices

@@ -1,16 +1,16 @@
 """Extract frozen features for a list of texts into the feature cache (one or many processes).
 
 Texts come from a .txt file (one per line), a table (.csv/.tsv/.jsonl/.json/.parquet, --column), or
-a built-in task (--task: every row, in the id-sorted order that scripts/train_w2s.py reads, so its
+a built-in task (--task: every row, in the id-sorted order that w2s run reads, so its
 runs hit this cache whatever their split). The features
 land in <cache_dir>/<fingerprint>/features.npy; the script prints the folder and the fingerprint,
 and later runs (or `FrozenEncoder.encode(texts, cache_dir=...)` with the same settings) load it
 without any forward pass. An interrupted run resumes from its finished shards.
 
-    python scripts/extract_features.py --model packaged:all-MiniLM-L6-v2 \
+    w2s extract --model packaged:all-MiniLM-L6-v2 \
         --input ../shared/data/ellipse/train.csv --column full_text --cache_dir outputs/features
 
-    accelerate launch --multi_gpu --num_processes 2 scripts/extract_features.py \
+    accelerate launch --multi_gpu --num_processes 2 w2s extract \
         --model packaged:all-MiniLM-L6-v2 --input ../shared/data/ellipse/train.csv \
         --column full_text --layer 3 --cache_dir outputs/features
 

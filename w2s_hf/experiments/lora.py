@@ -1,4 +1,4 @@
-"""The linear student against the LoRA student (issue 15): weak_error, w2s_error, misfit, gain, residual.
+"""The linear student against the LoRA student : weak_error, w2s_error, misfit, gain, residual.
 
 Each config is an ordinary `train_w2s.py` YAML file; every (config, seed) is one `W2SPipeline` run with
 `--student lora --split_seed SEED`, so both students learn the same weak labels and are scored on the same
@@ -7,11 +7,11 @@ gold labels (`results.json` -> `students`). Optionally each split is cut to a se
 early-stopped on val weak labels, so possibly still at step 0 = the linear student), the LoRA student at
 its last evaluation point (`w2s_lora@last`, not selected, read off the evaluation hooks) is recorded too.
 Writes `lora_experiment.csv` (one row per config, seed, split and student), prints the Markdown table of
-the README (test split, mean and range over seeds) and draws gain against misfit for the students
+docs/results.md (test split, mean and range over seeds) and draws gain against misfit for the students
 (`--figure`).
 
-    python scripts/lora_experiment.py --configs scripts/configs/lora_esol.yaml --seeds 0 1 2
-    python scripts/lora_experiment.py --configs scripts/configs/lora_ellipse.yaml --max_rows_per_split 300 \
+    w2s lora-experiment --configs scripts/configs/lora_esol.yaml --seeds 0 1 2
+    w2s lora-experiment --configs scripts/configs/lora_ellipse.yaml --max_rows_per_split 300 \
         --output_dir runs/lora_experiment --figure docs/figures/lora_students.png
 
 The theorem (gain >= misfit) covers only the linear student; for the LoRA student the residual is measured.
@@ -56,13 +56,13 @@ def subset(task, n: int, seed: int):
 
 def run_one(config_path: str, seed: int, args: ExperimentArguments) -> list[dict]:
     from w2s_hf.config import parse_config
-    from w2s_hf.pipeline import W2SPipeline, _load_task
+    from w2s_hf.pipeline import W2SPipeline, load_task_of
 
     name = Path(config_path).stem
     out = Path(args.output_dir) / name / f"seed{seed}"
     config = parse_config(["--config", config_path, "--student", "lora", "--split_seed", str(seed),
                            "--output_dir", str(out)])
-    task = _load_task(config)
+    task = load_task_of(config)
     if args.max_rows_per_split:
         task = subset(task, args.max_rows_per_split, seed)
     last = LastPoint()

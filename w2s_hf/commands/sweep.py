@@ -1,13 +1,13 @@
 """Sweep weak models x split seeds against one strong model: the paper's gain-vs-misfit panels.
 
-Each point is one ordinary weak-to-strong run (the library behind scripts/train_w2s.py), cached
+Each point is one ordinary weak-to-strong run (the library behind w2s run), cached
 features are shared between runs, and the sweep writes sweep.csv, sweep.json (fit of gain on misfit,
 weak-model selection and its regret, every representation's ceiling on val) and misfit_vs_gain.png.
 
-    accelerate launch --config_file accelerate_configs/cpu_2proc.yaml scripts/sweep.py \
+    w2s sweep --accelerate_config accelerate_configs/cpu_2proc.yaml \
         --config scripts/configs/esol_scaffold.yaml
-    python scripts/sweep.py --config scripts/configs/esol_scaffold.yaml --swap_roles --output_dir runs/esol_swap
-    python scripts/sweep.py --config scripts/configs/ellipse.yaml --task_path ../shared/data/ellipse/train.csv
+    w2s sweep --config scripts/configs/esol_scaffold.yaml --swap_roles --output_dir runs/esol_swap
+    w2s sweep --config scripts/configs/ellipse.yaml --task_path ../shared/data/ellipse/train.csv
 
 Flags given here override the YAML file's values.
 """

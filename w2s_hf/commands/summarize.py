@@ -1,10 +1,10 @@
 """Tabulate finished sweeps (sweep.json / sweep.csv) as Markdown and draw one combined gain-vs-misfit figure.
 
-This is what produced the README's Results tables and docs/figures/*.png:
+This is what produced the tables of docs/results.md and docs/figures/*.png:
 
-    python scripts/summarize_sweeps.py --sweeps runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
+    w2s summarize --sweeps runs/sweeps/esol_scaffold runs/sweeps/freesolv_scaffold \
         runs/sweeps/lipophilicity_scaffold --figure docs/figures/qsar_scaffold.png
-    python scripts/summarize_sweeps.py runs/sweeps/ellipse --figure docs/figures/ellipse.png --per_target
+    w2s summarize runs/sweeps/ellipse --figure docs/figures/ellipse.png --per_target
 
 The sweep folders may also come first, without `--sweeps` (the older positional form).
 """
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for folder in args.sweeps:
         if not (folder / "sweep.json").is_file():
-            print(f"error: {folder} has no sweep.json (run scripts/sweep.py first)", file=sys.stderr)
+            print(f"error: {folder} has no sweep.json (run w2s sweep first)", file=sys.stderr)
             return 2
     print(table(args.sweeps))
     predictors = predictors_table(args.sweeps)

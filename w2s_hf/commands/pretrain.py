@@ -2,17 +2,17 @@
 
 Re-create a shipped model (each config names its output folder; `--overwrite` replaces it):
 
-    accelerate launch --config_file accelerate_configs/cpu_2proc.yaml scripts/pretrain_smiles.py \
-        --config scripts/configs/pretrain/smiles-bert-h64-l2.yaml --output_dir runs/pretrain/h64
-    python scripts/pretrain_smiles.py --config scripts/configs/pretrain/smiles-bert-h64-l2.yaml \
+    w2s pretrain --accelerate_config accelerate_configs/cpu_2proc.yaml \
+        --config scripts/configs/pretrain/smiles-bert-h64-l2-mtr.yaml --output_dir runs/pretrain/h64
+    w2s pretrain --config scripts/configs/pretrain/smiles-bert-h64-l2-mtr.yaml \
         --output_dir runs/pretrain/tiny --limit 500 --max_steps 20     # a trial in seconds
 
 Then measure its QSAR ceilings (ridge on gold labels; writes them into the model card), and ship it
 inside the package as `packaged:<folder name>` (at most 5 MiB; `--overwrite` replaces a shipped one):
 
-    python scripts/pretrain_smiles.py --evaluate runs/pretrain/h64
-    python scripts/pretrain_smiles.py --ship runs/pretrain/h64
-    python scripts/pretrain_smiles.py --table w2s_hf/models/smiles-bert-*   # the README's family table
+    w2s pretrain --evaluate runs/pretrain/h64
+    w2s pretrain --ship runs/pretrain/h64
+    w2s pretrain --table w2s_hf/models/smiles-bert-*   # the family table of docs/pretraining.md
 
 Flags override the YAML file; `--help` lists every key. The corpus, the descriptors' cache and the
 saved folder are described in `w2s_hf/pretraining/`.

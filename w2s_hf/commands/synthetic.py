@@ -7,16 +7,16 @@ regressed on the misfit (the theorem's line is y = x). The reversal variant also
 pretraining task x epochs, and at each point makes the really better net (heads on gold labels) the
 strong one. All three variants, protocol fast (the default: exact heads, batch 500, cosine lr):
 
-    python scripts/synthetic.py --variants realizable pretrained reversal --output_dir runs/synthetic
+    w2s synthetic --variants realizable pretrained reversal --output_dir runs/synthetic
 
 The authors' notebook (final ReLU, batch 32, constant AdamW lr 1e-3, heads with bias, AdamW
 downstream heads, misfit on its own sample; the module docstring lists every difference):
 
-    python scripts/synthetic.py --protocol notebook --output_dir runs/synthetic_notebook
+    w2s synthetic --protocol notebook --output_dir runs/synthetic_notebook
 
 Seconds, for a smoke test (pretraining shrunk; the realizable slope is still ~1):
 
-    python scripts/synthetic.py --quick --variants realizable --output_dir runs/synthetic_quick
+    w2s synthetic --quick --variants realizable --output_dir runs/synthetic_quick
 
 Every setting is a flag (`--help`), e.g. `--seed 1 --epochs 300 --sweep_samples 10 20 --sweep_epochs
 1000`. Output per variant in <output_dir>/<variant>/: tasks.csv (one row per task: weak_error,
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from w2s_hf.experiments.synthetic import format_summary, format_sweep, run_synthetic
+    from w2s_hf.experiments.synthetic import format_reversal_sweep, format_summary, run_synthetic
 
     start = time.perf_counter()
     results = run_synthetic(config, out.output_dir, progress=lambda line: print(line, flush=True))
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             f"mean gold error weak {gold['weak_representation']:.4g} vs strong {gold['strong_representation']:.4g}"
         )
         print(f"\nreversal sweep (protocol {config.protocol}):")
-        print(format_sweep(reversal["sweep"]))
+        print(format_reversal_sweep(reversal["sweep"]))
     print(f"results: {Path(out.output_dir).resolve()}  ({time.perf_counter() - start:.1f} s)")
     return 0
 

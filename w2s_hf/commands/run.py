@@ -1,4 +1,4 @@
-"""Weak-to-strong run with the misfit decomposition (Charikar, Pabbaraju & Shiragur, NeurIPS 2024).
+"""`w2s run`: one weak-to-strong run with the misfit decomposition (Charikar, Pabbaraju & Shiragur, NeurIPS 2024).
 
 A weak head is fitted on frozen weak-model features and gold labels; a strong head is fitted on frozen
 strong-model features and the weak head's labels only; a ceiling head on the strong features and gold
@@ -6,19 +6,23 @@ labels. The run prints, per split, weak_error, w2s_error, misfit, gain = weak_er
 residual = gain - misfit (>= 0 by the theorem for a convex strong class; 0 for a subspace).
 
 The default works offline after the README's install command: ESOL (scaffold split, seed 0), weak =
-packaged all-MiniLM-L6-v2, strong = packaged all-mpnet-base-v2, on two CPU processes:
+packaged:smiles-bert-h64-l2-mtr, strong = packaged:smiles-bert-h192-l4-mtr (SMILES transformers that
+w2s_hf pretrained and ships), here on two CPU processes:
 
-    accelerate launch --config_file accelerate_configs/cpu_2proc.yaml scripts/train_w2s.py
+    w2s run --accelerate_config accelerate_configs/cpu_2proc.yaml
+    accelerate launch --config_file accelerate_configs/cpu_2proc.yaml -m w2s_hf run    # the same
 
-Other runs (flags override the YAML file given with --config; `--help` lists every key):
+Other runs (flags override the YAML file given with --config; `w2s run --help` lists every key):
 
-    accelerate launch --config_file accelerate_configs/cpu_2proc.yaml scripts/train_w2s.py \
-        --task lipophilicity --split random --split_seed 1 --weak_layer 3 --output_dir runs/lipo_l3
-    python scripts/train_w2s.py --config scripts/configs/esol_default.yaml --solver adamw
-    python scripts/train_w2s.py --stages train_w2s evaluate --overwrite   # redo two stages only
+    w2s run --task my_data.csv --input_column text --target_columns score --split random \
+        --weak_model packaged:all-MiniLM-L6-v2 --strong_model packaged:all-mpnet-base-v2 --output_dir runs/mine
+    w2s run --num_processes 2 --task lipophilicity --split random --split_seed 1 --weak_layer 3 \
+        --output_dir runs/lipo_l3
+    w2s run --config scripts/configs/esol_default.yaml --solver adamw
+    w2s run --stages train_w2s evaluate --overwrite   # redo two stages only
 
 Artifacts in --output_dir: heads (safetensors), predictions per split (CSV with ids), results.json
-(schema in the README), decomposition.png and tensorboard logs under logs/.
+(schema in docs/usage/running.md), decomposition.png and tensorboard logs under logs/.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from w2s_hf.config import ConfigError, parse_config
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        config = parse_config(argv)
+        config = parse_config(argv, prog="w2s run")
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
