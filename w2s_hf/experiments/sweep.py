@@ -191,6 +191,11 @@ def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
     return {"mean": float(err.mean()), **{t: float(e) for t, e in zip(pipeline.targets, err)}}
 
 
+def point_folder(direction: str, weak: RepSpec, strong: RepSpec, seed: int) -> str:
+    """The run folder (under <output_dir>/runs/) of one sweep point; other experiments reuse it by this name."""
+    return f"{direction}__{weak.label}__{strong.label}__seed{seed}".replace("/", "_")
+
+
 def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     """Run every (direction, weak model, seed) pipeline and write sweep.csv, sweep.json and the plot."""
     from accelerate import Accelerator
@@ -221,7 +226,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     ceilings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
     for direction, weak, strong in directions:
         for seed in config.seeds:
-            folder = f"{direction}__{weak.label}__{strong.label}__seed{seed}".replace("/", "_")
+            folder = point_folder(direction, weak, strong, seed)
             pipeline = W2SPipeline(
                 config.run_config(weak, strong, seed, folder), accelerator=accelerator, task=tasks[seed]
             )

@@ -59,6 +59,7 @@ class W2SPipeline:
         self.timings: dict[str, float] = {}
         self._features: dict[str, np.ndarray] = {}
         self._heads: dict[str, Any] = {}
+        self._weak_labels: dict[str, np.ndarray] | None = None  # set only inside fit_student_on
         # Everything that can fail on bad input is checked here, before any forward pass.
         self.task = task if task is not None else load_task_of(config)
         self.data = TaskRows.of(self.task)
@@ -128,6 +129,8 @@ class W2SPipeline:
 
     def labels(self, kind: str, split: str) -> np.ndarray:
         """Gold labels, or the teacher's predictions ("weak" labels), of `split`."""
+        if kind != GOLD and self._weak_labels is not None:
+            return self._weak_labels[split]
         return self.gold[split] if kind == GOLD else self.load_predictions(self.teacher.name)[split]
 
     def texts(self, split: str) -> list[str]:
@@ -324,6 +327,21 @@ class W2SPipeline:
         self.accelerator.wait_for_everyone()
         self._heads[spec.name] = head
         return head
+
+    def fit_student_on(self, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The protocol's linear student (row `w2s`) fitted as in the run, on other weak labels ({split: (n, k)}
+        for w2s_train and val, e.g. a mixture of several teachers' predictions): its predictions on every
+        split, gathered. Nothing is written to the run folder and no evaluation hook sees it."""
+        from ..heads.registry import get_fitter
+
+        spec = HEADS["w2s"]
+        self._weak_labels = labels
+        try:
+            request = dataclasses.replace(self._fit_request(spec), on_eval=None)
+        finally:
+            self._weak_labels = None
+        head, _ = get_fitter(self.kind.name, self.config.head.solver).load_fit()(request)
+        return {split: self._gathered_predictions(head, spec.features, split) for split in SPLIT_NAMES}
 
     def _fit_request(self, spec: HeadSpec):
         """A `FitRequest` for one row: this process's rows (a strided shard) of its features and targets."""
