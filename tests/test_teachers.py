@@ -150,6 +150,12 @@ def test_the_mixture_is_one_teacher_whose_decomposition_is_decompose_of_its_pred
         assert result["mixture"]["misfit_to_teacher"][label] == pytest.approx(by_hand)
     weighted = sum(wk * result["mixture"]["misfit_to_teacher"][label] for label, wk in zip(runs, w))
     assert weighted == pytest.approx(got["misfit"] + result["mixture"]["diversity"], rel=1e-9)
+    # the best single teacher is chosen on val, and only then compared on test
+    best = min(runs, key=lambda label: result["single"][label]["val"]["w2s_error"])
+    assert result["best_single"]["teacher"] == best
+    assert result["comparison"]["mixture"]["w2s_error"] == pytest.approx(
+        got["w2s_error"] - result["single"][best]["test"]["w2s_error"])
+    assert result["mixture"]["splits"]["val"]["used_for_selection"] and not got["used_for_selection"]
     # each teacher's own block is its run's results.json decomposition
     for label, r in runs.items():
         saved = json.loads((r.out / "results.json").read_text())["splits"]["test"]
@@ -197,9 +203,42 @@ def test_two_processes_give_the_same_numbers(finished):
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = json.loads((root / "out" / "teachers.json").read_text())
     two = json.loads((root / "out2" / "teachers.json").read_text())
-    for key in ("weights", "comparison", "best_single"):
+    for key in ("weights", "best_single"):
         assert two["seeds"]["0"][key] == pytest.approx(one["seeds"]["0"][key], rel=1e-6, abs=1e-8), key
+    for name, diffs in one["seeds"]["0"]["comparison"].items():
+        assert two["seeds"]["0"]["comparison"][name] == pytest.approx(diffs, rel=1e-6, abs=1e-8), name
     for name in ("mixture", "uniform"):
         for split, block in one["seeds"]["0"][name]["splits"].items():
             for q in ("weak_error", "w2s_error", "misfit", "ceiling_error"):
                 assert two["seeds"]["0"][name]["splits"][split][q] == pytest.approx(block[q], rel=1e-6, abs=1e-8)
+
+
+def test_a_classification_mixture_mixes_probabilities_and_decomposes_on_kl(tmp_path, tiny_bert, tiny_gpt2):
+    from w2s_hf.data.fixtures import write_synthetic_ellipse
+    from w2s_hf.decomposition.core import decompose
+    from w2s_hf.experiments.sweep import SweepConfig, point_folder
+    from w2s_hf.experiments.teachers import run_teachers
+    from w2s_hf.pipeline.run import W2SPipeline
+
+    config = SweepConfig.from_dict({
+        "task": str(write_synthetic_ellipse(tmp_path / "essays.csv", n=120, seed=2)), "split": "random", "seeds": [0],
+        "task_type": "classification", "label_column": "cohesion", "threshold": 3.0, "head": {"epochs": 20},
+        "strong": {"model": tiny_gpt2, "pooling": "last", "max_length": 48},
+        "weak_models": [{"model": tiny_bert, "layer": 1, "max_length": 48},
+                        {"model": tiny_bert, "layer": 3, "max_length": 48}],
+        "output_dir": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"), "n_boot": 0})
+    result = run_teachers(config)["results"][0]
+    runs = [W2SPipeline(config.run_config(w, config.strong, 0, point_folder("normal", w, config.strong, 0)))
+            for w in config.weak_models]
+    teachers = [r.load_predictions("weak") for r in runs]
+    w = np.array(list(result["weights"].values()))
+    assert result["divergence"] == "kl" and np.all(w >= 0) and w.sum() == pytest.approx(1.0)
+    assert w == pytest.approx(simplex_weights(np.stack([t["val"] for t in teachers]), runs[0].gold["val"],
+                                              loss="kl")[0], abs=1e-9)
+    mix = w[0] * teachers[0]["test"] + w[1] * teachers[1]["test"]
+    assert mix.sum(axis=1) == pytest.approx(np.ones(len(mix)))  # a mixture of distributions is one
+    # the decomposition is decompose() on the mixture's probabilities: the weak error is its cross-entropy
+    dec = decompose(runs[0].gold["test"], mix, mix, n_boot=0, divergence="kl")
+    assert result["mixture"]["splits"]["test"]["weak_error"] == pytest.approx(dec.weak_error, rel=1e-9)
+    got = result["mixture"]["splits"]["test"]
+    assert got["residual"] == pytest.approx(got["gain"] - got["misfit"], abs=1e-12) and got["misfit"] >= 0
