@@ -1,21 +1,21 @@
-"""Scaling over N: weak, w2s and ceiling errors against the w2s_train size and the weak label budget.
+"""`w2s scaling`: scaling over N: weak, w2s and ceiling errors against the w2s_train size and the weak label budget.
 
 Reads a sweep YAML (its task, strong model, weak models, seeds and head); for each (weak model, seed)
 it runs (or reuses) the ordinary pipeline run in <output_dir>/runs/, then refits the exact ridge heads
 on nested subsets (w2s_hf.experiments.scaling) and writes scaling.csv, scaling.json (power-law
 exponents with intervals over seeds) and scaling.png (one panel per weak model).
 
-    python scripts/scaling.py --config scripts/configs/esol_scaffold_smiles.yaml --output_dir runs/scaling/esol \
+    w2s scaling --config scripts/configs/esol_scaffold_smiles.yaml --output_dir runs/scaling/esol \
         --sizes 25 50 100 200 446 --weak_budgets 50 100 447
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -53,20 +53,29 @@ def _figure(points: list[dict], summary: dict, path: Path, title: str) -> None:
         fig.savefig(tmp, format="png", dpi=110)
 
 
+@dataclass
+class ScalingArguments:
+    config: str = field(metadata={"help": "Sweep YAML (scripts/configs/): task, strong and weak models, seeds."})
+    sizes: list[int] = field(metadata={"help": "w2s_train sizes N (nested subsets)."})
+    weak_budgets: list[int] = field(default_factory=list, metadata={"help": "weak_train sizes (default: all)."})
+    output_dir: str | None = field(default=None, metadata={"help": "Override the YAML's output_dir."})
+    seeds: list[int] | None = field(default=None, metadata={"help": "Override the split seeds."})
+    n_boot: int = field(default=1000, metadata={"help": "Bootstrap resamples of seeds for the exponents."})
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="sweep YAML (scripts/configs/)")
-    parser.add_argument("--output_dir", help="override the YAML's output_dir")
-    parser.add_argument("--sizes", type=int, nargs="+", required=True, help="w2s_train sizes")
-    parser.add_argument("--weak_budgets", type=int, nargs="*", default=[], help="weak_train sizes (default: all)")
-    parser.add_argument("--seeds", type=int, nargs="*", help="override the split seeds")
-    parser.add_argument("--n_boot", type=int, default=1000)
-    args = parser.parse_args(argv)
+    from w2s_hf.config import ConfigError, W2SArgumentParser
+
+    try:
+        (args,) = W2SArgumentParser(ScalingArguments, prog="w2s scaling").parse_args_and_config(argv,
+                                                                                             yaml_config=False)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     from accelerate import Accelerator
 
     from w2s_hf.atomic import atomic_path, write_json_atomic
-    from w2s_hf.config import ConfigError
     from w2s_hf.experiments.scaling import scaling_points, scaling_summary
     from w2s_hf.experiments.sweep import SweepConfig
     from w2s_hf.pipeline.run import W2SPipeline
