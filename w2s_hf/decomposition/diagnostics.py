@@ -102,7 +102,7 @@ def reading(values: dict[str, Any], misfit: float, residual: float) -> str | Non
         return None
     split = f"residual {residual:+.4f} = finite-sample {finite:+.4f} + non-realizability {nonreal:+.4f}"
     if bound > misfit:
-        return (f"{split}; non-realizability bound {bound:.4f} > misfit {misfit:.4f}: the misfit cannot "
-                "predict the gain at this epsilon (the ceiling's own error)")
+        return (f"{split}; non-realizability bound {bound:.4f} > misfit {misfit:.4f}: at this ceiling error "
+                "the misfit cannot predict the gain")
     return (f"{split}; non-realizability bound {bound:.4f} <= misfit {misfit:.4f}: the ceiling is close enough to "
             f"the truth for the misfit to predict the gain, up to the finite-sample term (bound {finite_bound:.4f})")
