@@ -231,3 +231,35 @@ def test_two_processes_give_the_diagnostics_of_one(tmp_path):
         got = np.load(tmp_path / f"rank{rank}.npz")
         np.testing.assert_allclose(got["values"], [one.diagnostics[q] for q in DIAGNOSTICS], rtol=1e-12)
         np.testing.assert_allclose(got["cis"], [one.diagnostics_ci[q] for q in DIAGNOSTICS], rtol=1e-12)
+
+
+def test_trackers_the_metric_module_and_the_callback_report_the_diagnostics():
+    import evaluate
+    from transformers import EvalPrediction
+
+    from w2s_hf.hooks.callbacks import MisfitCallback
+    from w2s_hf.hooks.evaluation import TrackerHook, metric_path
+
+    y, weak, w2s, ceiling = regression(17, n=60, k=2)
+    dec = decompose(y, weak, w2s, ceiling, target_names=["a", "b"], n_boot=50)
+
+    class Capture:
+        logged: list = []
+
+        def log(self, values, step=None):
+            self.logged.append(values)
+
+    TrackerHook(Capture()).on_evaluate(1, "test", dec, {})
+    logged = Capture.logged[0]
+    callback = MisfitCallback(weak, y, ceiling, target_names=["a", "b"], n_boot=50)
+    flat = callback.compute_metrics(EvalPrediction(predictions=w2s, label_ids=y))
+    out = evaluate.load(metric_path()).compute(
+        predictions=w2s.tolist(), weak_predictions=weak.tolist(), references=y.tolist(),
+        ceiling_predictions=ceiling.tolist(), target_names=["a", "b"], n_boot=50)
+    for q in DIAGNOSTICS:
+        want, per_b = dec.diagnostics[q], dec.diagnostics_per_target["b"][q]
+        assert logged[f"test/{q}"] == want and logged[f"test/b/{q}"] == per_b, q
+        assert flat[q] == want and flat[f"b/{q}"] == per_b and flat[f"{q}_ci_low"] == dec.diagnostics_ci[q][0], q
+        assert out[q] == pytest.approx(want, rel=1e-12) and out[f"b/{q}"] == pytest.approx(per_b, rel=1e-12), q
+        assert out[f"{q}_ci"] == pytest.approx(dec.diagnostics_ci[q], rel=1e-12), q
+    assert out["reading"] == dec.reading
