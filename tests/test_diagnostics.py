@@ -27,9 +27,9 @@ def regression(seed, n=300, k=3, spread=1.0):
     return y, rng.normal(size=(n, k)) * 2, y + rng.normal(size=(n, k)), y + 0.3 * rng.normal(size=(n, k)) + 0.5
 
 
-def classification(seed, n=300, classes=4, logits=False, soft=False):
+def classification(seed, n=300, classes=4, logits=False, soft=False, scale=1.0):
     rng = np.random.default_rng(seed)
-    z = [rng.normal(size=(n, classes)) * s for s in (1.0, 2.0, 3.0)]
+    z = [rng.normal(size=(n, classes)) * s * scale for s in (1.0, 2.0, 3.0)]
     preds = z if logits else [_softmax(a) for a in z]
     y = _softmax(rng.normal(size=(n, classes))) if soft else rng.integers(0, classes, n)
     return (y, *preds)
@@ -48,6 +48,7 @@ CASES = [
     *[("kl", classification(s)) for s in range(3)],
     ("kl", classification(4, soft=True)),
     ("kl_logits", classification(5, logits=True)),
+    ("kl_logits", classification(9, logits=True, scale=10.0)),  # peaked: probabilities down to e^-100
     ("kl", binary(6)),
     ("kl_logits", binary(8, logits=True)),
 ]

@@ -112,7 +112,7 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     per_example = np.concatenate(losses, axis=1)  # (n, q*m)
     columns = {} if div.extras is None else div.extras(y, weak, w2s, arrays.get("ceiling_pred"))
     present = [name for name, col in columns.items() if col is not None]
-    split_block = diagnostics.per_example_columns(div, y, weak, w2s, arrays.get("ceiling_pred"))
+    split_block = diagnostics.per_example_columns(div, y, weak, w2s, arrays.get("ceiling_pred"))  # (n, 0): none
     base = per_example.mean(axis=0)[None, :]  # (1, q*m): the point estimate as a "replicate"
     point = _derive(base, len(losses), m)
     per_target = {
@@ -121,10 +121,9 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     }
     ci: dict[str, list[float]] = {}
     if n_boot > 0:
-        # the extras (per-example columns) ride in the same resamples: one bootstrap pass for all
+        # the extras and the residual split (per-example columns, last) ride in the same resamples: one pass
         extra_block = [np.stack([columns[c] for c in present], axis=1)] if present else []
-        split_blocks = [] if split_block is None else [split_block]  # last: the columns before keep their place
-        means = _bootstrap_means(np.concatenate([per_example, *extra_block, *split_blocks], axis=1), n_boot, seed)
+        means = _bootstrap_means(np.concatenate([per_example, *extra_block, split_block], axis=1), n_boot, seed)
         boot = _derive(means[:, : per_example.shape[1]], len(losses), m)
         alpha = (1.0 - confidence) / 2.0
         for key, vals in boot.items():
@@ -151,32 +150,31 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     averaged.pop("gap", None)
     ci.pop("gap_avg", None)
     extras = {name: None if col is None else float(np.mean(col)) for name, col in columns.items()}
-    diag = {}
-    if split_block is not None:
-        at = per_example.shape[1] + len(present)
-        diag = _diagnostics(split_block, means[:, at:] if n_boot > 0 else None, point["misfit"],
-                            boot["misfit"] if n_boot > 0 else None, names, confidence)
-        diag["reading"] = diagnostics.reading(diag["diagnostics"], averaged["misfit"], averaged["residual"])
+    diag = {} if split_block.shape[1] == 0 else _diagnostics(
+        split_block, means[:, per_example.shape[1] + len(present):] if n_boot > 0 else None, point,
+        boot if n_boot > 0 else None, names, confidence)
     return Decomposition(**averaged, n=int(n), ci={k.removesuffix("_avg"): v for k, v in ci.items()},
                          per_target=per_target, divergence=div.name, confidence=confidence, n_boot=n_boot,
                          extras=extras, **diag)
 
 
-def _diagnostics(block: np.ndarray, boot_means: np.ndarray | None, misfit: np.ndarray, boot_misfit: np.ndarray | None,
-                 names: list[str], confidence: float) -> dict[str, Any]:
-    """Decomposition fields of the residual diagnostics: point values (averaged and per target) and
-    intervals from the bootstrap means of the same replicates as the base quantities."""
-    point = diagnostics.derive(block.mean(axis=0)[None, :], misfit)
+def _diagnostics(block: np.ndarray, boot_means: np.ndarray | None, base: dict[str, np.ndarray],
+                 base_boot: dict[str, np.ndarray] | None, names: list[str], confidence: float) -> dict[str, Any]:
+    """Decomposition fields of the residual diagnostics: point values (averaged and per target), the
+    reading, and intervals from the bootstrap means of the same replicates as the base quantities
+    (`base`, `base_boot`: the base quantities' point and replicate values from `_derive`)."""
+    point = diagnostics.derive(block.mean(axis=0)[None, :], base["misfit"])
     values = {k: float(point[f"{k}_avg"][0]) for k in DIAGNOSTICS}
     per_target = {t: {k: float(point[k][0, j]) for k in DIAGNOSTICS} for j, t in enumerate(names)}
     ci: dict[str, list[float]] = {}
     if boot_means is not None:
-        boot = diagnostics.derive(boot_means, boot_misfit)
+        boot = diagnostics.derive(boot_means, base_boot["misfit"])
         alpha = (1.0 - confidence) / 2.0
         for k in DIAGNOSTICS:
             if math.isfinite(values[k]):
                 ci[k] = [_nanquantile(boot[f"{k}_avg"], alpha), _nanquantile(boot[f"{k}_avg"], 1.0 - alpha)]
-    return {"diagnostics": values, "diagnostics_ci": ci, "diagnostics_per_target": per_target}
+    text = diagnostics.reading(values, float(base["misfit_avg"][0]), float(base["residual_avg"][0]))
+    return {"diagnostics": values, "diagnostics_ci": ci, "diagnostics_per_target": per_target, "reading": text}
 
 
 def fit_gain_on_misfit(misfit: Any, gain: Any, *, n_boot: int = 1000, seed: int = 0,

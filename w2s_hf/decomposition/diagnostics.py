@@ -43,11 +43,11 @@ _COLUMNS = ("finite_sample_term", "nonrealizability_term", "gradient_gap", "stud
 
 
 def per_example_columns(div: Divergence, y: np.ndarray, weak: np.ndarray, w2s: np.ndarray,
-                        ceiling: np.ndarray | None) -> np.ndarray | None:
-    """(n, len(_COLUMNS) * m) per-example columns, one block of m targets per name of `_COLUMNS`; None
+                        ceiling: np.ndarray | None) -> np.ndarray:
+    """(n, len(_COLUMNS) * m) per-example columns, one block of m targets per name of `_COLUMNS`; (n, 0)
     without a ceiling (nothing to split at) or for a divergence without a `BregmanMap`."""
     if ceiling is None or div.bregman is None:
-        return None
+        return np.empty((len(y), 0))
     geo = div.bregman
     grad_gap = geo.gradient(w2s) - geo.gradient(weak)  # (n, m, d)
     s, c, t = geo.point(w2s), geo.point(ceiling), geo.label_point(y, w2s)
