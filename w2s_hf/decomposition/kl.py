@@ -57,7 +57,7 @@ def _target_probs(target: np.ndarray, n_classes: int, *, logits: bool, is_pred: 
 
 def label_probs(y: np.ndarray, pred: np.ndarray, *, logits: bool) -> np.ndarray:
     """(n, C) distribution of gold labels (class indices or soft labels), C taken from `pred`."""
-    return _target_probs(y, _classes(pred), logits=logits, is_pred=False)
+    return _target_probs(y, 2 if pred.shape[1] == 1 else pred.shape[1], logits=logits, is_pred=False)
 
 
 def clip_probs(p: np.ndarray) -> np.ndarray:
