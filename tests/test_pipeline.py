@@ -91,6 +91,15 @@ def test_results_schema_and_values_match_saved_predictions(setup):
             for t, value in zip(TARGETS, per_target):
                 assert block["per_target"][t][name] == pytest.approx(value, rel=1e-9, abs=1e-12)
         assert block["gain"] == pytest.approx(block["weak_error"] - block["w2s_error"], abs=1e-12)
+        # the residual split from the saved predictions; w2s_train, where the heads were fitted, is in-sample
+        split_by_hand = {"finite_sample_term": 2 * ((pw - ps) * (ps - pc)).mean(0),
+                         "nonrealizability_term": 2 * ((pw - ps) * (pc - y)).mean(0)}
+        for name, per_target in split_by_hand.items():
+            assert block["diagnostics"][name] == pytest.approx(per_target.mean(), rel=1e-9, abs=1e-12)
+            for t, value in zip(TARGETS, per_target):
+                assert block["diagnostics_per_target"][t][name] == pytest.approx(value, rel=1e-9, abs=1e-12)
+        assert block["in_sample"] is (split == "w2s_train")
+        assert block["reading"].startswith("residual ")
     assert (setup["out"] / "decomposition.png").stat().st_size > 1000
 
 

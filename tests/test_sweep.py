@@ -50,6 +50,8 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
     for r in normal:
         assert float(r["gain"]) == pytest.approx(float(r["weak_error"]) - float(r["w2s_error"]), abs=1e-9)
         assert float(r["residual"]) == pytest.approx(float(r["gain"]) - float(r["misfit"]), abs=1e-9)
+        split = float(r["finite_sample_term"]) + float(r["nonrealizability_term"])
+        assert split == pytest.approx(float(r["residual"]), abs=1e-9) and r["in_sample"] == "False"
     # reversed rows train each weak model on the strong model's labels
     assert {r["weak_model"] for r in reversed_} == {"gpt2"} and {r["strong_model"] for r in reversed_} == {
         "bert@L1",
@@ -58,6 +60,8 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
     }
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["n_runs"] == summary["n_runs"] == 6
+    assert saved["residual_split"]["mean"]["residual"] == pytest.approx(saved["mean_residual"], abs=1e-12)
+    assert saved["residual_split"]["fit_proxy_truth"]["n"] == len(normal)
     fit = saved["fit"]["all"]
     x = np.array([float(r["misfit"]) for r in normal])
     y = np.array([float(r["gain"]) for r in normal])

@@ -3,7 +3,9 @@
 A weak head is fitted on frozen weak-model features and gold labels; a strong head is fitted on frozen
 strong-model features and the weak head's labels only; a ceiling head on the strong features and gold
 labels. The run prints, per split, weak_error, w2s_error, misfit, gain = weak_error - w2s_error and
-residual = gain - misfit (>= 0 by the theorem for a convex strong class; 0 for a subspace).
+residual = gain - misfit (>= 0 by the theorem for a convex strong class; 0 for a subspace), then why the
+residual is what it is: its exact split into a finite-sample and a non-realizability term, their bounds,
+every quantity with the ceiling as the truth, and one line per split (docs/diagnostics.md).
 
 The default works offline after the README's install command: ESOL (scaffold split, seed 0), weak =
 packaged:smiles-bert-h64-l2-mtr, strong = packaged:smiles-bert-h192-l4-mtr (SMILES transformers that

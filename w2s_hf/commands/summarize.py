@@ -38,12 +38,25 @@ def _fmt_ridge(ridge: dict | None) -> str:
     return "0 (theorem)" if ridge["matches_theorem"] else f"{ridge['median']:.3g}"
 
 
+def _fmt_split(split: dict | None) -> str:
+    """Three cells from sweep.json's `residual_split` (docs/diagnostics.md); n/a for older sweeps."""
+    if not split:
+        return "n/a | n/a | n/a"
+    mean, proxy = split["mean"], split["fit_proxy_truth"]
+    lo, hi = proxy["ci"].get("slope", (None, None))
+    return (f"{mean['finite_sample_term']:+.4f} + {mean['nonrealizability_term']:+.4f} "
+            f"| {split['share_nonrealizability_bound_above_misfit']:.0%} "
+            f"| {_fmt(proxy['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}], R² {_fmt(proxy['r2'], 2)}")
+
+
 def table(sweeps: list[Path]) -> str:
     lines = [
         "| sweep | strong | points | slope [95% CI] | student ridge (median) | R² | mean residual | gain > 0 "
         "| regret, misfit on val: predicted_w2s_error / lowest weak_error / largest misfit "
-        "| regret, misfit on unlabelled test | strongest by val ceiling (val used for selection) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| regret, misfit on unlabelled test | strongest by val ceiling (val used for selection) "
+        "| mean residual = finite-sample + non-realizability | non-realizability bound > misfit "
+        "| ceiling as truth: slope [95% CI], R² |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in sweeps:
         s = json.loads((folder / "sweep.json").read_text())
@@ -59,7 +72,8 @@ def table(sweeps: list[Path]) -> str:
             f"| {_fmt(s['mean_residual'], 4)} | {s['share_positive_gain']:.0%} "
             f"| {_fmt(regret['predicted_w2s_error'], 4)} / {_fmt(regret['lowest_weak_error'], 4)} / "
             f"{_fmt(regret['largest_misfit'], 4)} "
-            f"| {' / '.join(_fmt(clean.get(rule), 4) for rule in regret)} | {s['ceiling_error_val']['strongest']} |"
+            f"| {' / '.join(_fmt(clean.get(rule), 4) for rule in regret)} | {s['ceiling_error_val']['strongest']} "
+            f"| {_fmt_split(s.get('residual_split'))} |"
         )
     return "\n".join(lines)
 

@@ -22,16 +22,19 @@ from typing import Any
 import numpy as np
 
 from ..config.run import ConfigError, HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
-from ..decomposition.core import QUANTITIES
+from ..decomposition.core import DIAGNOSTICS, QUANTITIES
 from ..decomposition.predictors import PREDICTORS
 
 logger = logging.getLogger("w2s_hf.sweep")
 
 _REP_KEYS = ("model", "revision", "layer", "pooling", "max_length", "dtype", "trust_remote_code")
-CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge")
-# classification sweeps add these (the KL decomposition's accuracies and forward misfit)
+# the residual diagnostics (split, bounds, ceiling as truth) and whether the split was fitted on come last
+CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge",
+               "in_sample", *DIAGNOSTICS)
 # every run's gain predictors (results.json -> predictors.per_target), one column each (the misfit is one already)
 PREDICTOR_COLUMNS = tuple(p for p in PREDICTORS if p not in QUANTITIES)
+# classification sweeps add these (the KL decomposition's accuracies and forward misfit;
+# residual_ceiling_as_truth is the diagnostics' proxy_residual under its earlier name)
 CLASSIFICATION_COLUMNS = ("weak_accuracy", "w2s_accuracy", "ceiling_accuracy", "misfit_forward",
                           "residual_ceiling_as_truth", "k_heads")
 
@@ -239,7 +242,8 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                     ceilings[strong.label][seed] = _ceiling_on_val(pipeline, "strong")
             block = res["splits"][config.eval_split]
             # classification has one target: its averaged extras are that target's
-            extras = {**block.get("extras", {}), "k_heads": config.head.get("k_heads", 1)} if pipeline.classes else {}
+            extras = {**block.get("extras", {}), "k_heads": config.head.get("k_heads", 1),
+                      "residual_ceiling_as_truth": block["diagnostics"]["proxy_residual"]} if pipeline.classes else {}
             predicted = res.get("predictors", {}).get("per_target", {})
             for target, values in block["per_target"].items():
                 rows.append(
@@ -253,6 +257,8 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                         "split": config.eval_split,
                         **{c: values.get(c) for c in QUANTITIES},
                         "w2s_ridge": res.get("heads", {}).get("w2s", {}).get("ridge"),
+                        "in_sample": block.get("in_sample", False),
+                        **{c: block["diagnostics_per_target"].get(target, {}).get(c) for c in DIAGNOSTICS},
                         **{p: predicted.get(target, {}).get(p) for p in PREDICTOR_COLUMNS},
                     }
                 )
@@ -284,10 +290,10 @@ RESAMPLING_UNIT = "(direction, weak model, seed) run, all its targets together"
 BOOT_SEED = 0
 
 
-def _gain_line(points: list[dict[str, Any]], fit_gain_on_misfit) -> dict[str, Any]:
-    """Gain regressed on misfit over `points` with runs as bootstrap clusters; no line (None) from
-    fewer than two distinct misfits, e.g. a one-run sweep, whose rows are still written."""
-    misfit, gain = [r["misfit"] for r in points], [r["gain"] for r in points]
+def _gain_line(points: list[dict[str, Any]], fit_gain_on_misfit, gain_key: str = "gain") -> dict[str, Any]:
+    """Gain (column `gain_key`) regressed on misfit over `points` with runs as bootstrap clusters; no line
+    (None) from fewer than two distinct misfits, e.g. a one-run sweep, whose rows are still written."""
+    misfit, gain = [r["misfit"] for r in points], [r[gain_key] for r in points]
     ridge = _ridge_summary([r.get("w2s_ridge") for r in points])
     if len(set(misfit)) < 2:
         return {
@@ -328,6 +334,18 @@ def _selection(config, results, targets, select_weak_model, misfit_split: str) -
     return {"per_scenario": per_scenario, "mean_regret": {k: float(np.mean(v)) for k, v in regrets.items()}}
 
 
+def _residual_split(points: list[dict[str, Any]], fit_gain_on_misfit) -> dict[str, Any] | None:
+    """Why the sweep's residuals are what they are: the mean split over points, how often the
+    non-realizability bound exceeds the misfit, and the gain-on-misfit line with the ceiling as the truth
+    (its non-realizability term is 0). None when the runs had no ceiling to split at."""
+    if not points or any(r.get("nonrealizability_term") is None for r in points):
+        return None
+    mean = {c: float(np.mean([r[c] for r in points])) for c in ("residual", *DIAGNOSTICS[:4])}
+    above = float(np.mean([r["nonrealizability_bound"] > r["misfit"] for r in points]))
+    return {"mean": mean, "share_nonrealizability_bound_above_misfit": above,
+            "fit_proxy_truth": _gain_line(points, fit_gain_on_misfit, gain_key="proxy_gain")}
+
+
 def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model) -> dict[str, Any]:
     normal = [r for r in rows if r["direction"] == "normal"]
     fits = {"all": _gain_line(normal, fit_gain_on_misfit)}
@@ -361,6 +379,7 @@ def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_
         "predictors": predictors,
         "mean_residual": float(np.mean([r["residual"] for r in normal])),
         "share_positive_gain": float(np.mean([r["gain"] > 0 for r in normal])),
+        "residual_split": _residual_split(normal, fit_gain_on_misfit),
         # top-level per_scenario / mean_regret: the misfit on val, as in earlier sweep.json files
         "selection": {**selection["misfit_on_val"], "by_misfit_split": selection},
         "ceiling_error_val": {
