@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path, write_json_atomic
+from .digests import file_digests
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +60,9 @@ def make_fingerprint(parts: Mapping[str, Any]) -> str:
 def hash_model_files(path: str | os.PathLike) -> str:
     """Content hash of every file in a model folder (weights, config, tokenizer), memoised per process.
 
-    Size and modification time alone would miss weights rewritten in place, so the bytes are hashed;
-    the memo key also holds inode and ctime, which any rewrite changes.
+    Size and modification time alone would miss weights rewritten in place, so the bytes are hashed
+    (once: each file's digest is memoised on disk under a key holding inode and ctime, which any
+    rewrite changes, see digests.py); the in-process memo key holds the same fields.
     """
     root = Path(path).resolve()
     entries = []
@@ -77,12 +79,13 @@ def hash_model_files(path: str | os.PathLike) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _hash_files(root: str, entries: tuple) -> str:
+    # each file's digest comes from the on-disk memo when the file is unchanged (digests.py)
     digest = hashlib.sha256()
-    for rel, size, *_ in entries:
+    files = file_digests([os.path.join(root, rel) for rel, *_ in entries])
+    for (rel, size, *_), file_digest in zip(entries, files):
         digest.update(rel.encode())
         digest.update(size.to_bytes(8, "little"))
-        with open(os.path.join(root, rel), "rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
+        digest.update(bytes.fromhex(file_digest))
     return "sha256:" + digest.hexdigest()
 
 

@@ -122,6 +122,12 @@ class FrozenEncoder:
         texts = _check_texts(texts)
         return make_fingerprint(self._fingerprint_parts(self._resolve_layer(layer), fingerprint_texts(texts)))
 
+    def content_key(self) -> str:
+        """What identifies the model's numbers: its Hub commit, or the content hash of its files."""
+        if self._revision_key is None:
+            self._revision_key = self.source.revision_key()
+        return self._revision_key
+
     def encode(
         self,
         texts: Sequence[str],
@@ -354,12 +360,10 @@ class FrozenEncoder:
         return layer % (self.num_layers + 1)
 
     def _fingerprint_parts(self, layer: int, data_fingerprint: str, procs: Processes | None = None) -> dict[str, Any]:
-        if self._revision_key is None:
-            self._revision_key = self.source.revision_key()
         return {
             "featurizer": "frozen-encoder",
             "model": self.source.model_id,
-            "revision": self._revision_key,
+            "revision": self.content_key(),
             "layer": layer,
             "pooling": self.pooling,
             "max_length": self.max_length,

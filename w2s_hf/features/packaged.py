@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cache import hash_model_files
+from .digests import default_cache_dir
 from .hub import ModelNotAvailableError, has_weights, how_to_make_available, resolve_hub_snapshot
 
 PACKAGED_PREFIX = "packaged:"
@@ -76,15 +77,6 @@ def packaged_key(name: str) -> str | None:
         choices = ", ".join(PACKAGED_PREFIX + v for v in names)
         raise ModelNotAvailableError(f"Unknown packaged model {name!r}; packaged models are: {choices}.")
     return key
-
-
-def default_cache_dir() -> Path:
-    """Folder for unzipped packaged models: $W2S_HF_CACHE, else $HF_HOME/w2s_hf, else ~/.cache/w2s_hf."""
-    if os.environ.get("W2S_HF_CACHE"):
-        return Path(os.environ["W2S_HF_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "w2s_hf"
-    return Path.home() / ".cache" / "w2s_hf"
 
 
 def resolve_model(name: str, cache_dir: str | os.PathLike | None = None) -> str:

@@ -1,0 +1,159 @@
+"""Faults that served a wrong number with exit 0 (issue 25): stale upstream stages, a model rewritten
+at the same path, a corrupt results.json. Each rerun must give what a fresh run gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _config(tmp_path: Path, model: str, data: Path, out: Path, *, layer: int = 1, stages=None, overwrite=False):
+    from w2s_hf.config import HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
+
+    return W2SConfig(
+        model=ModelArguments(weak_model=model, weak_layer=layer, weak_max_length=32, strong_model=model,
+                             strong_max_length=32),
+        task=TaskArguments(task=str(data), split="random", targets=["cohesion"]), head=HeadArguments(),
+        run=RunArguments(output_dir=str(out), cache_dir=str(tmp_path / "cache"), report_to="none", plot=False,
+                         n_boot=10, stages=stages, overwrite=overwrite),
+    ).validate()
+
+
+def _run(config) -> dict:
+    from accelerate import Accelerator
+
+    from w2s_hf.pipeline import W2SPipeline
+
+    return W2SPipeline(config, accelerator=Accelerator(cpu=True)).run()
+
+
+@pytest.fixture()
+def essays(tmp_path):
+    from w2s_hf.data.fixtures import write_synthetic_ellipse
+
+    return write_synthetic_ellipse(tmp_path / "essays.csv", n=60, seed=0)
+
+
+def _edit_gold(path: Path) -> None:
+    """Change every cohesion label (the path stays the same)."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    frame["cohesion"] = 6.0 - frame["cohesion"]
+    frame.to_csv(path, index=False)
+
+
+# ---- 1. stale upstream stages under --stages ... --overwrite -----------------------------------------
+@pytest.mark.parametrize("stages", [["evaluate"], ["train_w2s", "evaluate"]])
+def test_a_config_change_redoes_the_stale_upstream_stages(tiny_bert, tmp_path, essays, stages, caplog):
+    _run(_config(tmp_path, tiny_bert, essays, tmp_path / "run"))
+    with caplog.at_level("WARNING", logger="w2s_hf.pipeline"):
+        again = _run(_config(tmp_path, tiny_bert, essays, tmp_path / "run", layer=2, stages=stages, overwrite=True))
+    fresh = _run(_config(tmp_path, tiny_bert, essays, tmp_path / "fresh", layer=2))
+    assert again["splits"] == fresh["splits"]  # the new layer's numbers, not the old layer's
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "train_weak" in warned and "label" in warned and "another config" in warned
+
+
+def test_a_data_edit_redoes_the_stale_upstream_stages(tiny_bert, tmp_path, essays):
+    _run(_config(tmp_path, tiny_bert, essays, tmp_path / "run"))
+    _edit_gold(essays)
+    again = _run(_config(tmp_path, tiny_bert, essays, tmp_path / "run", stages=["evaluate"], overwrite=True))
+    fresh = _run(_config(tmp_path, tiny_bert, essays, tmp_path / "fresh"))
+    assert again["splits"] == fresh["splits"]
+    assert again["stages"]["train_weak"]["reused"] is False
+
+
+def test_an_interrupted_config_change_is_finished_before_a_later_stage_runs(tiny_bert, tmp_path, essays, monkeypatch):
+    """run_config.json names the new config, but a kill left the old config's heads: no --overwrite needed."""
+    from w2s_hf.pipeline import W2SPipeline
+
+    _run(_config(tmp_path, tiny_bert, essays, tmp_path / "run"))
+    monkeypatch.setattr(W2SPipeline, "extract", lambda self: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        _run(_config(tmp_path, tiny_bert, essays, tmp_path / "run", layer=2, overwrite=True))
+    monkeypatch.undo()
+    again = _run(_config(tmp_path, tiny_bert, essays, tmp_path / "run", layer=2, stages=["evaluate"]))
+    fresh = _run(_config(tmp_path, tiny_bert, essays, tmp_path / "fresh", layer=2))
+    assert again["splits"] == fresh["splits"]
+
+
+# ---- 2. a model rewritten at the same path -------------------------------------------------------------
+def test_weights_rewritten_in_place_are_a_changed_run(tiny_bert, tmp_path, essays):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from w2s_hf.config import ConfigError
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_bert, model)
+    first = _run(_config(tmp_path, str(model), essays, tmp_path / "run"))
+    weights = next(model.glob("*.safetensors"))
+    state = load_file(str(weights))
+    generator = torch.Generator().manual_seed(1)
+    state = {k: v + 0.5 * torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+             for k, v in state.items()}
+    save_file(state, str(weights), metadata={"format": "pt"})  # same path, same size, new numbers
+    with pytest.raises(ConfigError, match="weak_model_content"):
+        _run(_config(tmp_path, str(model), essays, tmp_path / "run"))  # not served as if unchanged
+    again = _run(_config(tmp_path, str(model), essays, tmp_path / "run", overwrite=True))
+    fresh = _run(_config(tmp_path, str(model), essays, tmp_path / "fresh"))
+    assert again["splits"] == fresh["splits"] and again["splits"] != first["splits"]
+
+
+def test_the_content_hash_is_memoised_on_disk_and_misses_on_a_rewrite(tmp_path, monkeypatch):
+    import w2s_hf.features.cache as cache
+    import w2s_hf.features.digests as digests
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"a" * 1000)
+    monkeypatch.setenv("W2S_HF_CACHE", str(tmp_path / "memo"))
+    read = []
+    real = digests._sha256
+    monkeypatch.setattr(digests, "_sha256", lambda path: read.append(Path(path).name) or real(path))
+
+    def fresh_process_hash() -> str:
+        cache._hash_files.cache_clear()  # a new process: only the on-disk memo is left
+        return cache.hash_model_files(folder)
+
+    first = fresh_process_hash()
+    assert fresh_process_hash() == first and len(read) == 4  # files just written are never memoised
+    monkeypatch.setattr(digests, "_SETTLED_SECONDS", 0.0)
+    read.clear()
+    assert fresh_process_hash() == first and len(read) == 2
+    assert fresh_process_hash() == first and len(read) == 2  # memo hits: no byte read
+    (folder / "model.safetensors").write_bytes(b"b" * 1000)  # rewritten in place, same size
+    assert fresh_process_hash() != first and read[2:] == ["model.safetensors"]
+
+
+# ---- 7. a corrupt results.json --------------------------------------------------------------------------
+@pytest.mark.parametrize("content", ["[1, 2]", '{"splits": {"test": {"weak_err', "{}"])
+def test_a_corrupt_results_file_is_redone_on_rerun(tiny_bert, tmp_path, essays, content):
+    out = tmp_path / "run"
+    first = _run(_config(tmp_path, tiny_bert, essays, out))
+    (out / "results.json").write_text(content)
+    again = _run(_config(tmp_path, tiny_bert, essays, out))
+    assert again["splits"] == first["splits"]
+    assert json.loads((out / "results.json").read_text())["splits"] == first["splits"]
+    assert again["stages"]["evaluate"]["reused"] is False and again["stages"]["train_w2s"]["reused"] is True
+
+
+# ---- 11. processes and reuse are recorded ---------------------------------------------------------------
+def test_results_say_how_many_processes_ran_and_which_stages_were_reused(tiny_bert, tmp_path, essays, caplog):
+    out = tmp_path / "run"
+    first = _run(_config(tmp_path, tiny_bert, essays, out))
+    assert first["processes"] == 1 and not any(s["reused"] for s in first["stages"].values())
+    (out / "results.json").unlink()
+    with caplog.at_level("INFO", logger="w2s_hf.pipeline"):
+        again = _run(_config(tmp_path, tiny_bert, essays, out))
+    assert again["stages"]["train_weak"]["reused"] is True and again["stages"]["evaluate"]["reused"] is False
+    log = " ".join(r.getMessage() for r in caplog.records)
+    assert "1 process" in log and "train_weak: reused" in log
+    np.testing.assert_equal(again["splits"], first["splits"])
