@@ -157,3 +157,101 @@ def test_results_say_how_many_processes_ran_and_which_stages_were_reused(tiny_be
     log = " ".join(r.getMessage() for r in caplog.records)
     assert "1 process" in log and "train_weak: reused" in log
     np.testing.assert_equal(again["splits"], first["splits"])
+
+
+# ---- 6. a full disk --------------------------------------------------------------------------------------
+TEXTS = [f"sentence {i} " + "word " * (i % 7) for i in range(40)]
+
+
+def _no_space(*args):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_at_the_final_cache_write_is_one_line_and_a_rerun_recovers(tiny_bert, tmp_path, monkeypatch):
+    import w2s_hf.atomic as atomic
+    from w2s_hf.errors import DiskFullError
+    from w2s_hf.features import FrozenEncoder
+    from w2s_hf.features.cache import _npy_size
+
+    enc = FrozenEncoder(tiny_bert, shard_size=8)
+    entry = tmp_path / enc.fingerprint(TEXTS)
+    # the blocks of the mapped file cannot be had: today a store through the map dies by SIGBUS
+    monkeypatch.setattr(atomic.os, "posix_fallocate", _no_space)
+    with pytest.raises(DiskFullError) as err:
+        enc.encode(TEXTS, tmp_path, show_progress=False)
+    message = str(err.value)
+    assert "\n" not in message and str(entry) in message and f"{_npy_size((len(TEXTS), 32)):,} bytes" in message
+    assert not list(entry.glob(".*tmp*")) and not (entry / "features.npy").exists()
+    assert list((entry / "shards").glob("*.npy"))  # the finished shards are kept for the rerun
+    monkeypatch.undo()
+    again = enc.encode(TEXTS, tmp_path, show_progress=False)
+    fresh = FrozenEncoder(tiny_bert, shard_size=8).encode(TEXTS, tmp_path / "fresh", show_progress=False)
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(fresh))
+
+
+def test_a_full_disk_at_a_shard_write_leaves_no_temporary_file(tiny_bert, tmp_path, monkeypatch):
+    import shutil
+
+    import w2s_hf.atomic as atomic
+    from w2s_hf.errors import DiskFullError
+    from w2s_hf.features import FrozenEncoder
+
+    enc = FrozenEncoder(tiny_bert, shard_size=8)
+    real = np.save
+    monkeypatch.setattr(np, "save", lambda fh, array: (real(fh, array[:1]), _no_space()))  # dies mid-write
+    with pytest.raises(DiskFullError, match=r"no space left in .*shards: writing .* needs [\d,]+ bytes"):
+        enc.encode(TEXTS, tmp_path, show_progress=False)
+    entry = tmp_path / enc.fingerprint(TEXTS)
+    assert not list(entry.rglob(".*tmp*"))
+    monkeypatch.undo()
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: usage._replace(free=100))
+    with pytest.raises(DiskFullError, match="100 are free"):  # refused before writing, not half way
+        enc.encode(TEXTS, tmp_path, show_progress=False)
+    assert not list(entry.rglob(".*tmp*"))
+
+
+def test_the_script_reports_a_full_disk_and_a_folder_in_use_in_one_line(tiny_bert, tmp_path, essays, capsys,
+                                                                        monkeypatch):
+    import yaml
+    from filelock import FileLock
+    from helpers import load_script
+
+    import w2s_hf.atomic as atomic
+
+    main = load_script("train_w2s").main
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "task": str(essays), "split": "random", "targets": ["cohesion"], "report_to": "none", "plot": False,
+        "weak": {"model": tiny_bert, "layer": 1, "max_length": 32}, "strong": {"model": tiny_bert, "max_length": 32},
+        "cache_dir": str(tmp_path / "cache"), "n_boot": 10, "output_dir": str(tmp_path / "run")}))
+    (tmp_path / "run").mkdir()
+    with FileLock(str(tmp_path / "run" / ".run.lock")):
+        assert main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and [line for line in err.splitlines() if "error" in line] == [
+        f"error: {tmp_path / 'run'} is in use by another run; wait for it or use another --output_dir."]
+    monkeypatch.setattr(atomic.os, "posix_fallocate", _no_space)
+    assert main(["--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("error: no space left in "), err
+    assert "\r" not in err  # no progress-bar frames when stderr is not a terminal
+
+
+# ---- 9. progress in a log --------------------------------------------------------------------------------
+def test_progress_off_a_terminal_is_plain_lines_without_carriage_returns(caplog, monkeypatch):
+    import w2s_hf.progress as progress
+
+    monkeypatch.setattr(progress, "_is_terminal", lambda: False)
+    with caplog.at_level("INFO", logger="w2s_hf.progress"):
+        bar = progress.progress(100, "encode", interval=0.0)
+        for _ in range(4):
+            bar.update(25)
+        bar.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("encode: 25/100 rows (25%)") and lines[-1].startswith("encode: 100/100 rows (100%)")
+    assert len(lines) == 4 and not any("\r" in line for line in lines)

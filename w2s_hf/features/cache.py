@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path, write_json_atomic
+from ..atomic import atomic_path, reserve, write_json_atomic
 from .digests import file_digests
 
 logger = logging.getLogger(__name__)
@@ -100,9 +101,16 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size=_npy_size(array.shape)) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, array)
+
+
+def _npy_size(shape: tuple[int, ...]) -> int:
+    """Bytes of a float32 .npy file of `shape` (header included)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": tuple(shape)})
+    return int(np.prod(shape)) * 4 + len(header.getvalue())
 
 
 def _open_npy(path: Path, record: Mapping[str, Any], verify: bool) -> tuple[np.ndarray | None, str]:
@@ -243,8 +251,11 @@ class FeatureCache:
         if first is None:
             raise RuntimeError(f"feature cache {self.path}: shard 0 of {n_shards} is missing or corrupt.")
         dim = first.shape[1]
-        with atomic_path(self.features_path) as tmp:
+        size = _npy_size((n_rows, dim))
+        with atomic_path(self.features_path, size=size) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, dim))
+            with open(tmp, "r+b") as fh:  # the map is of a sparse file: take its blocks before any store
+                reserve(fh, os.path.getsize(tmp), self.features_path)
             for index, rows in enumerate(shards):
                 part = first if index == 0 else self.load_shard(index, n_shards, rows)
                 if part is None or part.shape[1] != dim:

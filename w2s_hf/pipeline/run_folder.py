@@ -56,7 +56,7 @@ class RunFolder:
             if changed:
                 diff = "; ".join(f"{k}: {previous.get(k)!r} -> {identity.get(k)!r}" for k in changed)
                 raise ConfigError(
-                    f"{self.root} holds a run made with a different config or data ({diff}). "
+                    f"{self.root} holds a run made with a different config, data or model ({diff}). "
                     "Use another --output_dir, or --overwrite to redo it."
                 )
 
