@@ -235,6 +235,7 @@ def test_the_script_reports_a_full_disk_and_a_folder_in_use_in_one_line(tiny_ber
     assert "Traceback" not in err and [line for line in err.splitlines() if "error" in line] == [
         f"error: {tmp_path / 'run'} is in use by another run; wait for it or use another --output_dir."]
     monkeypatch.setattr(atomic.os, "posix_fallocate", _no_space)
+    monkeypatch.setattr("transformers.utils.logging._tqdm_active", True)  # a user without HF_HUB_DISABLE_...
     assert main(["--config", str(config)]) == 1
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "error" in line]

@@ -24,6 +24,17 @@ def progress(total: int, desc: str, *, enabled: bool = True, unit: str = "row", 
     return LineProgress(total, desc, unit=unit, interval=interval, enabled=enabled)
 
 
+def quiet_library_bars() -> None:
+    """Off a terminal, turn off the bars of transformers ("Loading weights") and huggingface_hub too."""
+    if _is_terminal():
+        return
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+
+
 def _is_terminal() -> bool:
     try:
         return sys.stderr.isatty()

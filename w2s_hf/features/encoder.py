@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..progress import quiet_library_bars
 from .cache import FeatureCache, fingerprint_texts, make_fingerprint
 from .layers import LayerReader
 from .packaged import resolve_model_source
@@ -300,6 +301,7 @@ class FrozenEncoder:
         import transformers
         from transformers import AutoModel
 
+        quiet_library_bars()  # no "Loading weights" \r frames in a log file
         device = self.device or procs.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         # transformers renamed `torch_dtype` to `dtype` in 4.56; older versions would silently ignore `dtype`
         old = tuple(int(x) for x in transformers.__version__.split(".")[:2]) < (4, 56)
