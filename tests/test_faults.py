@@ -256,3 +256,26 @@ def test_progress_off_a_terminal_is_plain_lines_without_carriage_returns(caplog,
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("encode: 25/100 rows (25%)") and lines[-1].startswith("encode: 100/100 rows (100%)")
     assert len(lines) == 4 and not any("\r" in line for line in lines)
+
+
+# ---- 9. file permissions --------------------------------------------------------------------------------
+def test_head_files_and_library_written_folders_follow_the_umask(tmp_path):
+    import os
+
+    from safetensors.numpy import save_file
+
+    from w2s_hf.atomic import follow_umask
+    from w2s_hf.heads.linear import LinearHead
+
+    old = os.umask(0o022)
+    try:
+        LinearHead(np.ones((3, 1)), np.zeros(1)).save(tmp_path / "head.safetensors")
+        folder = tmp_path / "adapter"
+        folder.mkdir(mode=0o700)
+        save_file({"a": np.zeros(2)}, str(folder / "adapter_model.safetensors"))  # 0600, as peft leaves it
+        follow_umask(folder)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "head.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (folder / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert folder.stat().st_mode & 0o777 == 0o755

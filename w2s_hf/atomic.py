@@ -120,6 +120,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def follow_umask(folder: str | os.PathLike) -> None:
+    """Give a folder written by a library (mkdtemp is 0700, safetensors files 0600) and everything in it
+    the permissions a plain open() / mkdir() would: shared caches and run folders stay readable."""
+    mask = _umask()
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+    os.chmod(folder, 0o777 & ~mask)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
