@@ -279,3 +279,57 @@ def test_head_files_and_library_written_folders_follow_the_umask(tmp_path):
     assert (tmp_path / "head.safetensors").stat().st_mode & 0o777 == 0o644
     assert (folder / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o644
     assert folder.stat().st_mode & 0o777 == 0o755
+
+
+# ---- 8. two launches at once ------------------------------------------------------------------------------
+_JOB = """
+import time, torch
+from accelerate import Accelerator
+acc = Accelerator(cpu=True)
+time.sleep(4)  # both launches hold their rendezvous at once
+total = acc.reduce(torch.tensor([acc.process_index + 1.0]), "sum")
+if acc.is_main_process:
+    print("SUM", float(total), acc.num_processes)
+"""
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "accelerate_configs").glob("*.yaml"))
+
+
+@pytest.mark.slow
+def test_two_launches_of_the_cpu_config_at_once_both_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    job = tmp_path / "job.py"
+    job.write_text(_JOB)
+    config = next(p for p in CONFIGS if p.stem == "cpu_2proc")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launches = [subprocess.Popen([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+                                  str(job)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in launches]
+    for p, (out, err) in zip(launches, outs):
+        assert p.returncode == 0 and "SUM 3.0 2" in out, err[-1500:]
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem != "multi_node"], ids=lambda p: p.stem)
+def test_two_launches_of_a_shipped_config_get_different_free_ports(path, monkeypatch):
+    """accelerate's own launch preparation, twice: a fixed or default (29500) port would collide."""
+    import copy
+
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils import launch as launch_utils
+
+    args, _, _ = _validate_launch_command(launch_command_parser().parse_args(["--config_file", str(path), "x.py"]))
+    if not (args.multi_gpu or args.use_fsdp or args.use_deepspeed):
+        return  # one process (single_gpu): no rendezvous, no port
+    ports = []
+    for _ in range(2):
+        launch = copy.deepcopy(args)
+        if launch.use_deepspeed:
+            launch.deepspeed_fields_from_accelerate_config = ""
+            launch_utils.prepare_deepspeed_cmd_env(launch)
+        else:
+            launch_utils.prepare_multi_gpu_env(launch)
+        ports.append(int(launch.main_process_port))
+    assert ports[0] != ports[1] and 29500 not in ports
