@@ -170,7 +170,7 @@ class W2SPipeline:
         if stale and self.is_main:
             logger.warning("%s: stage(s) %s were made under another config, data or model, or are missing: "
                            "redoing them before %s.", self.out, ", ".join(stale), ", ".join(selected))
-        return [name for name in STAGES if name in selected or name in stale]
+        return [name for name in STAGES if (name in selected or name in stale) and self._applies(name)]
 
     # ------------------------------------------------------------------ stages
     def run(self) -> dict[str, Any]:
