@@ -290,6 +290,7 @@ time.sleep(4)  # both launches hold their rendezvous at once
 total = acc.reduce(torch.tensor([acc.process_index + 1.0]), "sum")
 if acc.is_main_process:
     print("SUM", float(total), acc.num_processes)
+acc.end_training()  # tear the process group down (gloo aborts at exit otherwise, now and then)
 """
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "accelerate_configs").glob("*.yaml"))
 
@@ -309,7 +310,7 @@ def test_two_launches_of_the_cpu_config_at_once_both_run(tmp_path):
                 for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in launches]
     for p, (out, err) in zip(launches, outs):
-        assert p.returncode == 0 and "SUM 3.0 2" in out, err[-1500:]
+        assert p.returncode == 0 and "SUM 3.0 2" in out, err[-4000:]
 
 
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem != "multi_node"], ids=lambda p: p.stem)
