@@ -154,7 +154,11 @@ class W2SPipeline:
 
     def _done(self, stage: str) -> bool:
         """A stage is skipped only if its artifacts exist and were made under this run's identity."""
+        from ..distributed import Processes
+
         done = not self.config.run.overwrite and not self._redone and self._is_current(stage)
+        # one decision for all processes: a slow one must not see files the main one has just rewritten
+        done = all(Processes.from_accelerator(self.accelerator).gather([done]))
         self._redone = self._redone or not done
         self._reused[stage] = done
         return done
