@@ -334,3 +334,33 @@ def test_two_launches_of_a_shipped_config_get_different_free_ports(path, monkeyp
             launch_utils.prepare_multi_gpu_env(launch)
         ports.append(int(launch.main_process_port))
     assert ports[0] != ports[1] and 29500 not in ports
+
+
+@pytest.mark.slow
+def test_two_processes_redo_a_stale_upstream_as_one_does(tiny_bert, tmp_path, essays):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    _run(_config(tmp_path, tiny_bert, essays, tmp_path / "run"))  # layer 1, one process
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "task": str(essays), "split": "random", "targets": ["cohesion"], "report_to": "none", "plot": False,
+        "weak": {"model": tiny_bert, "layer": 2, "max_length": 32}, "strong": {"model": tiny_bert, "max_length": 32},
+        "cache_dir": str(tmp_path / "cache"), "n_boot": 10}))
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(repo / "accelerate_configs" / "cpu_2proc.yaml"), str(repo / "scripts" / "train_w2s.py"),
+           "--config", str(config), "--output_dir", str(tmp_path / "run"), "--overwrite", "--stages", "evaluate"]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "run" / "results.json").read_text())
+    fresh = _run(_config(tmp_path, tiny_bert, essays, tmp_path / "fresh", layer=2))
+    assert two["processes"] == 2 and two["stages"]["train_weak"] == {"reused": False, "processes": 2}
+    for split, block in fresh["splits"].items():
+        for key, value in block.items():
+            if isinstance(value, float):
+                assert two["splits"][split][key] == pytest.approx(value, rel=1e-6, abs=1e-9), (split, key)
