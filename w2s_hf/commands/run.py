@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from w2s_hf.config import ConfigError, parse_config
+from w2s_hf.errors import DiskFullError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             accelerator.init_trackers(
                 "w2s", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
             )
-        results = pipeline.run()
+        try:
+            results = pipeline.run()
+        except (ConfigError, DiskFullError) as err:
+            # a folder in use by another run, a full disk: one line, not a traceback
+            if accelerator.is_main_process:
+                print(f"error: {err}", file=sys.stderr)
+            return 2 if isinstance(err, ConfigError) else 1
     finally:
         accelerator.end_training()  # trackers closed, process group torn down, on every exit path
     if accelerator.is_main_process:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from w2s_hf.config import ConfigError
+from w2s_hf.errors import DiskFullError
 
 
 @dataclass
@@ -59,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         summary = run_sweep(config, accelerator=accelerator)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, DiskFullError) as err:
         if accelerator.is_main_process:
             print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(err, DiskFullError) else 2
     finally:
         # tear the process group down on every rank: a rank that exits while gloo's threads still
         # run can abort ("terminate called without an active exception")

@@ -382,7 +382,7 @@ class RunArguments:
             raise ConfigError(f"n_boot={self.n_boot} must be >= 0.")
 
     def resolved_cache_dir(self) -> str:
-        return self.cache_dir or default_cache_dir()
+        return self.cache_dir or str(default_cache_dir())
 
     def selected_stages(self) -> list[str]:
         return list(STAGES) if not self.stages else [s for s in STAGES if s in self.stages]

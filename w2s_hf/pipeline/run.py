@@ -69,8 +69,14 @@ class W2SPipeline:
         self.kind = TASK_KINDS[self.task.task_type]
         self.columns = self.kind.columns(self.targets, self.classes)
         self.divergence = self.kind.divergence
-        # The identity: every key that changes the numbers, and the task's data (ids, inputs, targets),
-        # so an edited data file at the same path is a changed run, never a silent reuse.
+        _check_input_kinds(config, self.task)
+        from ..features import build_representation
+
+        self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
+        _check_pairwise(self.kind, self._encoders, self.active)
+        # The identity: every key that changes the numbers, the task's data (ids, inputs, targets) and
+        # each model's content (Hub commit, or hash of its files), so an edited data file or weights
+        # rewritten at the same path are a changed run, never a silent reuse.
         flat = config.to_dict()
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
@@ -80,16 +86,13 @@ class W2SPipeline:
             {"preference_loss"} if self.kind.student_loss_key != "preference_loss" else set())
         self.identity = {k: v for k, v in flat.items() if k not in _CONTROL_KEYS | inert}
         self.identity["task_data"] = self.data.fingerprint()
+        self.identity.update({f"{role}_model_content": self._encoders[role].content_key() for role in ROLES})
         encoded = json.dumps(self.identity, sort_keys=True, default=str).encode()
         self.identity_hash = hashlib.sha256(encoded).hexdigest()
         self._redone = False  # once a stage is redone, every later stage is redone too
+        self._reused: dict[str, bool] = {}  # per stage of this invocation: were its artifacts reused?
         self.folder.check_config(self.identity, config.run.overwrite)
-        _check_input_kinds(config, self.task)
         _warn_degenerate(config, self.data)
-        from ..features import build_representation
-
-        self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
-        _check_pairwise(self.kind, self._encoders, self.active)
         for spec in self.active:
             if spec.kind == "lora":  # target modules resolved on the meta device: no weights loaded
                 from ..heads.lora import check_lora_targets
@@ -142,20 +145,49 @@ class W2SPipeline:
         return self.kind.training_targets(kind, self.labels(kind, split), self.classes)
 
     def _stage_artifacts(self, stage: str) -> list:
+        if stage in ("extract", "evaluate"):
+            return [self.folder.features if stage == "extract" else self.folder.results]
         heads = [self._head_path(s) for s in self.active if s.stage == stage]
         return heads + [self.folder.predictions(s.name) for s in self.active if s.predict_stage == stage]
+
+    def _applies(self, stage: str) -> bool:
+        """extract, evaluate and the stages of this run's heads (not train_w2s_lora without --student lora)."""
+        return stage in ("extract", "evaluate") or any(stage in (s.stage, s.predict_stage) for s in self.active)
+
+    def _is_current(self, stage: str) -> bool:
+        """The stage's artifacts exist, are readable and were made under this run's identity."""
+        return (all(p.exists() for p in self._stage_artifacts(stage))
+                and self.folder.stage_is_current(stage, self.identity_hash)
+                and (stage != "evaluate" or self.folder.read_results() is not None))
 
     def _head_path(self, spec: HeadSpec):
         if spec.kind == "lora":
             return self.folder.adapter(spec.name) / "adapter_config.json"
         return self.folder.head(spec.name)
 
-    def _done(self, paths: list, stage: str) -> bool:
+    def _done(self, stage: str) -> bool:
         """A stage is skipped only if its artifacts exist and were made under this run's identity."""
-        done = (not self.config.run.overwrite and not self._redone and all(p.exists() for p in paths)
-                and self.folder.stage_is_current(stage, self.identity_hash))
+        from ..distributed import Processes
+
+        done = not self.config.run.overwrite and not self._redone and self._is_current(stage)
+        # one decision for all processes: a slow one must not see files the main one has just rewritten
+        done = all(Processes.from_accelerator(self.accelerator).gather([done]))
         self._redone = self._redone or not done
+        self._reused[stage] = done
         return done
+
+    def _plan(self) -> list[str]:
+        """The selected stages, and before them every earlier stage they would read that was not made
+        under this run's identity (another config, data or model; missing; unreadable): those are
+        redone first, so no stage ever runs on a stale upstream."""
+        selected = self.config.run.selected_stages()
+        last = max(STAGES.index(name) for name in selected)
+        stale = [name for name in STAGES[:last] if name not in selected and self._applies(name)
+                 and not self._is_current(name)]
+        if stale and self.is_main:
+            logger.warning("%s: stage(s) %s were made under another config, data or model, or are missing: "
+                           "redoing them before %s.", self.out, ", ".join(stale), ", ".join(selected))
+        return [name for name in STAGES if (name in selected or name in stale) and self._applies(name)]
 
     # ------------------------------------------------------------------ stages
     def run(self) -> dict[str, Any]:
@@ -175,16 +207,22 @@ class W2SPipeline:
             refusals = [r for r in procs.gather([refusal]) if r]
             if refusals:
                 raise ConfigError(refusals[0])
-            for name in self.config.run.selected_stages():
+            for name in self._plan():
                 start = time.perf_counter()
                 self._stage(name)
                 self.accelerator.wait_for_everyone()
+                if self._reused.get(name):
+                    continue  # its stamp keeps the seconds and processes of the run that made it
                 self.timings[name] = round(time.perf_counter() - start, 3)
                 if self.is_main:
-                    self.folder.stamp(name, self.identity_hash, self.timings[name])
+                    self.folder.stamp(name, self.identity_hash, self.timings[name], procs.world)
                 logger.info("stage %s: %.2f s", name, self.timings[name])
             self.accelerator.wait_for_everyone()
-        return self.folder.read_json(self.folder.results, {})
+        if self.is_main:
+            done = [f"{n}: reused" if self._reused.get(n) else f"{n}: {self.timings.get(n, 0):.2f} s"
+                    for n in STAGES if n in self._reused or n in self.timings]
+            logger.info("%s on %d process%s; %s", self.out, procs.world, "es" * (procs.world > 1), ", ".join(done))
+        return self.folder.read_results() or {}
 
     def _stage(self, name: str) -> None:
         if name == "extract":
@@ -193,7 +231,7 @@ class W2SPipeline:
             return self.evaluate()
         if not any(name in (s.stage, s.predict_stage) for s in self.active):
             return  # a stage of rows this run does not have (train_w2s_lora without --student lora)
-        if self._done(self._stage_artifacts(name), name):
+        if self._done(name):
             return
         for spec in self.active:
             if spec.stage == name:
@@ -202,7 +240,7 @@ class W2SPipeline:
                 self._predict_and_save(spec)
 
     def extract(self) -> None:
-        if self._done([self.folder.features], "extract"):
+        if self._done("extract"):
             return
         info = {}
         for role in ROLES:
@@ -216,9 +254,9 @@ class W2SPipeline:
         from ..hooks.evaluation import JsonResultsHook, PlotHook, TableHook, TrackerHook, evaluate_point
 
         folder = self.folder
-        if self._done([folder.results], "evaluate"):
+        if self._done("evaluate"):
             if self.is_main:
-                TableHook().on_end(folder.read_json(folder.results))
+                TableHook().on_end(folder.read_results())
             return
         preds = {s.name: self.load_predictions(s.name) for s in self.active if folder.predictions(s.name).exists()}
         students = [s for s in self.active if s.is_student]
@@ -280,6 +318,8 @@ class W2SPipeline:
             # stages skipped or not selected in this invocation keep the seconds they took when run
             "timings": {**{k: v["seconds"] for k, v in folder.read_stamps().items() if isinstance(v, dict)
                            and "seconds" in v}, **self.timings},
+            "processes": self.accelerator.num_processes,
+            "stages": self._stage_records(),
         }
         if self.kind.theory:
             results["theory"] = self.kind.theory
@@ -301,6 +341,17 @@ class W2SPipeline:
             classification=self.kind.has_classes, eval_split="test", gold_split="val")
         self.timings["predictors"] = round(time.perf_counter() - start, 4)
         return block
+
+    def _stage_records(self) -> dict[str, dict[str, Any]]:
+        """Per stage of this run: reused from an earlier invocation or made now, and on how many processes."""
+        stamps = self.folder.read_stamps()
+        records = {}
+        for name in (n for n in STAGES if self._applies(n)):
+            made_now = name == "evaluate" or self._reused.get(name) is False
+            stamp = stamps.get(name) if isinstance(stamps.get(name), dict) else {}
+            records[name] = {"reused": not made_now,
+                             "processes": self.accelerator.num_processes if made_now else stamp.get("processes")}
+        return records
 
     # ------------------------------------------------------------------ heads and predictions
     def fit_head(self, spec: HeadSpec | str) -> Any:
