@@ -35,7 +35,10 @@ def _fmt_ridge(ridge: dict | None) -> str:
     """The chosen student ridge next to the slope: 0 is the theorem's setting (a subspace)."""
     if not ridge or ridge.get("median") is None:
         return "n/a"
-    return "0 (theorem)" if ridge["matches_theorem"] else f"{ridge['median']:.3g}"
+    if not ridge["matches_theorem"]:
+        return f"{ridge['median']:.3g}"
+    # the theorem needs only the student at 0; ridge 0 for every head changes the teacher and the ceiling too
+    return "0 (all heads)" if str(ridge.get("heads") or "").startswith("all heads") else "0 (theorem)"
 
 
 def table(sweeps: list[Path]) -> str:

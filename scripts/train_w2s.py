@@ -14,7 +14,7 @@ Other runs (flags override the YAML file given with --config; `--help` lists eve
 
     accelerate launch --config_file accelerate_configs/cpu_2proc.yaml scripts/train_w2s.py \
         --task lipophilicity --split random --split_seed 1 --weak_layer 3 --output_dir runs/lipo_l3
-    python scripts/train_w2s.py --config scripts/configs/esol_default.yaml --solver adamw
+    python scripts/train_w2s.py --config scripts/configs/run/esol_default.yaml --solver adamw
     python scripts/train_w2s.py --stages train_w2s evaluate --overwrite   # redo two stages only
 
 Artifacts in --output_dir: heads (safetensors), predictions per split (CSV with ids), results.json

@@ -50,14 +50,26 @@ def test_accelerate_configs_parse_and_explain_themselves():
     assert cpu["num_processes"] == 2 and cpu["use_cpu"] is True and cpu["distributed_type"] == "MULTI_GPU"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "scripts" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+CONFIGS = sorted((REPO / "scripts" / "configs").rglob("*.yaml"))
+
+
+def test_configs_are_split_by_schema():
+    """One folder per schema: run configs, sweep configs (a run config plus axes), pretraining configs."""
+    folders = {p.parent.name for p in CONFIGS}
+    assert folders == {"run", "sweep", "pretrain"}, folders
+    for path in CONFIGS:
+        has_axes = "weak_models" in yaml.safe_load(path.read_text())
+        assert has_axes == (path.parent.name == "sweep"), path
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.parent.name != "pretrain"],
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_ready_configs_are_valid(path):
     from w2s_hf.config import load_yaml
     from w2s_hf.experiments.sweep import SweepConfig
 
-    values = yaml.safe_load(path.read_text())
-    if "weak_models" in values:
+    if path.parent.name == "sweep":
         config = SweepConfig.from_yaml(path)
-        assert len(config.weak_models) >= 5 and len(config.seeds) >= 3
+        assert (len(config.weak_models) >= 5 or config.budgets != [None]) and len(config.seeds) >= 3
     else:
         load_yaml(path)

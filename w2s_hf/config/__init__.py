@@ -44,7 +44,7 @@ def parse_config(argv: list[str] | None = None) -> W2SConfig:
     from .parser import W2SArgumentParser
 
     parser = W2SArgumentParser(ARGUMENT_CLASSES)
-    model, task, head, run, lora = parser.parse_args_and_config(argv, convert={"ridge": str})
+    model, task, head, run, lora = parser.parse_args_and_config(argv)
     return W2SConfig(model=model, task=task, head=head, run=run, lora=lora).validate()
 
 

@@ -119,6 +119,8 @@ def load_task(
     task_type: str = "regression",
     label_column: str | None = None,
     threshold: float | None = None,
+    cv_folds: int | None = None,
+    cv_fold: int = 0,
 ) -> W2STask:
     """Load, check and split a task.
 
@@ -145,6 +147,9 @@ def load_task(
             Random splits are then stratified by class; a class in val or test that the training rows
             lack is an error. See `w2s_hf.data.labels`.
         threshold: cut a numeric label column into two classes (classification only).
+        cv_folds, cv_fold: cross-fitting: the rows (whole scaffold groups for `split="scaffold"`) dealt into
+            `cv_folds` seeded folds; test is fold `cv_fold`, val is drawn from the others
+            (`w2s_hf.data.splits.crossfit_split`). Regression only.
 
     Built-in QSAR sets keep one row per RDKit canonical SMILES, averaging the targets of repeats. For
     ESOL this turns the file's 1,144 rows into 1,117 molecules (27 repeats, 18 with different values),
@@ -194,12 +199,14 @@ def load_task(
     if classify:
         column = data.targets[chosen[0]]
         labels = [str(c) for c in column] if threshold is None else threshold_labels(column, float(threshold))
+    if classify and cv_folds:
+        raise ValueError("cv_folds applies to regression tasks; classification splits are stratified by class.")
     if classify and split == "random":
         parts = stratified_random_split(labels, seed)
         positions = {**stratified_weak_split(parts["train"], labels, weak_fraction, seed),
                      "val": parts["val"], "test": parts["test"]}
     else:
-        positions = make_splits(len(data.ids), split, seed, weak_fraction, scaffolds)
+        positions = make_splits(len(data.ids), split, seed, weak_fraction, scaffolds, cv_folds, cv_fold)
     sizes = {k: len(positions[k]) for k in SPLIT_NAMES}
     require_nonempty_splits(sizes, len(data.ids), split, weak_fraction, where)
     classes = None
