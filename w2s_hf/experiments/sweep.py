@@ -22,7 +22,7 @@ import numpy as np
 from ..config.representation import RepresentationConfig
 from ..config.run import RunArguments
 from ..config.sweep import SweepAxes, SweepConfig
-from ..decomposition.core import QUANTITIES
+from ..decomposition.core import DIAGNOSTICS, QUANTITIES
 from .resampling import RESAMPLING_UNIT, PointRows, ols, row_bootstrap_line
 
 logger = logging.getLogger("w2s_hf.sweep")
@@ -30,9 +30,11 @@ logger = logging.getLogger("w2s_hf.sweep")
 # A sweep's representation is the run config's (`config.representation`); the old name still works.
 RepSpec = RepresentationConfig
 __all__ = ["CSV_COLUMNS", "RESAMPLING_UNIT", "RepSpec", "SweepAxes", "SweepConfig", "run_sweep"]
+# the residual diagnostics (split, bounds, ceiling as truth) and whether the split was fitted on, then the knobs
 CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge",
-               "weak_budget", "weak_ridge", "ceiling_ridge", "folds")
-# classification sweeps add these (the KL decomposition's accuracies and forward misfit)
+               "in_sample", *DIAGNOSTICS, "weak_budget", "weak_ridge", "ceiling_ridge", "folds")
+# classification sweeps add these (the KL decomposition's accuracies and forward misfit;
+# residual_ceiling_as_truth is the diagnostics' proxy_residual under its earlier name)
 CLASSIFICATION_COLUMNS = ("weak_accuracy", "w2s_accuracy", "ceiling_accuracy", "misfit_forward",
                           "residual_ceiling_as_truth", "k_heads")
 
@@ -96,6 +98,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
         directions += [("reversed", config.strong, w) for w in config.weak_models]
     rows: list[dict[str, Any]] = []
     point_rows: list[PointRows] = []
+    proxy_rows: list[PointRows] = []
     results: dict[tuple[str, str, int], dict] = {}
     ceilings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
     for direction, weak, strong in directions:
@@ -107,7 +110,8 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                 rows += point["rows"]
                 if direction == "normal":
                     point_rows += point["point_rows"]
-    summary = _summarise(config, rows, point_rows, results, ceilings, select_weak_model)
+                    proxy_rows += point["proxy_rows"]
+    summary = _summarise(config, rows, point_rows, results, ceilings, select_weak_model, proxy_rows)
     if accelerator.is_main_process:
         with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
             columns = CSV_COLUMNS + (CLASSIFICATION_COLUMNS if config.task_type == "classification" else ())
@@ -161,7 +165,8 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
                           divergence=pipeline.divergence).as_dict()
         evals = [{"ids": [i for e in evals for i in e["ids"]], **pooled}]
     # classification has one target: its averaged extras are that target's
-    extras = {**block.get("extras", {}), "k_heads": config.base.head.k_heads} if classes else {}
+    extras = {**block.get("extras", {}), "k_heads": config.base.head.k_heads,
+              "residual_ceiling_as_truth": block["diagnostics"]["proxy_residual"]} if classes else {}
     heads = [r.get("heads", {}) for r in runs]
     chosen = {f"{h}_ridge": _median([r.get(h, {}).get("ridge") for r in heads]) for h in ("w2s", "weak", "ceiling")}
     rows, point_rows = [], []
@@ -169,14 +174,20 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
     e = evals[0]
     gain_rows = div.loss(e["weak"], e["y"]) - div.loss(e["w2s"], e["y"])  # (n, targets)
     misfit_rows = (div.pair_loss or div.loss)(e["weak"], e["w2s"])
+    proxy_rows = None if classes else div.loss(e["weak"], e["ceiling"]) - div.loss(e["w2s"], e["ceiling"])
+    proxy_points: list[PointRows] = []
     for j, (target, values) in enumerate(block["per_target"].items()):
         rows.append({**extras, "direction": direction, "weak_model": weak.label, "strong_model": strong.label,
                      "seed": seed, "target": target, "split": "test (cross-fitted)" if fold is not None
                      else config.eval_split, **{c: values.get(c) for c in QUANTITIES}, **chosen,
+                     "in_sample": block.get("in_sample", False),
+                     **{c: block["diagnostics_per_target"].get(target, {}).get(c) for c in DIAGNOSTICS},
                      "weak_budget": budget, "folds": len(folds) if fold is not None else None})
         point_rows.append(PointRows(e["ids"], gain_rows[:, j], misfit_rows[:, j]))
+        if proxy_rows is not None:  # the same rows with the ceiling's predictions as the truth
+            proxy_points.append(PointRows(e["ids"], proxy_rows[:, j], misfit_rows[:, j]))
     result = runs[0] if fold is None else {"splits": {"test": block}, "heads": heads[0]}
-    return {"results": result, "rows": rows, "point_rows": point_rows, "label": label}
+    return {"results": result, "rows": rows, "point_rows": point_rows, "proxy_rows": proxy_points, "label": label}
 
 
 def _eval_rows(pipeline, split: str) -> dict[str, Any]:
@@ -194,10 +205,11 @@ def _median(values: list[Any]) -> float | None:
 BOOT_SEED = 0
 
 
-def _gain_line(points: list[dict[str, Any]], rows: list[PointRows] | None, n_boot: int = 1000) -> dict[str, Any]:
-    """Gain regressed on misfit over `points`, its interval from resampling row ids (`resampling.py`); no
+def _gain_line(points: list[dict[str, Any]], rows: list[PointRows] | None, n_boot: int = 1000,
+               gain_key: str = "gain") -> dict[str, Any]:
+    """Gain (column `gain_key`) regressed on misfit over `points`, its interval from resampling row ids (`resampling.py`); no
     line (None) from fewer than two distinct misfits, e.g. a one-run sweep, whose rows are still written."""
-    misfit, gain = [r["misfit"] for r in points], [r["gain"] for r in points]
+    misfit, gain = [r["misfit"] for r in points], [r[gain_key] for r in points]
     ridge = ridge_summary([r.get("w2s_ridge") for r in points],
                            [r.get(f"{h}_ridge") for r in points for h in ("weak", "ceiling")])
     if len(set(misfit)) < 2:
@@ -249,7 +261,20 @@ def _selection(config, results, targets, select_weak_model, misfit_split: str) -
     return {"per_scenario": per_scenario, "mean_regret": {k: float(np.mean(v)) for k, v in regrets.items()}}
 
 
-def _summarise(config, rows, point_rows, results, ceilings, select_weak_model) -> dict[str, Any]:
+def _residual_split(points: list[dict[str, Any]], proxy_rows: list[PointRows], n_boot: int) -> dict[str, Any] | None:
+    """Why the sweep's residuals are what they are: the mean split over points, how often the
+    non-realizability bound exceeds the misfit, and the gain-on-misfit line with the ceiling as the truth
+    (its non-realizability term is 0). None when the runs had no ceiling to split at."""
+    if not points or any(r.get("nonrealizability_term") is None for r in points):
+        return None
+    mean = {c: float(np.mean([r[c] for r in points])) for c in ("residual", *DIAGNOSTICS[:4])}
+    above = float(np.mean([r["nonrealizability_bound"] > r["misfit"] for r in points]))
+    return {"mean": mean, "share_nonrealizability_bound_above_misfit": above,
+            "share_positive_proxy_gain": float(np.mean([r["proxy_gain"] > 0 for r in points])),
+            "fit_proxy_truth": _gain_line(points, proxy_rows or None, n_boot, gain_key="proxy_gain")}
+
+
+def _summarise(config, rows, point_rows, results, ceilings, select_weak_model, proxy_rows) -> dict[str, Any]:
     normal = [r for r in rows if r["direction"] == "normal"]
     n_boot = 1000
     fits = {"all": _gain_line(normal, point_rows, n_boot)}
@@ -279,6 +304,7 @@ def _summarise(config, rows, point_rows, results, ceilings, select_weak_model) -
                                        "conditional on them)"},
         "mean_residual": float(np.mean([r["residual"] for r in normal])),
         "share_positive_gain": float(np.mean([r["gain"] > 0 for r in normal])),
+        "residual_split": _residual_split(normal, proxy_rows, n_boot),
         # top-level per_scenario / mean_regret: the misfit on val, as in earlier sweep.json files
         "selection": {**top, "by_misfit_split": selection},
         "ceiling_error_val": {

@@ -25,7 +25,7 @@ from ..config.run import LoraArguments, W2SConfig
 from ..data.kinds import TASK_KINDS
 from ..data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
 from ..errors import ConfigError
-from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, STAGES, HeadSpec, active_heads, teacher_of
+from .protocol import FIT_SPLITS, GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, STAGES, HeadSpec, active_heads, teacher_of
 from .run_folder import RunFolder
 
 logger = logging.getLogger("w2s_hf.pipeline")
@@ -247,7 +247,8 @@ class W2SPipeline:
                     seed=run.seed,
                     divergence=self.divergence,
                 )
-                splits[split] = {**dec.as_dict(), "used_for_selection": split in SELECTION_SPLITS}
+                splits[split] = {**dec.as_dict(), "used_for_selection": split in SELECTION_SPLITS,
+                                 "in_sample": split in FIT_SPLITS}
             blocks[spec.name] = {"kind": spec.kind, "init_from": spec.init_from,
                                  "covered_by_theorem": spec.covered_by_theorem, "splits": splits}
         splits = blocks[main.name]["splits"]
