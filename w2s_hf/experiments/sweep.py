@@ -207,8 +207,8 @@ BOOT_SEED = 0
 
 def _gain_line(points: list[dict[str, Any]], rows: list[PointRows] | None, n_boot: int = 1000,
                gain_key: str = "gain") -> dict[str, Any]:
-    """Gain (column `gain_key`) regressed on misfit over `points`, its interval from resampling row ids (`resampling.py`); no
-    line (None) from fewer than two distinct misfits, e.g. a one-run sweep, whose rows are still written."""
+    """Gain (column `gain_key`) regressed on misfit over `points`, its interval from resampling row ids
+    (`resampling.py`); no line (None) from fewer than two distinct misfits, e.g. a one-run sweep."""
     misfit, gain = [r["misfit"] for r in points], [r[gain_key] for r in points]
     ridge = ridge_summary([r.get("w2s_ridge") for r in points],
                            [r.get(f"{h}_ridge") for r in points for h in ("weak", "ceiling")])
