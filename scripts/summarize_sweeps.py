@@ -60,8 +60,8 @@ def table(sweeps: list[Path]) -> str:
             f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] "
             f"| {_fmt_ridge(fit.get('w2s_ridge'))} | {_fmt(fit['r2'], 2)} "
             f"| {_fmt(s['mean_residual'], 4)} | {s['share_positive_gain']:.0%} "
-            f"| {_fmt(regret['predicted_w2s_error'], 4)} / {_fmt(regret['lowest_weak_error'], 4)} / "
-            f"{_fmt(regret['largest_misfit'], 4)} "
+            f"| {_fmt(regret.get('predicted_w2s_error'), 4)} / {_fmt(regret.get('lowest_weak_error'), 4)} / "
+            f"{_fmt(regret.get('largest_misfit'), 4)} "
             f"| {' / '.join(_fmt(clean.get(rule), 4) for rule in regret)} | {s['ceiling_error_val']['strongest']} |"
         )
     return "\n".join(lines)

@@ -284,15 +284,20 @@ def _summarise(config, rows, point_rows, results, ceilings, select_weak_model, p
             t: _gain_line([r for r in normal if r["target"] == t],
                           [p for r, p in zip(normal, point_rows) if r["target"] == t], n_boot) for t in targets
         }
-    clean = f"misfit_on_{config.eval_split}"
-    selection = {clean: _selection(config, results, targets, select_weak_model, config.eval_split)}
-    selection[clean]["note"] = f"misfit on the unlabelled inputs of {config.eval_split}, a split no selection touched"
     if config.base.task.cv_folds:
-        top = selection[clean]  # each fold has its own val: only the pooled test misfit exists
+        # each fold chose its ridges on its own val: no split is both unlabelled and untouched by every fold
+        selection: dict[str, Any] = {}
+        top = {"per_scenario": {}, "mean_regret": {},
+               "note": "not computed under cross-fitting: each fold has its own val, and the pooled test rows are "
+                       "the only evaluation split"}
     else:
-        selection["misfit_on_val"] = _selection(config, results, targets, select_weak_model, "val")
+        clean = f"misfit_on_{config.eval_split}"
+        selection = {"misfit_on_val": _selection(config, results, targets, select_weak_model, "val"),
+                     clean: _selection(config, results, targets, select_weak_model, config.eval_split)}
         selection["misfit_on_val"]["note"] = ("val also chose every ridge: its misfit is the student's selection "
                                               "criterion")
+        selection[clean]["note"] = (f"misfit on the unlabelled inputs of {config.eval_split}, a split no selection "
+                                    "touched")
         top = selection["misfit_on_val"]
     ceiling_mean = {rep: float(np.mean([v["mean"] for v in per_seed.values()])) for rep, per_seed in ceilings.items()}
     summary = {
