@@ -101,10 +101,11 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     proxy_rows: list[PointRows] = []
     results: dict[tuple[str, str, int], dict] = {}
     ceilings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+    tasks: dict[tuple, Any] = {}  # a split is loaded (files read, SMILES parsed) once per (seed, fold)
     for direction, weak, strong in directions:
         for budget in config.budgets:
             for seed in config.seeds:
-                point = _run_point(config, direction, weak, strong, budget, seed, accelerator, ceilings)
+                point = _run_point(config, direction, weak, strong, budget, seed, accelerator, ceilings, tasks)
                 label = _point_label(weak if direction == "normal" else strong, budget)
                 results[(direction, label, seed)] = point["results"]
                 rows += point["rows"]
@@ -135,7 +136,7 @@ def _point_label(weak: RepresentationConfig, budget: int | None) -> str:
 
 
 def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: int, accelerator,
-               ceilings: dict) -> dict[str, Any]:
+               ceilings: dict, tasks: dict) -> dict[str, Any]:
     """One point: one run, or under cross-fitting one run per fold with the test rows pooled."""
     from ..data import load_task
     from ..decomposition.core import DIVERGENCES, decompose
@@ -148,7 +149,9 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
     for fold in folds:
         folder = (base + ("" if fold is None else f"__fold{fold}")).replace("/", "_")
         run = config.run_config(weak, strong, seed, folder, budget=budget, fold=fold)
-        pipeline = W2SPipeline(run, accelerator=accelerator, task=load_task(config.task, **run.task.load_kwargs()))
+        if (seed, fold) not in tasks:
+            tasks[(seed, fold)] = load_task(config.task, **run.task.load_kwargs())
+        pipeline = W2SPipeline(run, accelerator=accelerator, task=tasks[(seed, fold)])
         runs.append(pipeline.run())
         split = "test" if fold is not None else config.eval_split
         evals.append(_eval_rows(pipeline, split))
@@ -284,12 +287,12 @@ def _summarise(config, rows, point_rows, results, ceilings, select_weak_model, p
             t: _gain_line([r for r in normal if r["target"] == t],
                           [p for r, p in zip(normal, point_rows) if r["target"] == t], n_boot) for t in targets
         }
-    if config.base.task.cv_folds:
-        # each fold chose its ridges on its own val: no split is both unlabelled and untouched by every fold
+    if config.base.task.cv_folds or config.eval_split == "val":
+        # each fold chose its ridges on its own val; a val panel has no untouched split to score a choice on
         selection: dict[str, Any] = {}
         top = {"per_scenario": {}, "mean_regret": {},
-               "note": "not computed under cross-fitting: each fold has its own val, and the pooled test rows are "
-                       "the only evaluation split"}
+               "note": "not computed: under cross-fitting each fold has its own val (the pooled test rows are the "
+                       "only evaluation split); with eval_split val no untouched split scores the choice"}
     else:
         clean = f"misfit_on_{config.eval_split}"
         selection = {"misfit_on_val": _selection(config, results, targets, select_weak_model, "val"),
