@@ -50,25 +50,29 @@ def test_accelerate_configs_parse_and_explain_themselves():
     assert cpu["num_processes"] == 2 and cpu["use_cpu"] is True and cpu["distributed_type"] == "MULTI_GPU"
 
 
-CONFIGS = sorted((REPO / "scripts" / "configs").rglob("*.yaml"))
+CONFIG_ROOT = REPO / "scripts" / "configs"
+CONFIGS = sorted(CONFIG_ROOT.rglob("*.yaml"))
+
+
+def _schema(path: Path) -> str:
+    return path.relative_to(CONFIG_ROOT).parts[0]
 
 
 def test_configs_are_split_by_schema():
     """One folder per schema: run configs, sweep configs (a run config plus axes), pretraining configs."""
-    folders = {p.parent.name for p in CONFIGS}
-    assert folders == {"run", "sweep", "pretrain"}, folders
+    assert {_schema(p) for p in CONFIGS} == {"run", "sweep", "pretrain"}
     for path in CONFIGS:
         has_axes = "weak_models" in yaml.safe_load(path.read_text())
-        assert has_axes == (path.parent.name == "sweep"), path
+        assert has_axes == (_schema(path) == "sweep"), path
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.parent.name != "pretrain"],
-                         ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", [p for p in CONFIGS if _schema(p) != "pretrain"],
+                         ids=lambda p: str(p.relative_to(CONFIG_ROOT)))
 def test_ready_configs_are_valid(path):
     from w2s_hf.config import load_yaml
     from w2s_hf.experiments.sweep import SweepConfig
 
-    if path.parent.name == "sweep":
+    if _schema(path) == "sweep":
         config = SweepConfig.from_yaml(path)
         assert (len(config.weak_models) >= 5 or config.budgets != [None]) and len(config.seeds) >= 3
     else:
