@@ -98,6 +98,11 @@ def check_types(values: dict[str, Any], dataclass_types, path: str) -> None:
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             elif kind is str:
                 ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            elif isinstance(kind, type) and issubclass(kind, str):  # a parsed type (Ridge): its constructor checks
+                try:
+                    kind(value, key=f.name)
+                except ConfigError as err:
+                    raise ConfigError(f"Config file {path!r}: {err}") from None
             if not ok:
                 raise ConfigError(f"Config file {path!r}: {f.name}: {value!r} is not a valid {kind.__name__}.")
 
