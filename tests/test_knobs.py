@@ -185,3 +185,20 @@ def test_sweep_with_every_knob_pools_folds_and_two_processes_give_the_numbers_of
     for a, b in zip(rows1, rows2):
         for key in ("weak_error", "w2s_error", "misfit", "gain", "ceiling_error", "nonrealizability_term"):
             assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-6, abs=1e-9), key
+
+
+def test_the_line_bootstrap_resamples_rows_shared_by_points_together():
+    """Points scored on the same molecules share each replicate's draw: two points that differ by +1 in every
+    row's gain and misfit keep slope exactly 1 in every replicate (independent resampling would scatter it),
+    and a point on other molecules adds its ids to the pool."""
+    from w2s_hf.experiments.resampling import PointRows, row_bootstrap_line
+
+    rng = np.random.default_rng(0)
+    ids = [f"m{i}" for i in range(40)]
+    gain, misfit = rng.normal(size=40), rng.uniform(size=40)
+    points = [PointRows(ids, gain, misfit), PointRows(ids, gain + 1.0, misfit + 1.0)]
+    out = row_bootstrap_line(points, n_boot=200, seed=1)
+    assert out["ci"]["slope"] == pytest.approx([1.0, 1.0]) and out["n_ids"] == 40 and out["n_skipped"] == 0
+    other = PointRows([f"x{i}" for i in range(10)], rng.normal(size=10), rng.uniform(size=10) + 3)
+    wider = row_bootstrap_line([*points, other], n_boot=200, seed=1)
+    assert wider["n_ids"] == 50 and wider["ci"]["slope"][0] < wider["ci"]["slope"][1]
