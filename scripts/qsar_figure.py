@@ -33,6 +33,26 @@ def _fmt(x, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def premise_on_val(folder: Path, row: dict) -> bool:
+    """The theorem's premise, read on val only: the teacher is weaker than the ceiling, its val gap
+    (weak_error - ceiling_error) positive with a bootstrap interval above 0 (the runs' pgr is then reported).
+    Under cross-fitting every fold's val must say so."""
+    base = f"normal__{row['weak_model']}__{row['strong_model']}__seed{row['seed']}".replace("/", "_")
+    base += f"__n{row['weak_budget']}" if row.get("weak_budget") else ""
+    folds = int(row["folds"]) if row.get("folds") else 0
+    names = [f"{base}__fold{k}" for k in range(folds)] if folds else [base]
+    vals = [json.loads((folder / "runs" / n / "results.json").read_text())["splits"]["val"] for n in names]
+    return all(v.get("pgr_reason") is None and v["weak_error"] > v["ceiling_error"] for v in vals)
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> dict:
+    if len(x) < 3 or np.ptp(x) == 0:
+        return {"slope": None, "r2": None, "n": int(len(x))}
+    slope, intercept = np.polyfit(x, y, 1)
+    return {"slope": float(slope), "intercept": float(intercept), "r2": float(np.corrcoef(x, y)[0, 1] ** 2),
+            "n": int(len(x)), "share_positive_gain": float(np.mean(y > 0))}
+
+
 def panel_numbers(folder: Path) -> dict:
     """The numbers one sweep contributes: its points, both lines and the mean residual split."""
     summary = json.loads((folder / "sweep.json").read_text())
@@ -40,7 +60,10 @@ def panel_numbers(folder: Path) -> dict:
         rows = [r for r in csv.DictReader(fh) if r["direction"] == "normal"]
     number = lambda r, k: float(r[k]) if r.get(k) not in (None, "") else np.nan  # noqa: E731
     split = summary.get("residual_split") or {}
+    met = np.array([premise_on_val(folder, r) for r in rows], dtype=bool)
+    gains, misfits = np.array([number(r, "gain") for r in rows]), np.array([number(r, "misfit") for r in rows])
     return {
+        "premise": _line(misfits[met], gains[met]),
         "name": summary["config"].get("name") or folder.name,
         "split": rows[0]["split"] if rows else "",
         "misfit": np.array([number(r, "misfit") for r in rows]),
@@ -57,8 +80,9 @@ def panel_numbers(folder: Path) -> dict:
 
 def table(panels: list[dict]) -> str:
     lines = ["| sweep | evaluated on | points | gold: slope [95% CI] | R² | gain > 0 | proxy truth: slope [95% CI] "
-             "| R² | mean residual = finite-sample + non-realizability | bound > misfit |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| R² | mean residual = finite-sample + non-realizability | bound > misfit "
+             "| gold, points whose val gap > 0 (premise on val): n, slope, R², gain > 0 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in panels:
         g, q, m = p["gold"], p["proxy"] or {}, p["mean"]
         gl, gh = g.get("ci", {}).get("slope", (None, None))
@@ -68,8 +92,15 @@ def table(panels: list[dict]) -> str:
             f"| {_fmt(g['r2'])} | {p['share_positive_gain']:.0%} | {_fmt(q.get('slope'))} [{_fmt(ql)}, {_fmt(qh)}] "
             f"| {_fmt(q.get('r2'))} | {_fmt(m.get('residual'), 3)} = {_fmt(m.get('finite_sample_term'), 3)} + "
             f"{_fmt(m.get('nonrealizability_term'), 3)} "
-            f"| {'n/a' if p['bound_above_misfit'] is None else format(p['bound_above_misfit'], '.0%')} |")
+            f"| {'n/a' if p['bound_above_misfit'] is None else format(p['bound_above_misfit'], '.0%')} "
+            f"| {_premise(p['premise'])} |")
     return "\n".join(lines)
+
+
+def _premise(line: dict) -> str:
+    if line["slope"] is None:
+        return f"{line['n']}, n/a"
+    return f"{line['n']}, {line['slope']:.2f}, {line['r2']:.2f}, {line['share_positive_gain']:.0%}"
 
 
 def draw(panels: list[dict], path: Path, gold_only: bool = False) -> Path:
