@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def panel_numbers(folder: Path) -> dict:
         "misfit": np.array([number(r, "misfit") for r in rows]),
         "gain": np.array([number(r, "gain") for r in rows]),
         "proxy_gain": np.array([number(r, "proxy_gain") for r in rows]),
-        "weak": [r["weak_model"] for r in rows],
+        # colour by weak model, and by label budget in a graded-teacher sweep
+        "weak": [r["weak_model"] + (f" n={r['weak_budget'] or 'all'}" if summary["config"].get("weak_budgets")
+                                    else "") for r in rows],
         "gold": summary["fit"]["all"],
         "proxy": split.get("fit_proxy_truth"),
         "mean": split.get("mean", {}),
@@ -137,7 +140,7 @@ def draw(panels: list[dict], path: Path, gold_only: bool = False) -> Path:
                 text += (f"\nresidual {_fmt(m['residual'], 3)} = {_fmt(m['finite_sample_term'], 3)}"
                          f" + {_fmt(m['nonrealizability_term'], 3)}")
             ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=7)
-            ax.set_title(f"{p['name']}\n{label}", fontsize=8)
+            ax.set_title("\n".join(textwrap.wrap(p["name"], 48)) + f"\n{label}", fontsize=8)
             ax.set_xlabel("misfit", fontsize=8)
             ax.set_ylabel("gain" if key == "gain" else "gain (ceiling as truth)", fontsize=8)
     for ax in flat[k:]:
