@@ -30,12 +30,13 @@ from ..heads.losses import loss_names
 from ..heads.registry import SOLVERS
 from ..pipeline.protocol import STAGES, STUDENT_KINDS
 from .representation import RepresentationConfig
+from .ridge import RIDGE_HEADS, Ridge
 
 # Each list of allowed values lives with the module that owns it; these names are the config's view.
 STUDENT_LOSSES = loss_names("classification", student=True)
 REGRESSION_LOSSES = loss_names("regression")
-__all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RunArguments",
-           "TaskArguments", "W2SConfig", "default_cache_dir"]
+__all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RIDGE_HEADS",
+           "Ridge", "RunArguments", "TaskArguments", "W2SConfig", "default_cache_dir"]
 
 
 def default_cache_dir() -> str:
@@ -45,40 +46,6 @@ def default_cache_dir() -> str:
     if os.environ.get("HF_HOME"):
         return str(Path(os.environ["HF_HOME"]) / "w2s_hf")
     return str(Path.home() / ".cache" / "w2s_hf")
-
-
-RIDGE_HEADS = ("weak", "w2s", "ceiling")  # the exact heads of the protocol, each with its own ridge key
-
-
-class Ridge(str):
-    """A ridge setting, parsed and checked once: a number >= 0, 'auto' (chosen on val) or 'theorem'.
-
-    A `str` (the text as given, so run identities and results.json keep their values) with `.value`
-    (the penalty, None for 'auto') and `.preset` (True for 'theorem': the student at 0, the others on val).
-    """
-
-    def __new__(cls, value: Any = "auto", key: str = "ridge") -> "Ridge":
-        if isinstance(value, Ridge):
-            return value
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ConfigError(f"{key}={value!r} must be a number >= 0, 'auto' or 'theorem'.")
-        text = str(value).strip()
-        if text.lower() not in ("auto", "theorem"):
-            try:
-                number = float(text)
-            except ValueError:
-                number = float("nan")
-            if not (number >= 0 and math.isfinite(number)):
-                raise ConfigError(f"{key}={value!r} must be a number >= 0, 'auto' or 'theorem'.")
-        return super().__new__(cls, text)
-
-    @property
-    def preset(self) -> bool:
-        return self.lower() == "theorem"
-
-    @property
-    def value(self) -> float | None:
-        return None if self.lower() in ("auto", "theorem") else float(self)
 
 
 def _help(text: str, choices: tuple[str, ...] | None = None) -> dict:
