@@ -352,7 +352,7 @@ def test_two_processes_redo_a_stale_upstream_as_one_does(tiny_bert, tmp_path, es
         "cache_dir": str(tmp_path / "cache"), "n_boot": 10}))
     repo = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(repo / "accelerate_configs" / "cpu_2proc.yaml"), str(repo / "scripts" / "train_w2s.py"),
+           str(repo / "accelerate_configs" / "cpu_2proc.yaml"), "-m", "w2s_hf", "run",
            "--config", str(config), "--output_dir", str(tmp_path / "run"), "--overwrite", "--stages", "evaluate"]
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=600)

@@ -3,7 +3,7 @@
     python scripts/benchmarks/bench_predictors.py --sweeps runs/sweeps/esol_scaffold_smiles
     python scripts/benchmarks/bench_predictors.py --sizes 446,64,192 20000,384,768 --repeats 3
 
-`--sweeps`: finished sweep folders (made by scripts/sweep.py with the predictors). Every run's
+`--sweeps`: finished sweep folders (made by w2s sweep with the predictors). Every run's
 results.json records the seconds of each stage and, inside evaluate, of the predictors; sweep.json
 records the sweep's wall time (`seconds`). Printed: the predictors' seconds summed over the runs as
 a share of the sweep's wall time (`share_of_sweep`, the issue's measure) and of the runs' stage
@@ -31,7 +31,7 @@ import numpy as np
 def sweep_share(folder: Path) -> dict:
     runs = sorted((folder / "runs").glob("*/results.json"))
     if not runs:
-        raise SystemExit(f"error: {folder} has no runs/*/results.json (run scripts/sweep.py first)")
+        raise SystemExit(f"error: {folder} has no runs/*/results.json (run w2s sweep first)")
     predictors = stages = 0.0
     missing = 0
     for path in runs:

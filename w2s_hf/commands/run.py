@@ -20,7 +20,7 @@ Other runs (flags override the YAML file given with --config; `w2s run --help` l
         --weak_model packaged:all-MiniLM-L6-v2 --strong_model packaged:all-mpnet-base-v2 --output_dir runs/mine
     w2s run --num_processes 2 --task lipophilicity --split random --split_seed 1 --weak_layer 3 \
         --output_dir runs/lipo_l3
-    w2s run --config scripts/configs/esol_default.yaml --solver adamw
+    w2s run --config scripts/configs/run/esol_default.yaml --solver adamw
     w2s run --stages train_w2s evaluate --overwrite   # redo two stages only
 
 Artifacts in --output_dir: heads (safetensors), predictions per split (CSV with ids), results.json

@@ -34,15 +34,21 @@ logger = logging.getLogger("w2s_hf.pipeline")
 
 ROLES = ("weak", "strong")
 # Keys that steer the run but do not change its numbers: a rerun may change them freely.
-_CONTROL_KEYS = {"output_dir", "cache_dir", "stages", "overwrite", "report_to", "plot", "no_cache"}
+_CONTROL_KEYS = {"output_dir", "cache_dir", "stages", "overwrite", "report_to", "plot", "no_cache", "weak_name",
+                 "strong_name"}
+# Keys added after run folders existed: at their default they change nothing, so they stay out of the
+# identity and older run folders are still recognised as the same run.
+_INERT_AT_DEFAULT = {"weak_scale": "none", "strong_scale": "none", "weak_pca": None, "strong_pca": None,
+                     "weak_parts": None, "strong_parts": None, "weak_ridge": None, "w2s_ridge": None,
+                     "ceiling_ridge": None, "weak_budget": None, "cv_folds": None, "cv_fold": 0,
+                     "weak_chat_template": False, "strong_chat_template": False, "weak_device_map": None,
+                     "strong_device_map": None, "dataset_config": None, "dataset_revision": None, "data_files": None,
+                     "split_map": None, "template": None, "pair_column": None}
 THEOREM_NOTE = (
     "gain >= misfit (Charikar, Pabbaraju & Shiragur 2024) is guaranteed only for students whose class is convex: "
     "a linear head on a frozen representation (covered_by_theorem: true). A LoRA student is not in a convex class: "
     "its gain, misfit and residual are measured here, not bounded by the theorem. Its pgr uses the linear ceiling."
 )
-# keys added with the preference kind and chat templates: inert at their defaults (older runs keep their identity)
-_ADDED_KEYS = {"weak_chat_template", "strong_chat_template", "weak_device_map", "strong_device_map", "dataset_config",
-               "dataset_revision", "data_files", "split_map", "template", "pair_column"}
 
 
 class W2SPipeline:
@@ -70,9 +76,7 @@ class W2SPipeline:
         self.columns = self.kind.columns(self.targets, self.classes)
         self.divergence = self.kind.divergence
         _check_input_kinds(config, self.task)
-        from ..features import build_representation
-
-        self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
+        self._encoders = {role: config.model.representation(role).build() for role in ROLES}
         _check_pairwise(self.kind, self._encoders, self.active)
         # The identity: every key that changes the numbers, the task's data (ids, inputs, targets) and
         # each model's content (Hub commit, or hash of its files), so an edited data file or weights
@@ -82,9 +86,10 @@ class W2SPipeline:
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
         lora_keys = {f.name for f in dataclasses.fields(config.lora)}
         inert = set() if any(s.kind == "lora" for s in self.active) else lora_keys
-        inert = inert | {k for k in _ADDED_KEYS if not flat.get(k)} | (
-            {"preference_loss"} if self.kind.student_loss_key != "preference_loss" else set())
-        self.identity = {k: v for k, v in flat.items() if k not in _CONTROL_KEYS | inert}
+        # the preference kind's student loss changes nothing of another kind's run
+        inert = inert | ({"preference_loss"} if self.kind.student_loss_key != "preference_loss" else set())
+        self.identity = {k: v for k, v in flat.items() if k not in _CONTROL_KEYS | inert
+                         and not (k in _INERT_AT_DEFAULT and v == _INERT_AT_DEFAULT[k])}
         self.identity["task_data"] = self.data.fingerprint()
         self.identity.update({f"{role}_model_content": self._encoders[role].content_key() for role in ROLES})
         encoded = json.dumps(self.identity, sort_keys=True, default=str).encode()
@@ -93,6 +98,7 @@ class W2SPipeline:
         self._reused: dict[str, bool] = {}  # per stage of this invocation: were its artifacts reused?
         self.folder.check_config(self.identity, config.run.overwrite)
         _warn_degenerate(config, self.data)
+        self._budget = _budget_rows(config.task, len(self.data.ids["weak_train"]))
         for spec in self.active:
             if spec.kind == "lora":  # target modules resolved on the meta device: no weights loaded
                 from ..heads.lora import check_lora_targets
@@ -400,27 +406,35 @@ class W2SPipeline:
         from ..heads.fitters import FitRequest
 
         acc, cfg = self.accelerator, self.config.head
-        y_train = self.training_targets(spec.train_labels, spec.train_split)
+        subset = self._train_subset(spec)
+        y_train = self.training_targets(spec.train_labels, spec.train_split)[subset]
         y_val = self.training_targets(spec.select_labels, spec.select_split)
         # heads on gold labels train on the kind's gold loss; students on the configured student loss
         loss = self.kind.gold_loss if not spec.is_student else (
             getattr(cfg, self.kind.student_loss_key) if self.kind.name != "regression" else self.config.lora.lora_loss)
         common = {"accelerator": acc, "head": cfg, "seed": self.config.run.seed, "loss": loss,
+                  "ridge": cfg.ridge_for(spec.name, spec.is_student),
                   "k": cfg.k_heads if spec.mixture else 1, "on_eval": self._on_eval(spec)}
         if spec.kind == "lora":
-            from ..features import build_representation
-
             eval_splits = EVAL_SPLITS if spec.is_student else (spec.select_split,)
             return FitRequest(
                 y=y_train, y_val=y_val, lora=self.config.lora, init_head=self._head(spec.init_from),
                 # a fresh encoder: the student's model is trained in place, the cached features stay frozen
-                encoder=build_representation(**self.config.model.representation(spec.features)),
-                texts={split: self.texts(split) for split in {spec.train_split, *eval_splits}},
+                encoder=self.config.model.representation(spec.features).build(),
+                texts={split: self.texts(split) for split in eval_splits} | {spec.train_split: [
+                    self.texts(spec.train_split)[i] for i in subset]},
                 train_split=spec.train_split, select_split=spec.select_split, eval_splits=eval_splits, **common)
         X, X_val = self.rows(spec.features, spec.train_split), self.rows(spec.features, spec.select_split)
+        X = X[subset]
         shard = slice(acc.process_index, None, acc.num_processes)
         return FitRequest(y=y_train[shard], y_val=y_val[shard], X=X[shard], X_val=X_val[shard], X_val_all=X_val,
                           y_val_all=y_val, **common)
+
+    def _train_subset(self, spec: HeadSpec) -> np.ndarray:
+        """Positions within its training split of the rows a head trains on: all of them, or for the heads on
+        weak_train a `weak_budget` of them (graded weak teachers)."""
+        n = len(self.data.ids[spec.train_split])
+        return self._budget if spec.train_split == "weak_train" and self._budget is not None else np.arange(n)
 
     def _on_eval(self, spec: HeadSpec) -> Callable[[int, Any], None]:
         """adamw and LoRA evaluation points (every `eval_every` steps, on every process).
@@ -478,10 +492,8 @@ class W2SPipeline:
             return self._heads[name]
         spec = HEADS[name]
         if spec.kind == "lora":
-            from ..features import build_representation
-
             cls = get_fitter(self.kind.name, "lora").load_head_class()
-            encoder = build_representation(**self.config.model.representation(spec.features))
+            encoder = self.config.model.representation(spec.features).build()
             self._heads[name] = cls.load(self.folder.adapter(name), encoder, self.accelerator)
             return self._heads[name]
         return get_fitter(self.kind.name, self.config.head.solver).load_head_class().load(self.folder.head(name))
@@ -561,9 +573,9 @@ def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:
     """Runs that work but cannot say anything: warn before any work is done."""
     import warnings
 
-    weak, strong = config.model.representation("weak"), config.model.representation("strong")
+    weak, strong = (dataclasses.replace(config.model.representation(r), name=None) for r in ROLES)
     if weak == strong:
-        warnings.warn(f"weak and strong are the same representation ({weak.get('name')!r}, same layer and "
+        warnings.warn(f"weak and strong are the same representation ({weak.model_name!r}, same layer and "
                       "pooling): the student can only copy its teacher, so gain and misfit are ~0.", stacklevel=3)
     for split in ("weak_train", "w2s_train"):
         for j, target in enumerate(data.targets):
@@ -571,6 +583,22 @@ def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:
             if len(column) and np.ptp(column) == 0:
                 warnings.warn(f"target {target!r} is constant ({column[0]!r}) on {split}: every error is that "
                               "of predicting a constant, and the decomposition is degenerate.", stacklevel=3)
+
+
+def _budget_rows(task_args, n_weak: int) -> np.ndarray | None:
+    """Positions within weak_train of a `weak_budget` of its rows, drawn with the split seed; the first b rows of
+    one seeded order, so the budgets of a seed are nested (16 of them are inside 32)."""
+    budget = task_args.weak_budget
+    if budget is None:
+        return None
+    if budget > n_weak:
+        raise ConfigError(f"weak_budget={budget} is more than the {n_weak} rows of weak_train; lower it or drop it.")
+    from ..data.splits import rng_for
+
+    return np.sort(rng_for(task_args.split_seed, _BUDGET_STREAM).permutation(n_weak)[:budget])
+
+
+_BUDGET_STREAM = 3  # a stream of the split seed that the splits (0-2) do not use
 
 
 def run_w2s(config: W2SConfig, accelerator=None, hooks: list | None = None) -> dict[str, Any]:
