@@ -76,6 +76,10 @@ class ComposedRepresentation:
     def __repr__(self) -> str:
         return f"ComposedRepresentation({self.label!r}, pca={self.pca})"
 
+    def content_key(self) -> str:
+        """The parts' model contents (Hub commits, file hashes), joined: part of a run's identity."""
+        return "+".join(rep.content_key() for rep, _ in self.parts)
+
     def fingerprint(self, texts: Sequence[str], fit_rows: np.ndarray | None = None) -> str:
         parts = [[rep.fingerprint(texts), scale] for rep, scale in self.parts]
         rows = None if fit_rows is None else rows_digest(np.asarray(fit_rows))

@@ -77,12 +77,12 @@ class W2SPipeline:
         self.divergence = self.kind.divergence
         _check_input_kinds(config, self.task)
         self._encoders = {role: config.model.representation(role).build() for role in ROLES}
-        _check_pairwise(self.kind, self._encoders, self.active)
         # The identity: every key that changes the numbers, the task's data (ids, inputs, targets) and
         # each model's content (Hub commit, or hash of its files), so an edited data file or weights
         # rewritten at the same path are a changed run, never a silent reuse.
         flat = config.to_dict()
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
+        _check_pairwise(self.kind, self._encoders, self.active)
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
         lora_keys = {f.name for f in dataclasses.fields(config.lora)}
         inert = set() if any(s.kind == "lora" for s in self.active) else lora_keys
