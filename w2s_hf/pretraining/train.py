@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .corpus import PretrainDataError  # re-exported: the script catches it from here
+from .corpus import PretrainDataError, parse_sources  # PretrainDataError: the script catches it from here
 
 OBJECTIVES = ("mlm", "mlm+mtr")
 
@@ -69,6 +69,13 @@ class PretrainConfig:
     limit: int | None = field(default=None, metadata=_help("Use only this many corpus molecules (tests, trials)."))
     corpus_file: str | None = field(default=None, metadata=_help("A text file of SMILES (one a line) instead of "
                                                                  "the shipped sources; task molecules are removed."))
+    sources: str = field(default="moleculeace,rdkit_nci", metadata=_help(
+        "Comma-separated corpus sources: moleculeace, rdkit_nci, moses (MOSES needs "
+        "pip install --no-deps molsets==0.3.1)."))
+    moses_molecules: int | None = field(default=None, metadata=_help(
+        "Rows of MOSES train drawn (by corpus_seed) before parsing; default all 1,584,663."))
+    corpus_seed: int = field(default=0, metadata=_help("Seed of the MOSES subset (apart from seed, so a new "
+                                                       "training seed keeps the corpus)."))
     descriptor_workers: int = field(default=2, metadata=_help("Processes computing descriptors on a cache miss."))
     cache_dir: str | None = field(default=None, metadata=_help("Descriptor cache (default: the feature cache)."))
     save_dtype: str = field(default="float16", metadata=_help("dtype of the saved weights.",
@@ -91,6 +98,9 @@ class PretrainConfig:
             raise ValueError(f"val_fraction={self.val_fraction} must lie in (0, 0.5).")
         if self.corpus_file is not None and not Path(self.corpus_file).is_file():
             raise FileNotFoundError(f"corpus_file={self.corpus_file!r} does not exist.")
+        parse_sources(self.sources)
+        if self.moses_molecules is not None and self.moses_molecules <= 0:
+            raise ValueError(f"moses_molecules={self.moses_molecules} must be a positive number of rows.")
         out = Path(self.output_dir)
         if out.exists() and any(out.iterdir()) and not self.overwrite:
             raise FileExistsError(f"output_dir={self.output_dir!r} is not empty; pass overwrite: true to replace it.")
@@ -101,7 +111,8 @@ def load_corpus(cfg: PretrainConfig):
     from .corpus import Corpus, build_corpus, corpus_from_smiles
 
     if cfg.corpus_file is None:
-        corpus = build_corpus(max_chars=cfg.max_chars)
+        corpus = build_corpus(parse_sources(cfg.sources), max_chars=cfg.max_chars,
+                              moses_molecules=cfg.moses_molecules, seed=cfg.corpus_seed)
     else:
         lines = [s.strip() for s in Path(cfg.corpus_file).read_text().splitlines() if s.strip()]
         corpus = corpus_from_smiles(lines, max_chars=cfg.max_chars, counts={"rows_file": len(lines)},
