@@ -13,10 +13,14 @@ and an existing folder is replaced only with `overwrite`.
 
 from __future__ import annotations
 
+import argparse
+import copy
 import json
+import logging
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,9 @@ import numpy as np
 import torch
 
 from .corpus import PretrainDataError, parse_sources  # PretrainDataError: the script catches it from here
+from .output import OutputFolder, OutputFolderError, run_identity
+
+logger = logging.getLogger(__name__)
 
 OBJECTIVES = ("mlm", "mlm+mtr")
 
@@ -82,9 +89,15 @@ class PretrainConfig:
                                                               choices=["float16", "bfloat16", "float32"]))
     logging_steps: int = field(default=50, metadata=_help("Steps between logged losses."))
     eval_steps: int = field(default=500, metadata=_help("Steps between val losses."))
+    save_steps: int = field(default=200, metadata=_help(
+        "Steps between checkpoints (in .<output_dir name>.partial/); a rerun of the same recipe resumes from "
+        "the newest, so a kill loses at most this many steps."))
     name: str | None = field(default=None, metadata=_help("Model name for the card (default: the folder name)."))
-    overwrite: bool = field(default=False, metadata=_help("Replace an existing output_dir."))
-    config_file: str | None = field(default=None, metadata=_help("The YAML file read (set by the script)."))
+    overwrite: bool = field(default=False, metadata=_help(
+        "Replace an existing output_dir that holds a model pretrained by this script (nothing else is "
+        "replaced), and discard checkpoints of another recipe."))
+    # the YAML file read, recorded for the model card; set by the script, not a flag (hidden from --help)
+    config_file: str | None = field(default=None, metadata=_help(argparse.SUPPRESS))
 
     def validate(self) -> "PretrainConfig":
         if self.objective not in OBJECTIVES:
@@ -96,14 +109,18 @@ class PretrainConfig:
             raise ValueError(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}.")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction={self.val_fraction} must lie in (0, 0.5).")
-        if self.corpus_file is not None and not Path(self.corpus_file).is_file():
-            raise FileNotFoundError(f"corpus_file={self.corpus_file!r} does not exist.")
+        if self.corpus_file is not None:
+            if not Path(self.corpus_file).is_file():
+                raise FileNotFoundError(f"corpus_file={self.corpus_file!r} does not exist or is not a file.")
+            read_corpus_file(self.corpus_file)  # a binary file is refused here, before any work
         parse_sources(self.sources)
         if self.moses_molecules is not None and self.moses_molecules <= 0:
             raise ValueError(f"moses_molecules={self.moses_molecules} must be a positive number of rows.")
-        out = Path(self.output_dir)
-        if out.exists() and any(out.iterdir()) and not self.overwrite:
-            raise FileExistsError(f"output_dir={self.output_dir!r} is not empty; pass overwrite: true to replace it.")
+        if self.save_steps <= 0:
+            raise ValueError(f"save_steps={self.save_steps} must be a positive number of steps.")
+        if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+            raise NotADirectoryError(f"cache_dir={self.cache_dir!r} is a file, not a folder.")
+        OutputFolder(self.output_dir).check(self.overwrite)
         return self
 
 
@@ -114,7 +131,7 @@ def load_corpus(cfg: PretrainConfig):
         corpus = build_corpus(parse_sources(cfg.sources), max_chars=cfg.max_chars,
                               moses_molecules=cfg.moses_molecules, seed=cfg.corpus_seed)
     else:
-        lines = [s.strip() for s in Path(cfg.corpus_file).read_text().splitlines() if s.strip()]
+        lines = read_corpus_file(cfg.corpus_file)
         corpus = corpus_from_smiles(lines, max_chars=cfg.max_chars, counts={"rows_file": len(lines)},
                                     source=cfg.corpus_file)
     smiles = corpus.smiles
@@ -123,6 +140,21 @@ def load_corpus(cfg: PretrainConfig):
     if len(smiles) < 20:
         raise PretrainDataError(f"the corpus has {len(smiles)} molecules after filtering; at least 20 are needed.")
     return Corpus(smiles, corpus.counts)
+
+
+def read_corpus_file(path: str) -> list[str]:
+    """Non-empty lines of a text file of SMILES; a binary file is a one-line error naming its first bad byte."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+        bad = text.find("\x00")
+    except UnicodeDecodeError as err:
+        bad = err.start
+    if bad >= 0:
+        line = raw[:bad].count(b"\n") + 1
+        raise PretrainDataError(f"corpus_file={path!r} is not a text file of SMILES (byte {raw[bad:bad + 1]!r} at "
+                                f"offset {bad}, line {line}); give one SMILES a line, UTF-8.")
+    return [s.strip() for s in text.splitlines() if s.strip()]
 
 
 def held_out_split(cfg: PretrainConfig, n: int) -> dict[str, np.ndarray]:
@@ -194,18 +226,44 @@ class _LossPartsTrainer:  # mixed into transformers.Trainer at run time (import 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Run the recipe; returns the summary also written to `output_dir/pretraining.json`."""
     from accelerate import PartialState
-    from transformers import Trainer, TrainingArguments, set_seed
 
-    from ..config import default_cache_dir
-    from .card import write_model_card
-    from .descriptors import descriptor_targets
-    from .model import BertForMaskedLMAndMTR, MLMAndMTRCollator, make_config
-    from .tokenizer import build_smiles_tokenizer
+    from .output import OutputFolder
 
     cfg.validate()
     # cpu=True is what makes `accelerate launch --multi_gpu` on a CPU machine a gloo process group; the
     # state is a singleton, so it must be set up this way before the Trainer's own accelerator reads it.
     state = PartialState(cpu=not torch.cuda.is_available())
+    folder = OutputFolder(cfg.output_dir)
+    with ExitStack() as stack:
+        # The main process holds the lock and prepares the work folder; every process learns the outcome
+        # (an error is raised by all of them, so none waits for the others at a collective).
+        outcome: list[Any] = [None, None]
+        if state.is_main_process:
+            try:
+                stack.enter_context(folder.lock())
+                folder.check(cfg.overwrite)  # again under the lock: another run may have finished meanwhile
+                outcome[1] = folder.resume_from(run_identity(cfg), cfg.overwrite)
+            except (OSError, ValueError) as err:
+                outcome[0] = f"{type(err).__name__}: {err}" if not isinstance(err, OutputFolderError) else str(err)
+        if state.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(outcome)
+        if outcome[0] is not None:
+            raise OutputFolderError(outcome[0])
+        return _pretrain_locked(cfg, state, folder, resume=outcome[1])
+
+
+def _pretrain_locked(cfg: PretrainConfig, state, folder, resume: str | None) -> dict[str, Any]:
+    from transformers import Trainer, set_seed
+
+    from ..config import default_cache_dir
+    from .card import write_model_card
+    from .descriptors import descriptor_targets
+    from .model import BertForMaskedLMAndMTR, MLMAndMTRCollator, make_config
+    from .output import checkpoint_callback, epoch_callback
+    from .tokenizer import build_smiles_tokenizer
+
     started = time.time()
     corpus = load_corpus(cfg)
     smiles = corpus.smiles
@@ -229,24 +287,15 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     world = state.num_processes
     if cfg.batch_size % world:
         raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {world} processes.")
-    work = Path(cfg.output_dir).with_name(f".{Path(cfg.output_dir).name}.partial")
-    gpu = torch.cuda.is_available()
-    args = TrainingArguments(
-        output_dir=str(work / "trainer"), per_device_train_batch_size=cfg.batch_size // world,
-        per_device_eval_batch_size=cfg.batch_size // world, learning_rate=cfg.lr, weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed, bf16=gpu, logging_steps=cfg.logging_steps,
-        eval_strategy="steps", eval_steps=cfg.eval_steps, save_strategy="no", report_to=[],
-        train_sampling_strategy=cfg.sampling, length_column_name="length", remove_unused_columns=False,
-        dataloader_num_workers=0, disable_tqdm=True, prediction_loss_only=True, ddp_find_unused_parameters=False,
-        use_cpu=not gpu,
-    )  # fmt: skip
     trainer_cls = type("PretrainTrainer", (_LossPartsTrainer, Trainer), {})
     collator = MLMAndMTRCollator(tokenizer, max_length=cfg.max_length, mlm_probability=cfg.mlm_probability,
                                  enumerate_prob=cfg.enumerate_prob, seed=cfg.seed)
-    trainer = trainer_cls(model=model, args=args, train_dataset=data["train"], eval_dataset=data["val"],
-                          data_collator=collator)
-    result = trainer.train()
+    trainer = trainer_cls(model=model, args=_training_args(cfg, folder.checkpoints, world),
+                          train_dataset=data["train"], eval_dataset=data["val"], data_collator=collator,
+                          callbacks=[epoch_callback(collator), checkpoint_callback(world)])
+    if resume and state.is_main_process:
+        logger.warning("resuming %s from %s", cfg.output_dir, resume)
+    result = trainer.train(resume_from_checkpoint=resume)
     history = [dict(h) for h in trainer.state.log_history]
     final_eval = trainer.evaluate()
     summary = {
@@ -259,16 +308,35 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         "epochs": float(trainer.state.epoch or 0.0),
         "processes": world,
         "train_runtime_s": round(float(result.metrics.get("train_runtime", 0.0)), 1),
+        "resumed_from": resume and Path(resume).name,
         "final": _final_losses(history, final_eval),
         "history": history,
         "wall_s": round(time.time() - started, 1),
-        "device": "cuda" if gpu else "cpu",
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
     if state.is_main_process:
-        _save(cfg, model, tokenizer, scaler, summary, work)
+        _save(cfg, model, tokenizer, scaler, summary, folder)
         write_model_card(Path(cfg.output_dir), summary)
     state.wait_for_everyone()
     return summary
+
+
+def _training_args(cfg: PretrainConfig, checkpoints: Path, world: int):
+    from transformers import TrainingArguments
+
+    gpu = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(checkpoints), per_device_train_batch_size=cfg.batch_size // world,
+        per_device_eval_batch_size=cfg.batch_size // world, learning_rate=cfg.lr, weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed, bf16=gpu, logging_steps=cfg.logging_steps,
+        eval_strategy="steps", eval_steps=cfg.eval_steps, report_to=[],
+        # two checkpoints kept: a kill while the newest is written leaves the one before it complete
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
+        train_sampling_strategy=cfg.sampling, length_column_name="length", remove_unused_columns=False,
+        dataloader_num_workers=0, disable_tqdm=True, prediction_loss_only=True, ddp_find_unused_parameters=False,
+        use_cpu=not gpu,
+    )  # fmt: skip
 
 
 def _final_losses(history: list[dict], final_eval: dict) -> dict[str, float | None]:
@@ -283,11 +351,14 @@ def _final_losses(history: list[dict], final_eval: dict) -> dict[str, float | No
     }  # fmt: skip
 
 
-def _save(cfg, model, tokenizer, scaler, summary, work: Path) -> None:
+def _save(cfg, model, tokenizer, scaler, summary, output) -> None:
+    """Write the model into the work folder, then rename it onto `output_dir` (replacing only a model)."""
+    from .output import is_pretrained_folder
+
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.save_dtype]
-    folder = work / "model"
+    folder = output.work / "model"
     shutil.rmtree(folder, ignore_errors=True)
-    encoder = model.bert.to("cpu").to(dtype)
+    encoder = copy.deepcopy(model.bert).to("cpu").to(dtype)  # a copy: the Trainer's model stays float32
     encoder.config.architectures = ["BertModel"]
     for key in ("num_mtr_targets", "mtr_weight", "chunk_tokens"):
         if hasattr(encoder.config, key):
@@ -297,9 +368,11 @@ def _save(cfg, model, tokenizer, scaler, summary, work: Path) -> None:
     if scaler is not None:
         scaler.save(folder / "descriptor_scaler.json")
     (folder / "pretraining.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    out = Path(cfg.output_dir)
+    out = output.out
     if out.exists():
-        shutil.rmtree(out)  # validate() refused a non-empty folder unless overwrite was asked for
+        if not is_pretrained_folder(out):  # checked before training; checked again before anything is deleted
+            raise OutputFolderError(f"{out} is no longer a pretrained model folder; the new model is kept in "
+                                    f"{folder}.")
+        shutil.rmtree(out)
     os.replace(folder, out)
-    shutil.rmtree(work, ignore_errors=True)
-
+    shutil.rmtree(output.work, ignore_errors=True)
