@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,6 @@ def test_missing_molsets_and_unknown_sources_are_one_line_errors(monkeypatch, tm
 
 @needs_moses
 def test_the_installed_moses_file_is_read_without_importing_moses():
-    import sys
-
     rows = corpus_mod.read_source("moses", moses_molecules=3000, seed=0)
     assert "moses" not in sys.modules  # `import moses` fails without fcd_torch: the file is found, not imported
     assert len(rows) == 3000 and rows == corpus_mod.read_source("moses", moses_molecules=3000, seed=0)
@@ -111,3 +110,24 @@ def test_descriptor_blocks_are_cached_so_a_killed_computation_resumes(tmp_path, 
     calls.clear()
     np.testing.assert_array_equal(desc_mod.cached_descriptors(smiles, tmp_path, block=10), expected)
     assert calls == []
+
+
+def test_bench_pretrain_batches_cost_descriptors_of_only_the_molecules_they_use(tmp_path, monkeypatch):
+    """Issue 25: the benchmark (and its test) computed descriptors of the whole corpus for 4 batches of 16."""
+    import importlib.util as iu
+
+    spec = iu.spec_from_file_location("bench_pretrain", Path(__file__).resolve().parents[1] / "scripts" /
+                                      "benchmarks" / "bench_pretrain.py")
+    bench = iu.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_pretrain", bench)  # its dataclass looks its module up there
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("W2S_HF_CACHE", str(tmp_path))
+    computed = []
+    original = desc_mod.compute_descriptors
+    monkeypatch.setattr(desc_mod, "compute_descriptors", lambda s, **kw: computed.append(len(s)) or original(s, **kw))
+    monkeypatch.setattr(corpus_mod, "build_corpus", lambda *a, **kw: pytest.fail("the whole corpus was built"))
+    args = bench.BenchArgs(batch_size=16, steps=3, warmup=1, n_descriptors=40)
+    tok, n_targets, batches, smiles = bench.make_batches(args)
+    assert sum(computed) == len(smiles) == 64 and len(batches) == 4
+    assert all(b["input_ids"].shape[0] == 16 and b["descriptors"].shape == (16, n_targets) for b in batches)
+    assert not set(smiles) & corpus_mod.task_canonical_smiles()

@@ -27,6 +27,15 @@ def _sources(cfg: dict[str, Any]) -> str:
     return ", ".join(text)
 
 
+def _start_line(start: dict[str, Any] | None) -> list[str]:
+    if not start:
+        return []
+    earlier = (f" ({start['steps']} steps, {start['epochs']:.2f} passes over {start['corpus_molecules']:,} molecules, "
+               f"{start['train_runtime_s']} s)" if start.get("steps") else "")
+    return [f"- continued from `{start['name']}`{earlier}: its encoder and tokenizer, fresh MLM and descriptor heads; "
+            "the steps and time below are this run's alone"]
+
+
 def write_model_card(folder: Path, summary: dict[str, Any], ceilings: dict[str, Any] | None = None) -> Path:
     cfg = summary["config"]
     name = summary["name"]
@@ -55,6 +64,7 @@ def write_model_card(folder: Path, summary: dict[str, Any], ceilings: dict[str, 
         "```",
         "",
         f"- seed: {cfg['seed']}; processes: {summary['processes']}; device: {summary['device']}",
+        *_start_line(summary.get("init_from")),
         f"- steps: {summary['steps']} ({summary['epochs']:.2f} passes); train time {summary['train_runtime_s']} s",
         f"- corpus: {summary['corpus']['molecules']:,} molecules (fingerprint `{summary['corpus']['fingerprint']}`; "
         f"{summary['corpus']['train']:,} train, {summary['corpus']['val']:,} held out), from "

@@ -27,7 +27,8 @@ MODEL_MARKERS = ("config.json", "pretraining.json")
 DONE_MARKER = "w2s_checkpoint_done.json"  # written after everything else of a checkpoint
 # Keys that do not change the trained weights: a rerun that changes only these resumes.
 NOT_IDENTITY = frozenset({"output_dir", "overwrite", "config_file", "name", "logging_steps", "eval_steps",
-                          "save_steps", "descriptor_workers", "cache_dir", "save_dtype"})
+                          "save_steps", "descriptor_workers", "dataloader_workers", "cache_dir",
+                          "save_dtype"})
 
 
 class OutputFolderError(FileExistsError):

@@ -83,7 +83,12 @@ class PretrainConfig:
         "Rows of MOSES train drawn (by corpus_seed) before parsing; default all 1,584,663."))
     corpus_seed: int = field(default=0, metadata=_help("Seed of the MOSES subset (apart from seed, so a new "
                                                        "training seed keeps the corpus)."))
+    init_from: str | None = field(default=None, metadata=_help(
+        "Continue from this pretrained folder or packaged:<name> (its encoder and tokenizer; fresh heads); "
+        "the architecture keys must be its own."))
     descriptor_workers: int = field(default=2, metadata=_help("Processes computing descriptors on a cache miss."))
+    dataloader_workers: int = field(default=0, metadata=_help(
+        "DataLoader worker processes making batches (masking, SMILES enumeration); a GPU needs several."))
     cache_dir: str | None = field(default=None, metadata=_help("Descriptor cache (default: the feature cache)."))
     save_dtype: str = field(default="float16", metadata=_help("dtype of the saved weights.",
                                                               choices=["float16", "bfloat16", "float32"]))
@@ -121,6 +126,10 @@ class PretrainConfig:
         if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
             raise NotADirectoryError(f"cache_dir={self.cache_dir!r} is a file, not a folder.")
         OutputFolder(self.output_dir).check(self.overwrite)
+        if self.init_from is not None:
+            from .warm_start import check_architecture
+
+            check_architecture(self)
         return self
 
 
@@ -143,8 +152,16 @@ def load_corpus(cfg: PretrainConfig):
 
 
 def read_corpus_file(path: str) -> list[str]:
-    """Non-empty lines of a text file of SMILES; a binary file is a one-line error naming its first bad byte."""
+    """Non-empty lines of a text file of SMILES (or its .gz); a binary file is a one-line error naming its first
+    bad byte."""
     raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # gzip: a prepared corpus travels compressed (gpu_pretrain.py --prepare)
+        import gzip
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise PretrainDataError(f"corpus_file={path!r} is a damaged gzip file ({err}).") from None
     try:
         text = raw.decode("utf-8")
         bad = text.find("\x00")
@@ -263,13 +280,17 @@ def _pretrain_locked(cfg: PretrainConfig, state, folder, resume: str | None) -> 
     from .model import BertForMaskedLMAndMTR, MLMAndMTRCollator, make_config
     from .output import checkpoint_callback, epoch_callback
     from .tokenizer import build_smiles_tokenizer
+    from .warm_start import load_start_encoder, start_tokenizer
 
     started = time.time()
     corpus = load_corpus(cfg)
     smiles = corpus.smiles
     splits = held_out_split(cfg, len(smiles))
     train_rows = splits["train"]
-    tokenizer = build_smiles_tokenizer([smiles[i] for i in train_rows], model_max_length=cfg.max_position)
+    if cfg.init_from:
+        tokenizer = start_tokenizer(cfg)
+    else:
+        tokenizer = build_smiles_tokenizer([smiles[i] for i in train_rows], model_max_length=cfg.max_position)
 
     targets, scaler = None, None
     if cfg.objective == "mlm+mtr":
@@ -284,6 +305,7 @@ def _pretrain_locked(cfg: PretrainConfig, state, folder, resume: str | None) -> 
                          num_mtr_targets=0 if scaler is None else len(scaler.names), mtr_weight=cfg.mtr_weight,
                          dropout=cfg.dropout, chunk_tokens=cfg.chunk_tokens)
     model = BertForMaskedLMAndMTR(config)
+    started_from = load_start_encoder(model, cfg) if cfg.init_from else None
     world = state.num_processes
     if cfg.batch_size % world:
         raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {world} processes.")
@@ -309,6 +331,7 @@ def _pretrain_locked(cfg: PretrainConfig, state, folder, resume: str | None) -> 
         "processes": world,
         "train_runtime_s": round(float(result.metrics.get("train_runtime", 0.0)), 1),
         "resumed_from": resume and Path(resume).name,
+        "init_from": started_from,
         "final": _final_losses(history, final_eval),
         "history": history,
         "wall_s": round(time.time() - started, 1),
@@ -334,7 +357,8 @@ def _training_args(cfg: PretrainConfig, checkpoints: Path, world: int):
         # two checkpoints kept: a kill while the newest is written leaves the one before it complete
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
         train_sampling_strategy=cfg.sampling, length_column_name="length", remove_unused_columns=False,
-        dataloader_num_workers=0, disable_tqdm=True, prediction_loss_only=True, ddp_find_unused_parameters=False,
+        dataloader_num_workers=cfg.dataloader_workers, disable_tqdm=True, prediction_loss_only=True,
+        ddp_find_unused_parameters=False,
         use_cpu=not gpu,
     )  # fmt: skip
 
