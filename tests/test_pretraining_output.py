@@ -141,3 +141,32 @@ def test_checkpoints_of_another_recipe_are_refused_and_discarded_only_with_overw
     assert folder.resume_from({"lr": 2e-3}, overwrite=True) is None
     assert not folder.checkpoints.exists()
     assert json.loads(folder.identity_file.read_text()) == {"lr": 2e-3}
+
+
+def test_init_from_loads_the_start_encoder_and_tokenizer_and_refuses_another_architecture(tmp_path):
+    import torch
+
+    from w2s_hf.pretraining.corpus import read_source
+    from w2s_hf.pretraining.model import BertForMaskedLMAndMTR, make_config
+    from w2s_hf.pretraining.tokenizer import build_smiles_tokenizer
+    from w2s_hf.pretraining.train import PretrainConfig
+    from w2s_hf.pretraining.warm_start import load_start_encoder, start_tokenizer
+
+    tok = build_smiles_tokenizer(read_source("rdkit_nci")[:200])
+    dims = dict(hidden_size=32, num_layers=2, num_heads=2, max_position=256)
+    torch.manual_seed(0)
+    start = BertForMaskedLMAndMTR(make_config(len(tok), **dims, num_mtr_targets=3, mtr_weight=1.0))
+    folder = tmp_path / "start"
+    start.bert.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    cfg = PretrainConfig(output_dir=str(tmp_path / "m"), init_from=str(folder), **dims).validate()
+    loaded_tok = start_tokenizer(cfg)
+    assert loaded_tok.get_vocab() == tok.get_vocab()
+    torch.manual_seed(1)
+    model = BertForMaskedLMAndMTR(make_config(len(loaded_tok), **dims, num_mtr_targets=5, mtr_weight=1.0))
+    record = load_start_encoder(model, cfg)
+    assert record["name"] == str(folder)
+    for key, value in start.bert.state_dict().items():
+        assert torch.equal(model.bert.state_dict()[key], value), key
+    with pytest.raises(ValueError, match=r"hidden_size=64 \(start model: 32\)"):
+        PretrainConfig(output_dir=str(tmp_path / "m"), init_from=str(folder), **{**dims, "hidden_size": 64}).validate()

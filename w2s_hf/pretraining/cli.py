@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..cli import W2SArgumentParser
 from ..config import ConfigError
-from .train import PretrainConfig
+from .recipe import PretrainConfig  # not .train: --help and bad flags need no torch
 
 MODES_HELP = """other modes (each takes the whole command line):
   --evaluate FOLDER [FOLDER ...]   QSAR ceilings of pretrained folders (written into ceilings.json and the card)
