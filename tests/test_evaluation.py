@@ -151,11 +151,29 @@ def test_write_json_atomic_survives_a_failed_write(tmp_path, monkeypatch):
     assert json.loads(path.read_text())["splits"]["test"]["misfit"] == first["splits"]["test"]["misfit"]
     before = path.read_bytes()
 
-    def dump_half_then_fail(obj, fh, **kwargs):
-        fh.write('{"splits": {"te')
-        raise RuntimeError("disk full")
+    import w2s_hf.atomic as atomic
 
-    monkeypatch.setattr(json, "dump", dump_half_then_fail)
+    real_open = open
+
+    class HalfThenFail:  # the temporary file: half of the bytes land, then the disk fails
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            raise RuntimeError("disk full")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.fh.__exit__(*exc)
+
+    def open_then_fail_mid_write(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        return HalfThenFail(fh) if "w" in mode else fh
+
+    monkeypatch.setattr(atomic, "open", open_then_fail_mid_write, raising=False)
     with pytest.raises(RuntimeError, match="disk full"):
         hook.on_end(results_dict(n_boot=10))
     monkeypatch.undo()

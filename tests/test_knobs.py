@@ -111,7 +111,10 @@ def test_ridge_theorem_fixes_only_the_student(essays, tiny_bert, tiny_gpt2, tmp_
     config = _config(essays, tiny_bert, tiny_gpt2, tmp_path / "run", ridge="theorem")
     W2SPipeline(config, task=load_task(essays, split="random", seed=0, targets=TARGETS)).run()
     heads = {h: json.loads((tmp_path / "run" / "heads" / f"{h}.json").read_text()) for h in ("weak", "w2s", "ceiling")}
-    assert heads["w2s"]["ridge"] == 0.0 and heads["weak"]["ridge"] > 0 and heads["ceiling"]["ridge"] > 0
+    # the student is fixed at 0 (no validation curve); the teacher and the ceiling are chosen on val (a curve
+    # over the grid; the grid holds 0 too, so their chosen value itself may be anything)
+    assert heads["w2s"]["ridge"] == 0.0 and "val_errors" not in heads["w2s"]
+    assert all(len(heads[h]["val_errors"]) > 1 for h in ("weak", "ceiling"))
     assert HeadArguments(ridge=0).ridge_setting().startswith("0 for all heads")
     assert HeadArguments(ridge="theorem").ridge_setting().startswith("theorem")
     assert HeadArguments(ridge=3, w2s_ridge=0).ridge_for("w2s", True) == 0.0

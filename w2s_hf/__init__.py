@@ -50,7 +50,7 @@ _EXPORTS = {
     "parse_config": "w2s_hf.config",
     "W2SPipeline": "w2s_hf.pipeline",
     "run_w2s": "w2s_hf.pipeline",
-    "SweepConfig": "w2s_hf.experiments.sweep",
+    "SweepConfig": "w2s_hf.config",
     "run_sweep": "w2s_hf.experiments.sweep",
     "SyntheticConfig": "w2s_hf.experiments.synthetic",
     "run_synthetic": "w2s_hf.experiments.synthetic",

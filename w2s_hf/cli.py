@@ -3,7 +3,7 @@
     w2s run                                   # ESOL, packaged SMILES models, one process
     w2s run --num_processes 2 --task lipophilicity --split random
     w2s run --accelerate_config accelerate_configs/cpu_2proc.yaml --config my_run.yaml
-    w2s sweep --config scripts/configs/esol_scaffold.yaml
+    w2s sweep --config scripts/configs/sweep/figure2/esol_scaffold.yaml
     w2s env                                   # versions and settings, for bug reports
     python -m w2s_hf run --help               # the same, without the console script
 

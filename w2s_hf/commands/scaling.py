@@ -5,7 +5,7 @@ it runs (or reuses) the ordinary pipeline run in <output_dir>/runs/, then refits
 on nested subsets (w2s_hf.experiments.scaling) and writes scaling.csv, scaling.json (power-law
 exponents with intervals over seeds) and scaling.png (one panel per weak model).
 
-    w2s scaling --config scripts/configs/esol_scaffold_smiles.yaml --output_dir runs/scaling/esol \
+    w2s scaling --config scripts/configs/sweep/esol_scaffold_smiles.yaml --output_dir runs/scaling/esol \
         --sizes 25 50 100 200 446 --weak_budgets 50 100 447
 """
 

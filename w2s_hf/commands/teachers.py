@@ -5,8 +5,8 @@ from <output_dir>/runs/ (the sweep's own folders), every (teacher, seed) run; pe
 mixture's weights on val gold labels, fits the protocol's student on the mixture's labels and
 decomposes it (w2s_hf.experiments.teachers). Writes teachers.json and teachers.csv; prints a table.
 
-    w2s teachers --config scripts/configs/esol_scaffold_teachers.yaml --seeds 0 1 2 3 4
-    w2s teachers --num_processes 2 --config scripts/configs/esol_random_teachers.yaml
+    w2s teachers --config scripts/configs/sweep/esol_scaffold_teachers.yaml --seeds 0 1 2 3 4
+    w2s teachers --num_processes 2 --config scripts/configs/sweep/esol_random_teachers.yaml
 
 Flags given here override the YAML file's values.
 """

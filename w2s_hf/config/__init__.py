@@ -17,6 +17,8 @@ import os
 from typing import Any
 
 from ..errors import ConfigError
+from .representation import RepresentationConfig
+from .ridge import Ridge
 from .run import (
     ARGUMENT_CLASSES,
     HeadArguments,
@@ -27,9 +29,11 @@ from .run import (
     W2SConfig,
     default_cache_dir,
 )
+from .sweep import SweepAxes, SweepConfig
 
-__all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RunArguments",
-           "TaskArguments", "W2SArgumentParser", "W2SConfig", "default_cache_dir", "load_yaml", "parse_config"]
+__all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments",
+           "RepresentationConfig", "Ridge", "RunArguments", "SweepAxes", "SweepConfig", "TaskArguments",
+           "W2SArgumentParser", "W2SConfig", "default_cache_dir", "load_yaml", "parse_config"]
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
