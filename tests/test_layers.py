@@ -111,6 +111,17 @@ def test_old_import_paths_still_work():
     from w2s_hf.misfit import decompose  # noqa: F401  (the most used old path, as users wrote it)
 
 
+def test_an_old_module_is_an_attribute_after_a_plain_import():
+    """`evaluate.load(w2s_hf.evaluation.metric_path())`, as the docs once wrote it, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = "import w2s_hf, os; print(os.path.isdir(w2s_hf.evaluation.metric_path()), w2s_hf.metric_path())"
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "True" and out.stdout.split()[1].endswith("misfit_decomposition")
+
+
 def test_registries_meet():
     from w2s_hf.data.kinds import TASK_KINDS
     from w2s_hf.decomposition import DIVERGENCES

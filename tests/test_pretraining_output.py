@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("rdkit")
 pytest.importorskip("chemloader")
 
-from test_pretraining import SCRIPT, TINY, _nci_corpus  # noqa: E402
+from test_pretraining import PRETRAIN, TINY, _nci_corpus  # noqa: E402
 
 from w2s_hf.pretraining.output import OutputFolder  # noqa: E402
 
@@ -27,7 +27,7 @@ def _env(tmp_path: Path) -> dict:
 
 
 def _script(tmp_path: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=_env(tmp_path),
+    return subprocess.run([sys.executable, *PRETRAIN, *args], capture_output=True, text=True, env=_env(tmp_path),
                           timeout=timeout)
 
 
@@ -107,7 +107,7 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
 
     out = tmp_path / "killed"
-    cmd = [sys.executable, str(SCRIPT), "--output_dir", str(out), *base]
+    cmd = [sys.executable, *PRETRAIN, "--output_dir", str(out), *base]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(tmp_path))
     marker = tmp_path / ".killed.partial" / "trainer" / "checkpoint-12" / "w2s_checkpoint_done.json"
     deadline = time.time() + 300
