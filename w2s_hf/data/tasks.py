@@ -183,10 +183,11 @@ def load_task(
         )
     scaffolds = None
     if spec.input_kind == "smiles":
-        mols, data = _check_smiles(data, spec.input_column, file, drop_invalid)
-        mols, data = _merge_duplicates(mols, data, spec, file)
-        if split == "scaffold":
-            scaffolds = chem.murcko_scaffolds(mols)
+        # One streaming RDKit pass: strings kept, molecules dropped (memory flat in rows).
+        canon, scaffolds, data = _check_smiles(data, spec.input_column, file, drop_invalid, split == "scaffold")
+        keep, data = _merge_duplicates(canon, data, spec, file)
+        if scaffolds is not None and keep is not None:
+            scaffolds = [scaffolds[i] for i in keep]
     require_unique_ids(data.ids, data.rows.tolist(), file, spec.id_column or "(row numbers)")
 
     where = f"{file} (task {name!r}, seed {seed})"
@@ -351,46 +352,48 @@ def _parse(frame: pd.DataFrame, spec: TaskSpec, chosen: list[str], file: Path, a
     return _Rows(ids=ids, inputs=inputs, targets=values, rows=np.arange(1, len(frame) + 1))
 
 
-def _check_smiles(data: _Rows, column: str, file: Path, drop_invalid: bool):
-    mols = chem.parse_smiles(data.inputs)
-    bad = np.array([m is None for m in mols])
-    if not bad.any():
-        return mols, data
-    where = format_rows(data.rows[bad].tolist(), [s for s, b in zip(data.inputs, bad) if b])
+def _check_smiles(data: _Rows, column: str, file: Path, drop_invalid: bool, scaffolds: bool):
+    """(canonical SMILES, scaffolds or None, rows) of the parsable rows; unparsable ones fail or are dropped."""
+    bad, canon, scaffold = chem.smiles_keys(data.inputs, scaffolds=scaffolds, stop_at_bad=not drop_invalid)
+    if not bad:
+        return canon, scaffold, data
+    where = format_rows(data.rows[bad].tolist(), [data.inputs[i] for i in bad])
     if not drop_invalid:
+        checked = len(canon)
+        unchecked = (f" (the check stops at the first bad rows: rows {int(data.rows[checked - 1]) + 1}.."
+                     f"{int(data.rows[-1])} are not checked yet)") if checked < len(data.ids) else ""
         raise TaskDataError(
-            f"{file}: column {column!r} has SMILES that RDKit cannot parse in {where}. Fix them, or pass "
-            "drop_invalid=True to drop these rows.",
+            f"{file}: column {column!r} has SMILES that RDKit cannot parse in {where}{unchecked}. Fix them, "
+            "or drop these rows with --drop_invalid (Python: drop_invalid=True).",
             path=file,
             column=column,
             rows=data.rows[bad].tolist(),
         )
-    logger.warning("%s: dropped %d rows with invalid SMILES in column %r (%s)", file, int(bad.sum()), column, where)
-    keep = np.flatnonzero(~bad)
-    return [mols[i] for i in keep], data.take(keep)
+    logger.warning("%s: dropped %d rows with invalid SMILES in column %r (%s)", file, len(bad), column, where)
+    keep = np.setdiff1d(np.arange(len(canon)), bad)
+    return ([canon[i] for i in keep], None if scaffold is None else [scaffold[i] for i in keep], data.take(keep))
 
 
-def _merge_duplicates(mols: list, data: _Rows, spec: TaskSpec, file: Path):
+def _merge_duplicates(canon: list[str], data: _Rows, spec: TaskSpec, file: Path):
     """Built-in sets: one row per canonical SMILES (first id/SMILES kept, targets averaged).
 
-    A user's file is left as it is (the user decides), but repeated molecules are reported because
-    they can sit on both sides of a random split.
+    Returns (kept positions or None when all are kept, rows). A user's file is left as it is (the user
+    decides), but repeated molecules are reported because they can sit on both sides of a random split.
     """
-    canon = chem.canonical_smiles(mols)
     first: dict[str, int] = {}
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(canon):
         groups.setdefault(first.setdefault(c, i), []).append(i)
     repeated = [g for g in groups.values() if len(g) > 1]
     if not repeated:
-        return mols, data
+        return None, data
     if not spec.dedup:
         rows = [int(data.rows[g[1]]) for g in repeated]
         logger.warning(
             "%s: %d molecules appear more than once (same canonical SMILES), repeats in %s",
             file, len(repeated), format_rows(rows),
         )
-        return mols, data
+        return None, data
     keep = np.array(sorted(groups), dtype=np.int64)
     merged = data.take(keep)
     conflicts = 0
@@ -405,7 +408,7 @@ def _merge_duplicates(mols: list, data: _Rows, spec: TaskSpec, file: Path):
         "%s: merged %d repeated molecules (%d with different targets, averaged): %d rows -> %d",
         spec.name, len(repeated), conflicts, len(data.ids), len(keep),
     )
-    return [mols[i] for i in keep], merged
+    return keep, merged
 
 
 def _to_dataset_dict(data: _Rows, positions: dict[str, np.ndarray], targets: list[str]):
