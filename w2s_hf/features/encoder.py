@@ -38,6 +38,7 @@ from .layers import LayerReader
 from .packaged import resolve_model_source
 from .pooling import check_pooling, pool
 from .sharding import Processes, cached_extract
+from .tokens import TokenTable, tokenize_table
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class FrozenEncoder:
 
     # ---- extraction -------------------------------------------------------------------------
     def _extract(self, texts, layers, caches, procs, overwrite, show_progress) -> dict[int, np.ndarray]:
-        ids, type_ids, lengths = self._tokenize(texts)
+        ids, type_ids, lengths = self._tokenize(texts, show_progress and procs.is_main)
         # The batches are planned once over all rows (longest first: the first batch shows OOM early)
         # and dealt whole to shards and processes, so a row always has the same batch-mates and the
         # same padding: the features are bitwise the same for any number of processes.
@@ -235,19 +236,23 @@ class FrozenEncoder:
         # A shard is the unit of resumption: ~10 s of work on two CPU cores for a MiniLM-sized model.
         return DEFAULT_SHARD_TOKENS[self._device_type(procs) == "cuda"]
 
-    def _tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
+    def _tokenize(self, texts: list[str], show_progress: bool = False) -> tuple[TokenTable, Any, np.ndarray]:
+        """(ids, type ids or None, lengths): row r's ids are ids[r]. In chunks with a progress bar, long
+        texts cut before tokenizing (tokens.py); the ids are those of the whole text, truncated."""
         tok = self._load_tokenizer()
-        enc = tok(texts, add_special_tokens=True, truncation=True, max_length=self._effective_max_length(),
-                  return_attention_mask=False)  # fmt: skip
-        ids = enc["input_ids"]
-        lengths = np.fromiter((len(seq) for seq in ids), dtype=np.int64, count=len(ids))
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(texts), desc="tokenize", unit="row", disable=not show_progress,
+                  dynamic_ncols=True) as bar:
+            table = tokenize_table(tok, texts, self._effective_max_length(), progress=bar.update)
+        lengths = table.lengths
         empty = np.flatnonzero(lengths == 0)
         if len(empty):
             raise ValueError(
                 f"texts{empty[:5].tolist()} tokenize to zero tokens (empty strings?) with {self.model_id!r}, "
                 f"so there is nothing to pool; drop or fill those rows."
             )
-        return ids, enc.get("token_type_ids"), lengths
+        return table, table.types(), lengths
 
     def _make_batch(self, ids, type_ids, rows: np.ndarray, padding_side: str | None = None) -> dict[str, torch.Tensor]:
         padding_side = padding_side or self.padding_side
