@@ -49,7 +49,6 @@ def parse_config(argv: list[str] | None = None) -> W2SConfig:
 
 
 def __getattr__(name: str) -> Any:
-    # the parser imports transformers (HfArgumentParser): loaded on first use
     if name == "W2SArgumentParser":
         from .parser import W2SArgumentParser
 

@@ -1,4 +1,4 @@
-"""Run configuration: dataclasses read by `transformers.HfArgumentParser`, plus `--config file.yaml`.
+"""Run configuration: dataclasses read by `W2SArgumentParser` (parser.py), plus `--config file.yaml`.
 
 Precedence: built-in defaults < values in the YAML file < flags on the command line. Every key is
 checked before any model is loaded or any feature extracted: an unknown key (in the YAML file or on
