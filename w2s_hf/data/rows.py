@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+INPUT_KINDS = ("text", "smiles")  # what a task's inputs are
 SPLIT_NAMES = ("weak_train", "w2s_train", "val", "test")
 # The splits a run is evaluated on: weak_train is the weak head's own training data.
 EVAL_SPLITS = ("w2s_train", "val", "test")

@@ -37,16 +37,14 @@ from w2s_hf.data.labels import (
     stratified_weak_split,
     threshold_labels,
 )
-from w2s_hf.data.rows import SPLIT_NAMES
+from w2s_hf.data.rows import INPUT_KINDS, SPLIT_NAMES
 from w2s_hf.data.sources import BUILTIN_TASKS, ELLIPSE_RUBRICS, TaskSpec, builtin_file, read_table
-from w2s_hf.data.splits import SPLIT_METHODS, make_splits
+from w2s_hf.data.splits import SPLIT_CHOICES, make_splits, resolve_split
 
 if TYPE_CHECKING:
     import datasets
 
 logger = logging.getLogger("w2s_hf.data")
-
-INPUT_KINDS = ("text", "smiles")
 
 
 @dataclass
@@ -127,7 +125,8 @@ def load_task(
             `BUILTIN_TASKS`), a path to a CSV/TSV/JSON(-lines)/parquet file, or any task name when
             `path` gives the file. A file with the ELLIPSE header loads as `ellipse` when no columns
             are given.
-        split: "random" or "scaffold" (Bemis–Murcko groups; SMILES tasks only). 80/10/10.
+        split: "random", "scaffold" (Bemis–Murcko groups; SMILES tasks only) or "auto" (scaffold for
+            SMILES, random for text). 80/10/10.
         seed: any int; the split is a pure function of (file contents, split, seed, weak_fraction).
         targets: subset of a built-in task's targets (e.g. two ELLIPSE rubrics); for your own file, an
             alias of `target_columns` (or a subset of them when both are given).
@@ -171,15 +170,17 @@ def load_task(
     classify = task_type == "classification"
     if classify and len(chosen) != 1:
         raise ValueError(f"task_type='classification' takes one label column; task {name!r} has targets {chosen}: "
-                         "pass label_column=...")
+                         "pass --label_column (Python: label_column=...)")
     if classify and threshold is None and spec.dedup:
-        raise ValueError(f"task {name!r} has a continuous target ({chosen[0]}): pass threshold=... to classify "
-                         "it into <t / >=t")
+        raise ValueError(f"task {name!r} has a continuous target ({chosen[0]}): pass --threshold T (Python: "
+                         "threshold=T) to classify it into <t / >=t")
     data = _parse(frame, spec, chosen, file, as_labels=classify and threshold is None)
 
+    split = resolve_split(split, spec.input_kind)
     if split == "scaffold" and spec.input_kind != "smiles":
         raise TaskDataError(
-            f"{file}: split='scaffold' needs SMILES input but task {name!r} is text; use split='random'.", path=file
+            f"{file}: a scaffold split needs SMILES input but task {name!r} is text; use --split random or "
+            "--split auto (Python: split='random').", path=file
         )
     scaffolds = None
     if spec.input_kind == "smiles":
@@ -226,8 +227,8 @@ def load_task(
 
 
 def _check_arguments(split: str, seed: int, weak_fraction: float, input_kind: str | None) -> None:
-    if split not in SPLIT_METHODS:
-        raise ValueError(f"split must be one of {SPLIT_METHODS}, got {split!r}")
+    if split not in SPLIT_CHOICES:
+        raise ValueError(f"split must be one of {SPLIT_CHOICES}, got {split!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an int, got {seed!r}")
     if not isinstance(weak_fraction, (int, float)) or not 0.0 < weak_fraction < 1.0:
@@ -272,7 +273,8 @@ def _resolve(name_or_path, path, input_column, target_columns, id_column, target
         if extra:
             raise ValueError(
                 f"{', '.join(extra)} describe your own file; built-in task {spec.name!r} has fixed columns. "
-                f"Use targets= to choose among {list(spec.targets)}, or give your file a different task name."
+                f"Use --targets (Python: targets=) to choose among {list(spec.targets)}, or give your file a "
+                "different task name."
             )
         return spec, builtin_file(spec, path), spec.name
     if path is not None:
@@ -295,7 +297,8 @@ def _custom_spec(name, frame, file, input_column, target_columns, targets, id_co
     target_cols = list(target_columns) if target_columns is not None else (list(targets) if targets else None)
     if input_column is None or not target_cols:
         raise TaskDataError(
-            f"{file}: say which columns to use: input_column=... and target_columns=[...]. "
+            f"{file}: say which columns to use: --input_column and --target_columns "
+            "(Python: input_column=..., target_columns=[...]). "
             f"Available columns: {', '.join(repr(c) for c in frame.columns)}",
             path=file,
         )
@@ -312,7 +315,8 @@ def _custom_spec(name, frame, file, input_column, target_columns, targets, id_co
         sample = frame[input_column].astype(str).head(1000)
         no_space = bool(len(sample)) and not sample.str.strip().str.contains(r"\s").any()
         input_kind = "smiles" if "smiles" in input_column.lower() or no_space else "text"
-        logger.info("%s: input column %r taken as %s (pass input_kind= to override)", file, input_column, input_kind)
+        logger.info("%s: input column %r taken as %s (override with --input_kind, Python: input_kind=)", file,
+                    input_column, input_kind)
     return TaskSpec(
         name=name,
         input_kind=input_kind,

@@ -67,6 +67,10 @@ class W2SPipeline:
         # The identity: every key that changes the numbers, and the task's data (ids, inputs, targets),
         # so an edited data file at the same path is a changed run, never a silent reuse.
         flat = config.to_dict()
+        # the split the task resolved ("auto" -> scaffold / random): a run keeps its identity whichever spelling
+        flat["split"] = self.task.split
+        if flat.get("input_kind") is None:  # unset: the guessed kind; runs from before the flag keep their identity
+            flat.pop("input_kind", None)
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
         inert = set() if any(s.kind == "lora" for s in self.active) else _LORA_KEYS

@@ -1,0 +1,58 @@
+"""What a newcomer trips on: the default split follows the input kind, and messages name the CLI flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from w2s_hf.data import TaskDataError, load_task
+
+
+@pytest.fixture(scope="module")
+def essays(tmp_path_factory):
+    from w2s_hf.data.fixtures import write_synthetic_ellipse
+
+    return str(write_synthetic_ellipse(tmp_path_factory.mktemp("essays") / "essays.csv", n=60, seed=0))
+
+
+def _args(model: str, tmp_path, *extra: str) -> list[str]:
+    return ["--weak_model", model, "--strong_model", model, "--strong_layer", "1", "--report_to", "none",
+            "--cache_dir", str(tmp_path / "cache"), *extra]
+
+
+def test_default_split_is_scaffold_for_smiles_and_random_for_text(essays, tiny_bert, tmp_path):
+    pytest.importorskip("rdkit")
+    from w2s_hf.config import parse_config
+    from w2s_hf.pipeline import W2SPipeline
+
+    assert parse_config([]).task.split == "auto"
+    # a text file runs on the defaults (it failed on the scaffold default before)
+    text = W2SPipeline(parse_config(_args(tiny_bert, tmp_path, "--task", essays, "--targets", "cohesion",
+                                          "--output_dir", str(tmp_path / "text"))))
+    assert text.task.split == "random"
+    random = load_task(essays, split="random", targets=["cohesion"])
+    assert text.task.splits["test"]["id"] == random.splits["test"]["id"]
+    # SMILES: auto is the scaffold split, and a run keeps the identity it had under "scaffold"
+    auto = W2SPipeline(parse_config(_args(tiny_bert, tmp_path, "--output_dir", str(tmp_path / "a"))))
+    scaffold = W2SPipeline(parse_config(_args(tiny_bert, tmp_path, "--split", "scaffold", "--output_dir",
+                                              str(tmp_path / "b"))))
+    assert auto.task.split == "scaffold" and auto.identity_hash == scaffold.identity_hash
+    assert auto.task.splits["test"]["id"] == scaffold.task.splits["test"]["id"]
+
+
+def test_messages_name_the_command_line_flag_too(essays, tmp_path):
+    with pytest.raises(TaskDataError, match=r"use --split random or --split auto \(Python: split='random'\)"):
+        load_task(essays, split="scaffold", targets=["cohesion"])
+    with pytest.raises(ValueError, match=r"--threshold T \(Python: threshold=T\)"):
+        load_task("esol", task_type="classification")
+    with pytest.raises(TaskDataError, match=r"--input_column \(Python: input_column=\.\.\.\)"):
+        load_task("x", path=essays, input_column="nope", target_columns=["cohesion"])
+
+
+def test_input_kind_flag_reaches_the_task(essays):
+    from w2s_hf.config import parse_config
+
+    config = parse_config(["--task", essays, "--input_column", "full_text", "--target_columns", "cohesion",
+                           "--input_kind", "text"])
+    assert config.task.load_kwargs()["input_kind"] == "text"
+    with pytest.raises(SystemExit):  # argparse: "invalid choice: 'protein' (choose from 'text', 'smiles')"
+        parse_config(["--input_kind", "protein"])
