@@ -56,3 +56,39 @@ def test_input_kind_flag_reaches_the_task(essays):
     assert config.task.load_kwargs()["input_kind"] == "text"
     with pytest.raises(SystemExit):  # argparse: "invalid choice: 'protein' (choose from 'text', 'smiles')"
         parse_config(["--input_kind", "protein"])
+
+
+def _block(divergence: str, seed: int) -> dict:
+    import numpy as np
+
+    from w2s_hf.decomposition.core import decompose
+
+    rng = np.random.default_rng(seed)
+    if divergence == "kl":
+        def probs() -> np.ndarray:
+            return rng.dirichlet(np.ones(3), size=40)
+        y = np.eye(3)[rng.integers(3, size=40)]
+        return decompose(y, probs(), probs(), probs(), n_boot=20, divergence="kl").as_dict()
+    y = rng.normal(size=40)
+    return decompose(y, y + rng.normal(size=40), y + 0.5 * rng.normal(size=40), y, n_boot=20).as_dict()
+
+
+@pytest.mark.parametrize("divergence, label", [("kl", "cross-entropy"), ("squared", "mean squared error")])
+def test_decomposition_plot_names_the_divergence_and_shows_the_lora_student(divergence, label, tmp_path):
+    from w2s_hf.hooks.evaluation import PlotHook
+
+    splits = {s: _block(divergence, i) for i, s in enumerate(("w2s_train", "val", "test"))}
+    lora = {s: _block(divergence, 10 + i) for i, s in enumerate(("w2s_train", "val", "test"))}
+    results = {"splits": splits, "students": {
+        "w2s": {"kind": "linear", "covered_by_theorem": True, "splits": splits},
+        "w2s_lora": {"kind": "lora", "covered_by_theorem": False, "splits": lora}}}
+    hook = PlotHook(tmp_path / "decomposition.png")
+    fig = hook.figure(results)
+    labels = {ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()}
+    assert labels and all(label in y for y in labels)
+    if divergence == "kl":
+        assert not any("squared" in y for y in labels)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert sum("w2s_lora (lora" in t for t in titles) == 3 and len(titles) == 6
+    hook.on_end(results)
+    assert (tmp_path / "decomposition.png").stat().st_size > 0

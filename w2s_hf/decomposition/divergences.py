@@ -30,6 +30,8 @@ class Divergence:
     # extra per-example quantities (y, weak, w2s, ceiling) -> {name: (n,) array or None}, e.g. accuracies
     # for classification: averaged, and bootstrapped with the same resamples as the base quantities
     extras: Callable[..., dict[str, Any]] | None = None
+    # what the errors and the misfit are, for axis labels (plots) and table headers
+    label: str = "divergence"
 
 
 def _same_shape(pred: np.ndarray, pred_name: str, target: np.ndarray, target_name: str) -> None:
@@ -38,7 +40,7 @@ def _same_shape(pred: np.ndarray, pred_name: str, target: np.ndarray, target_nam
                          f"{target.shape}; predictions and labels must align row by row and column by column")
 
 
-SQUARED = Divergence("squared", lambda pred, target: (pred - target) ** 2, _same_shape)
+SQUARED = Divergence("squared", lambda pred, target: (pred - target) ** 2, _same_shape, label="mean squared error")
 
 
 def _kl(logits: bool) -> Divergence:
@@ -54,6 +56,8 @@ def _kl(logits: bool) -> Divergence:
         check,
         pair_loss=lambda pred, target: c.kl_loss(pred, target, logits=logits, target_is_pred=True),
         extras=lambda y, weak, w2s, ceiling: c.extras(y, weak, w2s, ceiling, logits=logits),
+        # errors are KL(gold || model), the cross-entropy minus the labels' entropy (0 for one-hot labels)
+        label="errors: cross-entropy, misfit: KL (nats)",
     )
 
 
