@@ -84,3 +84,23 @@ def test_a_cut_that_leaves_too_few_tokens_falls_back_to_the_whole_text(tiny_bert
     assert cut_text(text, char_bound(16)) != text
     assert cut_texts(tok, [text], 16) == [text]
     assert cut_text("no space" + "y" * 5000, 100) == "no space" + "y" * 5000  # no word boundary late enough
+
+
+def test_an_encoder_saved_without_a_pooler_loads_without_one(tmp_path, tiny_bert):
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, BertModel
+
+    from w2s_hf.features import FrozenEncoder
+    from w2s_hf.features.hub import checkpoint_keys
+
+    folder = tmp_path / "no_pooler"
+    torch.manual_seed(0)
+    BertModel(AutoConfig.from_pretrained(tiny_bert), add_pooling_layer=False).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
+    assert not any("pooler" in k for k in checkpoint_keys(folder))
+    bare = FrozenEncoder(str(folder), max_length=32)
+    bare.encode(["a short text"], show_progress=False)
+    assert bare._model.pooler is None  # no randomly initialised pooler, no "pooler.dense.weight MISSING" report
+    full = FrozenEncoder(tiny_bert, max_length=32)
+    full.encode(["a short text"], show_progress=False)
+    assert full._model.pooler is not None  # a checkpoint with a pooler keeps it

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .cache import FeatureCache, fingerprint_texts, make_fingerprint
+from .hub import pooler_kwargs
 from .layers import LayerReader
 from .packaged import resolve_model_source
 from .pooling import check_pooling, pool
@@ -302,9 +303,11 @@ class FrozenEncoder:
         device = self.device or procs.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         # transformers renamed `torch_dtype` to `dtype` in 4.56; older versions would silently ignore `dtype`
         old = tuple(int(x) for x in transformers.__version__.split(".")[:2]) < (4, 56)
+        model_class = _auto_model_class(self.config)
         model = AutoModel.from_pretrained(
             self.source.path, trust_remote_code=self.trust_remote_code,
             **{"torch_dtype" if old else "dtype": _DTYPES[self.dtype]},
+            **(pooler_kwargs(self.source.path, model_class) if model_class is not None else {}),
         )  # fmt: skip
         if getattr(model.config, "is_encoder_decoder", False):
             model = model.get_encoder()  # T5 / BART: the encoder's states represent the input
@@ -376,6 +379,16 @@ class FrozenEncoder:
             "max_batch_rows": self.shard_size,
             "data": data_fingerprint,
         }
+
+
+def _auto_model_class(config: Any) -> type | None:
+    """The class `AutoModel` builds for `config` (None for remote code or an unknown model type)."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        return MODEL_MAPPING[type(config)]
+    except (KeyError, ValueError):
+        return None
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
