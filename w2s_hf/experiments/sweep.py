@@ -180,7 +180,8 @@ def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
         fitted = fit_classifier(pipeline.rows(role, "w2s_train"), pipeline.training_targets("gold", "w2s_train"),
                                 X_val, pipeline.training_targets("gold", "val"), loss=pipeline.kind.gold_loss,
                                 epochs=cfg.max_epochs(True),
-                                lr=cfg.lr, patience=cfg.patience, seed=pipeline.config.run.seed)
+                                lr=cfg.lr, patience=cfg.patience, seed=pipeline.config.run.seed,
+                                solver="lbfgs" if cfg.solver == "exact" else "adamw")
         return {"mean": fitted.best_val_loss, pipeline.targets[0]: fitted.best_val_loss}
     head, _ = fit_ridge(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"], X_val, y_val)
     err = np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2, axis=0)
