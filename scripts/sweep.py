@@ -14,7 +14,6 @@ Flags given here override the YAML file's values.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -68,20 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         # run can abort ("terminate called without an active exception")
         accelerator.end_training()
     if accelerator.is_main_process:
-        fit = summary["fit"]["all"]
-        print(
-            json.dumps(
-                {
-                    "n_runs": summary["n_runs"],
-                    "slope": fit["slope"],
-                    "r2": fit["r2"],
-                    "mean_residual": summary["mean_residual"],
-                    "mean_regret": summary["selection"]["mean_regret"],
-                    "strongest_by_val_ceiling": summary["ceiling_error_val"]["strongest"],
-                },
-                indent=2,
-            )
-        )
+        from w2s_hf.experiments.sweep_report import format_sweep_summary
+
+        print("\n" + format_sweep_summary(summary, Path(config.output_dir) / "sweep.csv"))
         print(f"wrote {Path(config.output_dir) / 'sweep.csv'}, sweep.json, misfit_vs_gain.png")
     return 0
 

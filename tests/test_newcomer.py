@@ -92,3 +92,19 @@ def test_decomposition_plot_names_the_divergence_and_shows_the_lora_student(dive
     assert sum("w2s_lora (lora" in t for t in titles) == 3 and len(titles) == 6
     hook.on_end(results)
     assert (tmp_path / "decomposition.png").stat().st_size > 0
+
+
+def test_sweep_plot_keeps_its_title_inside_and_misfit_from_zero():
+    from w2s_hf.hooks.plots import misfit_vs_gain_figure
+
+    rows = [{"misfit": m, "gain": g, "target": "logd", "weak_model": w}
+            for m, g, w in ((0.01, -0.02, "a"), (0.2, 0.15, "b"), (0.4, 0.45, "c"))]
+    title = "lipophilicity (scaffold), strong = packaged:all-mpnet-base-v2, a rather long sweep name " * 2
+    fig = misfit_vs_gain_figure(rows, panel_key="target", title=title)
+    fig.canvas.draw()
+    box, frame = fig._suptitle.get_window_extent(), fig.bbox
+    assert box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y1 <= frame.y1
+    for ax in fig.axes:
+        if ax.get_xlabel() == "misfit":
+            assert ax.get_xlim()[0] == 0.0
+            assert box.y0 >= ax.get_window_extent().y1  # the title does not cover the panel

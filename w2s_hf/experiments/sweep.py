@@ -219,7 +219,8 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
         for seed in config.seeds:
             folder = f"{direction}__{weak.label}__{strong.label}__seed{seed}".replace("/", "_")
             pipeline = W2SPipeline(
-                config.run_config(weak, strong, seed, folder), accelerator=accelerator, task=tasks[seed]
+                config.run_config(weak, strong, seed, folder), accelerator=accelerator, task=tasks[seed],
+                print_table=False,  # one compact summary at the end (sweep_report.py), not a table per run
             )
             res = pipeline.run()
             key_label = weak.label if direction == "normal" else strong.label

@@ -44,7 +44,8 @@ _LORA_KEYS = {f.name for f in dataclasses.fields(LoraArguments)}
 class W2SPipeline:
     """One weak-to-strong run. `run()` executes the selected stages and returns the results dict."""
 
-    def __init__(self, config: W2SConfig, accelerator=None, hooks: list | None = None, task=None):
+    def __init__(self, config: W2SConfig, accelerator=None, hooks: list | None = None, task=None,
+                 print_table: bool = True):
         from accelerate import Accelerator
 
         self.config = config
@@ -52,6 +53,7 @@ class W2SPipeline:
         self.folder = RunFolder(config.run.output_dir)
         self.out = self.folder.root
         self.extra_hooks = list(hooks or [])
+        self.print_table = print_table  # the decomposition table on the console (a sweep prints its own summary)
         self.timings: dict[str, float] = {}
         self._features: dict[str, np.ndarray] = {}
         self._heads: dict[str, Any] = {}
@@ -209,7 +211,8 @@ class W2SPipeline:
         folder = self.folder
         if self._done([folder.results], "evaluate"):
             if self.is_main:
-                TableHook().on_end(folder.read_json(folder.results))
+                if self.print_table:
+                    TableHook().on_end(folder.read_json(folder.results))
             return
         preds = {s.name: self.load_predictions(s.name) for s in self.active if folder.predictions(s.name).exists()}
         students = [s for s in self.active if s.is_student]
@@ -219,7 +222,8 @@ class W2SPipeline:
                     f"evaluate needs predictions/{needed}.csv in {self.out}: run the earlier stages first."
                 )
         tracked = [TrackerHook(self.accelerator), *self.extra_hooks]
-        hooks = [TrackerHook(self.accelerator), JsonResultsHook(folder.results), TableHook(), *self.extra_hooks]
+        hooks = [TrackerHook(self.accelerator), JsonResultsHook(folder.results),
+                 *([TableHook()] if self.print_table else []), *self.extra_hooks]
         if self.config.run.plot:
             hooks.append(PlotHook(folder.plot))
         run = self.config.run
