@@ -234,7 +234,7 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
         bias = unwrapped.heads.bias.detach().double().cpu().numpy() - x_mean @ weight
         return MixtureHead(weight, bias, unwrapped.theta.detach().double().cpu().numpy(), T.shape[1])
 
-    stopper = _Plateau(patience if patience is not None else epochs + 1)
+    stopper = _Plateau(patience if patience is not None else epochs + 1, overshoot_guard=True)
     history: list[dict[str, float]] = []
     best_state, epoch = None, 0
     for epoch in range(epochs):
