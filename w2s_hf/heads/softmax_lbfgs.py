@@ -2,17 +2,18 @@
 
 One softmax head on standardised features is a smooth problem that quasi-Newton steps solve in tens
 of iterations (the forward-KL / cross-entropy loss is convex in the weights), where full-batch AdamW
-needed hundreds of epochs and overshoots on the way. Each L-BFGS iteration (strong-Wolfe line search)
-evaluates the mean loss over all rows: every process sums its rows' loss and gradient and the sums
-are all-reduced in float64 (`distributed.sum_arrays`), so all processes take the same steps and N
-processes follow one to the order of the sums.
+needed hundreds of epochs and overshoots on the way. The solver is scipy's L-BFGS-B (the one scikit-
+learn's `lbfgs` uses) on a loss and gradient from torch autograd (any loss of `heads.losses`): every
+process sums its rows' loss and gradient and the sums are all-reduced in float64
+(`distributed.sum_arrays`), so all processes take the same steps and N processes follow one to the
+order of the sums. torch runs on one thread here (a short op's thread barrier stalls on a busy machine).
 
 As with the AdamW heads, the validation loss (all processes' selection rows) is measured after every
 iteration and the best iterate is kept: on gold one-hot labels with more features than rows the
 optimum is at infinity (separable data), and the kept iterate is then the early-stopped one. The
 run ends when the training loss changes by less than a relative `tol` (converged), after `patience`
-iterations without a validation improvement (no overshoot to mistake for convergence: L-BFGS steps
-never increase the training loss), or after `max_iter` iterations. `weight_decay` is an L2 penalty
+iterations without a validation improvement (no overshoot to mistake for convergence: line-searched
+L-BFGS steps never increase the training loss), or after `max_iter` iterations. `weight_decay` is an L2 penalty
 (weight_decay / 2) ||W||^2 on the weights in standardised coordinates.
 """
 
@@ -46,17 +47,21 @@ def fit_softmax_lbfgs(X: np.ndarray, T: np.ndarray, X_val: np.ndarray, T_val: np
     W = torch.zeros(d, c, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(c, dtype=torch.float64, requires_grad=True)
 
-    def closure() -> torch.Tensor:
-        """Mean training loss over all processes; W.grad and b.grad hold its all-reduced gradient."""
+    def set_params(theta: np.ndarray) -> None:
+        with torch.no_grad():
+            W.copy_(torch.from_numpy(theta[: d * c].reshape(d, c)))
+            b.copy_(torch.from_numpy(theta[d * c :]))
+
+    def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Mean training loss over all processes and its gradient (all-reduced in float64)."""
+        set_params(theta)
         W.grad, b.grad = None, None
         local = loss_fn(torch.log_softmax(Xs @ W + b, dim=1), Tt).sum()
         local.backward()
         total, gW, gb = sum_arrays(accelerator, [local.detach().numpy().reshape(1), W.grad.numpy(), b.grad.numpy()])
-        with torch.no_grad():
-            W.grad.copy_(torch.from_numpy(gW / n_total) + weight_decay * W)
-            b.grad.copy_(torch.from_numpy(gb / n_total))
-        penalty = 0.5 * weight_decay * float((W.detach() ** 2).sum())
-        return torch.tensor(total[0] / n_total + penalty, dtype=torch.float64)
+        w = theta[: d * c]
+        loss = total[0] / n_total + 0.5 * weight_decay * float(w @ w)
+        return loss, np.concatenate([gW.ravel() / n_total + weight_decay * w, gb / n_total])
 
     def fold() -> MixtureHead:
         weight = scale[:, None] * W.detach().numpy()
@@ -67,34 +72,45 @@ def fit_softmax_lbfgs(X: np.ndarray, T: np.ndarray, X_val: np.ndarray, T_val: np
             local = loss_fn(torch.log_softmax(Xv @ W + b, dim=1), Tv).sum()
         return float(sum_arrays(accelerator, [local.numpy().reshape(1)])[0][0] / n_val)
 
-    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=1, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-12, tolerance_change=1e-14)
-    best = {"val": val_loss(), "iteration": 0, "state": (W.detach().clone(), b.detach().clone())}
-    reference = best["val"]  # the last validation loss that counted as an improvement (relative 1e-4)
-    # step() returns the loss where it starts: the training loss of iterate `it` comes from the step after it
-    history, bad, stop, it = [], 0, "max_iter", 0
-    train = float(opt.step(closure))
-    for it in range(1, max_iter + 1):
+    theta = np.zeros(d * c + c)
+    best = {"val": val_loss(), "iteration": 0, "theta": theta}
+    state = {"reference": best["val"], "bad": 0, "it": 0, "stop": "max_iter"}
+    history: list[dict[str, float]] = []
+
+    def callback(intermediate_result: Any) -> None:
+        """Once per iteration, at the accepted point: validation loss, best iterate, patience."""
+        state["it"] += 1
+        set_params(intermediate_result.x)
         val = val_loss()
+        history.append({"epoch": state["it"] - 1, "train": float(intermediate_result.fun), "val": val})
         if on_eval is not None:
-            on_eval(it, fold())
+            on_eval(state["it"], fold())
         if val < best["val"]:
-            best.update(val=val, iteration=it, state=(W.detach().clone(), b.detach().clone()))
-        if val < reference * (1 - 1e-4):
-            reference, bad = val, 0
+            best.update(val=val, iteration=state["it"], theta=intermediate_result.x.copy())
+        if val < state["reference"] * (1 - 1e-4):
+            state["reference"], state["bad"] = val, 0
         else:
-            bad += 1
-        previous, train = train, float(opt.step(closure))
-        history.append({"epoch": it - 1, "train": train, "val": val})
-        if abs(previous - train) <= tol * max(abs(train), 1.0):
-            stop = "converged"
-            break
-        if patience is not None and bad >= patience:
-            stop = "patience"
-            break
-    with torch.no_grad():
-        W.copy_(best["state"][0])
-        b.copy_(best["state"][1])
+            state["bad"] += 1
+        if patience is not None and state["bad"] >= patience:
+            state["stop"] = "patience"
+            raise StopIteration
+
+    from scipy.optimize import minimize
+
+    # torch's intra-op threads wait at a barrier after every short op: on a busy machine one thread
+    # measured 2x faster than two (docs/performance_notes.md); the result does not depend on it
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = minimize(fun, theta, jac=True, method="L-BFGS-B", callback=callback,
+                          options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 20})
+    finally:
+        torch.set_num_threads(threads)
+    if state["stop"] == "max_iter" and result.status == 0:
+        state["stop"] = "converged"
+    set_params(best["theta"])
+    it = state["it"]
+    stop = state["stop"]
     module = KHeadMixture(d, c, 1).double()
     with torch.no_grad():
         module.heads.weight.copy_(W.T)
