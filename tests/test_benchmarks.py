@@ -113,7 +113,7 @@ def test_bench_kheads_runs_and_two_processes_match_one():
     """Tiny problem: a row per k with the bare loop beside it, the 2-process student equal to the
     1-process one, and the scikit-learn comparison at k = 1."""
     out = _run([str(BENCH / "bench_kheads.py"), "--n", "2000", "--d", "16", "--epochs", "5", "--sklearn_epochs",
-                "200", "--ks", "1", "3", "--threads", "1"]).stdout
+                "200", "--ks", "1", "3", "--threads", "1", "--repeats", "1"]).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith('{"k"')]
     assert [r["k"] for r in rows] == [1, 3]
     for r in rows:
@@ -121,6 +121,7 @@ def test_bench_kheads_runs_and_two_processes_match_one():
         assert r["max_abs_diff_vs_1proc"] < 1e-10
     sk = next(json.loads(line)["sklearn_vs_k1"] for line in out.splitlines() if "sklearn_vs_k1" in line)
     assert sk["sklearn_val_loss"] > 0 and sk["ours_best_val_loss"] < 1.5 * sk["sklearn_val_loss"]
+    assert sk["lbfgs_val_loss"] <= sk["sklearn_val_loss"] * (1 + 1e-6)  # the exact solver: at least as good
 
 
 def test_bench_predictors_sums_a_sweeps_run_timings_and_times_synthetic_shapes(tmp_path):

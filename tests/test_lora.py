@@ -87,6 +87,21 @@ def test_step0_is_the_linear_student_and_the_adapter_trains(family):
     assert end == pytest.approx(fit.best_val_error, rel=1e-5)
 
 
+def test_lora_log_says_what_comes_first_and_no_nan_loss_at_step0(tiny_bert, caplog):
+    import logging
+
+    from w2s_hf.heads import fit_exact
+
+    texts, X, Y = _problem(tiny_bert, "bert")
+    student = _student(tiny_bert, "bert", fit_exact(X[:64], Y[:64], ridge=1e-3))
+    with caplog.at_level(logging.INFO, logger="w2s_hf.heads.lora"):
+        _fit(student, texts, Y, epochs=1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lora")]
+    assert lines[0].startswith("lora: tokenizing 64 training and") and "steps in 1 epochs" in lines[1]
+    assert lines[2].startswith("lora step 0/") and "starting head" in lines[2]
+    assert not any("nan" in line for line in lines) and "train loss" in lines[3]
+
+
 def test_frozen_features_from_the_disabled_adapter_match_the_cache_and_reload(tmp_path, tiny_bert):
     from w2s_hf.features.encoder import FrozenEncoder
     from w2s_hf.heads import fit_exact

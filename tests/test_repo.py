@@ -19,8 +19,8 @@ def _readme_commands() -> list[str]:
 
 def test_readme_opens_with_exactly_two_commands():
     main_cmd, test_cmd = _readme_commands()
-    assert "w2s run --accelerate_config accelerate_configs/" in main_cmd
-    assert (REPO / re.search(r"--accelerate_config (\S+)", main_cmd).group(1)).is_file()
+    assert "accelerate launch --config_file accelerate_configs/" in main_cmd and "scripts/train_w2s.py" in main_cmd
+    assert (REPO / re.search(r"--config_file (\S+)", main_cmd).group(1)).is_file()
     assert "torch==2.13.0" in main_cmd and "torch==2.13.0" in test_cmd
     assert "pytest" in test_cmd
     for cmd in (main_cmd, test_cmd):

@@ -34,11 +34,13 @@ def _sweep_config(essays, tiny_bert, tiny_gpt2, out, **extra):
     })
 
 
-def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, tmp_path):
+def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, tmp_path, capsys):
     from w2s_hf.experiments.sweep import CSV_COLUMNS, PREDICTOR_COLUMNS, run_sweep
+    from w2s_hf.experiments.sweep_report import format_sweep_summary
 
     config = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "sweep", swap_roles=True)
     summary = run_sweep(config)
+    assert "predicted_w2s_error" not in capsys.readouterr().out  # no decomposition table per run (18 of them)
     with open(tmp_path / "sweep" / "sweep.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == CSV_COLUMNS + PREDICTOR_COLUMNS
@@ -81,6 +83,11 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
     assert fit["w2s_ridge"]["median"] == pytest.approx(float(np.median(ridges)))
     assert fit["w2s_ridge"]["matches_theorem"] == all(r == 0 for r in ridges)
     assert all("w2s_ridge" in f for f in saved["fit"]["per_target"].values())
+    # the console summary: one line per (weak model, target), the slope with its interval
+    text = format_sweep_summary(saved, tmp_path / "sweep" / "sweep.csv")
+    lo, hi = fit["ci"]["slope"]
+    assert f"slope {fit['slope']:.3f} (95% interval [{lo:.3f}, {hi:.3f}])" in text
+    assert sum(line.startswith(("bert@L1 ", "bert@L3 ", "gpt2-L1 ")) for line in text.splitlines()) == 3 * 2
     assert "row id" in saved["bootstrap"]["resampling_unit"] and saved["bootstrap"]["seed"] == 0
     assert set(saved["fit"]["per_target"]) == set(TARGETS)
     assert set(saved["selection"]["mean_regret"]) == {"predicted_w2s_error", "lowest_weak_error", "largest_misfit"}

@@ -16,7 +16,6 @@ swap_roles, eval_split, name); flags given here override the YAML file's values,
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -33,10 +32,10 @@ def parse(argv: list[str] | None = None):
     from w2s_hf.config.sweep import SWEEP_CLASSES, SweepConfig
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--config" not in argv:
-        raise ConfigError("sweep.py needs --config sweep.yaml (see scripts/configs/sweep/).")
+    if "--config" not in argv and not {"-h", "--help"} & set(argv):
+        raise ConfigError("w2s sweep needs --config sweep.yaml (see scripts/configs/sweep/).")
     source = argv[argv.index("--config") + 1] if argv.index("--config") + 1 < len(argv) else "--config"
-    parts = W2SArgumentParser(SWEEP_CLASSES).parse_args_and_config(argv)
+    parts = W2SArgumentParser(SWEEP_CLASSES, prog="w2s sweep").parse_args_and_config(argv)
     values = {k: v for part in parts for k, v in dataclasses.asdict(part).items()}
     return SweepConfig.from_dict(values, source=source)
 
@@ -70,20 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         # run can abort ("terminate called without an active exception")
         accelerator.end_training()
     if accelerator.is_main_process:
-        fit = summary["fit"]["all"]
-        print(
-            json.dumps(
-                {
-                    "n_runs": summary["n_runs"],
-                    "slope": fit["slope"],
-                    "r2": fit["r2"],
-                    "mean_residual": summary["mean_residual"],
-                    "mean_regret": summary["selection"]["mean_regret"],
-                    "strongest_by_val_ceiling": summary["ceiling_error_val"]["strongest"],
-                },
-                indent=2,
-            )
-        )
+        from w2s_hf.experiments.sweep_report import format_sweep_summary
+
+        print("\n" + format_sweep_summary(summary, Path(config.output_dir) / "sweep.csv"))
         print(f"wrote {Path(config.output_dir) / 'sweep.csv'}, sweep.json, misfit_vs_gain.png")
     return 0
 

@@ -54,7 +54,6 @@ def parse_config(argv: list[str] | None = None, prog: str | None = None) -> W2SC
 
 
 def __getattr__(name: str) -> Any:
-    # the parser imports transformers (HfArgumentParser): loaded on first use
     if name == "W2SArgumentParser":
         from .parser import W2SArgumentParser
 

@@ -17,9 +17,8 @@ import types
 from pathlib import Path
 from typing import Any
 
-from transformers import HfArgumentParser
-
 from ..errors import ConfigError
+from .dataclass_args import DataclassArgumentParser
 
 
 def _hint(key: str, known: set[str], flag: bool = False) -> str:
@@ -108,8 +107,8 @@ def check_types(values: dict[str, Any], dataclass_types, path: str) -> None:
                 raise ConfigError(f"Config file {path!r}: {f.name}: {value!r} is not a valid {kind.__name__}.")
 
 
-class W2SArgumentParser(HfArgumentParser):
-    """`HfArgumentParser` with `--config file.yaml` and did-you-mean errors for unknown keys."""
+class W2SArgumentParser(DataclassArgumentParser):
+    """A dataclass parser (flags as `HfArgumentParser` reads them), `--config file.yaml`, did-you-mean errors."""
 
     def _describe_flags(self, yaml_config: bool) -> None:
         """What `--help` shows beyond the fields: `--config`, and `--no_<key>` said as what it does."""

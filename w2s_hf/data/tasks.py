@@ -39,17 +39,15 @@ from w2s_hf.data.labels import (
     threshold_labels,
 )
 from w2s_hf.data.prompts import TEMPLATE_COLUMN, render_template
-from w2s_hf.data.rows import PAIR_COLUMN, SPLIT_NAMES
+from w2s_hf.data.rows import INPUT_KINDS, PAIR_COLUMN, SPLIT_NAMES
 from w2s_hf.data.sources import BUILTIN_TASKS, ELLIPSE_RUBRICS, TaskSpec, builtin_file, read_table
-from w2s_hf.data.splits import SPLIT_METHODS, make_splits
+from w2s_hf.data.splits import SPLIT_CHOICES, make_splits, resolve_split
 from w2s_hf.data.suite import SUITE, suite_frame
 
 if TYPE_CHECKING:
     import datasets
 
 logger = logging.getLogger("w2s_hf.data")
-
-INPUT_KINDS = ("text", "smiles")
 
 
 @dataclass
@@ -138,7 +136,8 @@ def load_task(
             `BUILTIN_TASKS`), a path to a CSV/TSV/JSON(-lines)/parquet file, or any task name when
             `path` gives the file. A file with the ELLIPSE header loads as `ellipse` when no columns
             are given.
-        split: "random" or "scaffold" (Bemis–Murcko groups; SMILES tasks only). 80/10/10.
+        split: "random", "scaffold" (Bemis–Murcko groups; SMILES tasks only) or "auto" (scaffold for
+            SMILES, random for text). 80/10/10.
         seed: any int; the split is a pure function of (file contents, split, seed, weak_fraction).
         targets: subset of a built-in task's targets (e.g. two ELLIPSE rubrics); for your own file, an
             alias of `target_columns` (or a subset of them when both are given).
@@ -235,10 +234,10 @@ def load_task(
     classify = task_type == "classification"
     if classify and len(chosen) != 1:
         raise ValueError(f"task_type='classification' takes one label column; task {name!r} has targets {chosen}: "
-                         "pass label_column=...")
+                         "pass --label_column (Python: label_column=...)")
     if classify and threshold is None and spec.dedup:
-        raise ValueError(f"task {name!r} has a continuous target ({chosen[0]}): pass threshold=... to classify "
-                         "it into <t / >=t")
+        raise ValueError(f"task {name!r} has a continuous target ({chosen[0]}): pass --threshold T (Python: "
+                         "threshold=T) to classify it into <t / >=t")
     data = _parse(frame, spec, chosen, file, as_labels=classify and threshold is None)
     if pair_column is not None:  # a text pair per row: (input, pair) travel together from here on
         require_columns(frame, [pair_column], file, "pair", "pair_column")
@@ -247,17 +246,20 @@ def load_task(
                                 f"{spec.input_kind}; pass input_kind='text'", path=file)
         data.inputs = list(zip(data.inputs, parse_inputs(frame, pair_column, file, spec.input_kind)))
 
+    split = resolve_split(split, spec.input_kind)
     # with the dataset's own splits (a split map, a suite task) the split argument does not apply
     if split == "scaffold" and spec.input_kind != "smiles" and SPLIT_COLUMN not in frame.columns:
         raise TaskDataError(
-            f"{file}: split='scaffold' needs SMILES input but task {name!r} is text; use split='random'.", path=file
+            f"{file}: a scaffold split needs SMILES input but task {name!r} is text; use --split random or "
+            "--split auto (Python: split='random').", path=file
         )
     scaffolds = None
     if spec.input_kind == "smiles":
-        mols, data = _check_smiles(data, spec.input_column, file, drop_invalid)
-        mols, data = _merge_duplicates(mols, data, spec, file)
-        if split == "scaffold":
-            scaffolds = chem.murcko_scaffolds(mols)
+        # One streaming RDKit pass: strings kept, molecules dropped (memory flat in rows).
+        canon, scaffolds, data = _check_smiles(data, spec.input_column, file, drop_invalid, split == "scaffold")
+        keep, data = _merge_duplicates(canon, data, spec, file)
+        if scaffolds is not None and keep is not None:
+            scaffolds = [scaffolds[i] for i in keep]
     require_unique_ids(data.ids, data.rows.tolist(), file, spec.id_column or "(row numbers)")
 
     where = f"{file} (task {name!r}, seed {seed})"
@@ -303,8 +305,8 @@ def load_task(
 
 
 def _check_arguments(split: str, seed: int, weak_fraction: float, input_kind: str | None) -> None:
-    if split not in SPLIT_METHODS:
-        raise ValueError(f"split must be one of {SPLIT_METHODS}, got {split!r}")
+    if split not in SPLIT_CHOICES:
+        raise ValueError(f"split must be one of {SPLIT_CHOICES}, got {split!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an int, got {seed!r}")
     if not isinstance(weak_fraction, (int, float)) or not 0.0 < weak_fraction < 1.0:
@@ -362,7 +364,8 @@ def _resolve(name_or_path, path, input_column, target_columns, id_column, target
         if extra:
             raise ValueError(
                 f"{', '.join(extra)} describe your own file; built-in task {spec.name!r} has fixed columns. "
-                f"Use targets= to choose among {list(spec.targets)}, or give your file a different task name."
+                f"Use --targets (Python: targets=) to choose among {list(spec.targets)}, or give your file a "
+                "different task name."
             )
         return spec, builtin_file(spec, path), spec.name
     if path is not None:
@@ -385,7 +388,8 @@ def _custom_spec(name, frame, file, input_column, target_columns, targets, id_co
     target_cols = list(target_columns) if target_columns is not None else (list(targets) if targets else None)
     if input_column is None or not target_cols:
         raise TaskDataError(
-            f"{file}: say which columns to use: input_column=... and target_columns=[...]. "
+            f"{file}: say which columns to use: --input_column and --target_columns "
+            "(Python: input_column=..., target_columns=[...]). "
             f"Available columns: {', '.join(repr(c) for c in frame.columns)}",
             path=file,
         )
@@ -402,7 +406,8 @@ def _custom_spec(name, frame, file, input_column, target_columns, targets, id_co
         sample = frame[input_column].astype(str).head(1000)
         no_space = bool(len(sample)) and not sample.str.strip().str.contains(r"\s").any()
         input_kind = "smiles" if "smiles" in input_column.lower() or no_space else "text"
-        logger.info("%s: input column %r taken as %s (pass input_kind= to override)", file, input_column, input_kind)
+        logger.info("%s: input column %r taken as %s (override with --input_kind, Python: input_kind=)", file,
+                    input_column, input_kind)
     return TaskSpec(
         name=name,
         input_kind=input_kind,
@@ -442,46 +447,48 @@ def _parse(frame: pd.DataFrame, spec: TaskSpec, chosen: list[str], file: Path, a
     return _Rows(ids=ids, inputs=inputs, targets=values, rows=np.arange(1, len(frame) + 1))
 
 
-def _check_smiles(data: _Rows, column: str, file: Path, drop_invalid: bool):
-    mols = chem.parse_smiles(data.inputs)
-    bad = np.array([m is None for m in mols])
-    if not bad.any():
-        return mols, data
-    where = format_rows(data.rows[bad].tolist(), [s for s, b in zip(data.inputs, bad) if b])
+def _check_smiles(data: _Rows, column: str, file: Path, drop_invalid: bool, scaffolds: bool):
+    """(canonical SMILES, scaffolds or None, rows) of the parsable rows; unparsable ones fail or are dropped."""
+    bad, canon, scaffold = chem.smiles_keys(data.inputs, scaffolds=scaffolds, stop_at_bad=not drop_invalid)
+    if not bad:
+        return canon, scaffold, data
+    where = format_rows(data.rows[bad].tolist(), [data.inputs[i] for i in bad])
     if not drop_invalid:
+        checked = len(canon)
+        unchecked = (f" (the check stops at the first bad rows: rows {int(data.rows[checked - 1]) + 1}.."
+                     f"{int(data.rows[-1])} are not checked yet)") if checked < len(data.ids) else ""
         raise TaskDataError(
-            f"{file}: column {column!r} has SMILES that RDKit cannot parse in {where}. Fix them, or pass "
-            "drop_invalid=True to drop these rows.",
+            f"{file}: column {column!r} has SMILES that RDKit cannot parse in {where}{unchecked}. Fix them, "
+            "or drop these rows with --drop_invalid (Python: drop_invalid=True).",
             path=file,
             column=column,
             rows=data.rows[bad].tolist(),
         )
-    logger.warning("%s: dropped %d rows with invalid SMILES in column %r (%s)", file, int(bad.sum()), column, where)
-    keep = np.flatnonzero(~bad)
-    return [mols[i] for i in keep], data.take(keep)
+    logger.warning("%s: dropped %d rows with invalid SMILES in column %r (%s)", file, len(bad), column, where)
+    keep = np.setdiff1d(np.arange(len(canon)), bad)
+    return ([canon[i] for i in keep], None if scaffold is None else [scaffold[i] for i in keep], data.take(keep))
 
 
-def _merge_duplicates(mols: list, data: _Rows, spec: TaskSpec, file: Path):
+def _merge_duplicates(canon: list[str], data: _Rows, spec: TaskSpec, file: Path):
     """Built-in sets: one row per canonical SMILES (first id/SMILES kept, targets averaged).
 
-    A user's file is left as it is (the user decides), but repeated molecules are reported because
-    they can sit on both sides of a random split.
+    Returns (kept positions or None when all are kept, rows). A user's file is left as it is (the user
+    decides), but repeated molecules are reported because they can sit on both sides of a random split.
     """
-    canon = chem.canonical_smiles(mols)
     first: dict[str, int] = {}
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(canon):
         groups.setdefault(first.setdefault(c, i), []).append(i)
     repeated = [g for g in groups.values() if len(g) > 1]
     if not repeated:
-        return mols, data
+        return None, data
     if not spec.dedup:
         rows = [int(data.rows[g[1]]) for g in repeated]
         logger.warning(
             "%s: %d molecules appear more than once (same canonical SMILES), repeats in %s",
             file, len(repeated), format_rows(rows),
         )
-        return mols, data
+        return None, data
     keep = np.array(sorted(groups), dtype=np.int64)
     merged = data.take(keep)
     conflicts = 0
@@ -496,7 +503,7 @@ def _merge_duplicates(mols: list, data: _Rows, spec: TaskSpec, file: Path):
         "%s: merged %d repeated molecules (%d with different targets, averaged): %d rows -> %d",
         spec.name, len(repeated), conflicts, len(data.ids), len(keep),
     )
-    return [mols[i] for i in keep], merged
+    return keep, merged
 
 
 def _to_dataset_dict(data: _Rows, positions: dict[str, np.ndarray], targets: list[str]):

@@ -55,6 +55,8 @@ class Divergence:
     extras: Callable[..., dict[str, Any]] | None = None
     # phi's points and gradients (the residual split); None: the divergence is not Bregman, no split
     bregman: BregmanMap | None = None
+    # what the errors and the misfit are, for axis labels (plots) and table headers
+    label: str = "divergence"
 
 
 def _same_shape(pred: np.ndarray, pred_name: str, target: np.ndarray, target_name: str) -> None:
@@ -69,7 +71,8 @@ _SQUARED_MAP = BregmanMap(
     label_point=lambda y, pred: y[:, :, None],
     weight=np.ones_like,
 )
-SQUARED = Divergence("squared", lambda pred, target: (pred - target) ** 2, _same_shape, bregman=_SQUARED_MAP)
+SQUARED = Divergence("squared", lambda pred, target: (pred - target) ** 2, _same_shape, bregman=_SQUARED_MAP,
+                     label="mean squared error")
 
 
 def _kl(logits: bool, binary: bool = False) -> Divergence:
@@ -94,6 +97,8 @@ def _kl(logits: bool, binary: bool = False) -> Divergence:
             label_point=lambda y, pred: c.label_probs(y, pred, logits=logits)[:, None, :],
             weight=c.clip_probs,
         ),
+        # errors are KL(gold || model), the cross-entropy minus the labels' entropy (0 for one-hot labels)
+        label="errors: cross-entropy, misfit: KL (nats)",
     )
 
 

@@ -75,7 +75,8 @@ def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
         fitted = fit_classifier(pipeline.rows(role, "w2s_train"), pipeline.training_targets("gold", "w2s_train"),
                                 X_val, pipeline.training_targets("gold", "val"), loss=pipeline.kind.gold_loss,
                                 epochs=cfg.max_epochs(True),
-                                lr=cfg.lr, patience=cfg.patience, seed=pipeline.config.run.seed)
+                                lr=cfg.lr, patience=cfg.patience, seed=pipeline.config.run.seed,
+                                solver="lbfgs" if cfg.solver == "exact" else "adamw")
         return {"mean": fitted.best_val_loss, pipeline.targets[0]: fitted.best_val_loss}
     head, _ = fit_ridge(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"], X_val, y_val)
     err = np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2, axis=0)
@@ -164,7 +165,8 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
         run = config.run_config(weak, strong, seed, folder, budget=budget, fold=fold)
         if (seed, fold) not in tasks:
             tasks[(seed, fold)] = load_task(config.task, **run.task.load_kwargs())
-        pipeline = W2SPipeline(run, accelerator=accelerator, task=tasks[(seed, fold)])
+        # one compact summary at the end (sweep_report.py), not a decomposition table per run
+        pipeline = W2SPipeline(run, accelerator=accelerator, task=tasks[(seed, fold)], print_table=False)
         runs.append(pipeline.run())
         split = "test" if fold is not None else config.eval_split
         evals.append(_eval_rows(pipeline, split))

@@ -35,11 +35,13 @@ import torch
 
 from ..progress import quiet_library_bars
 from .cache import FeatureCache, fingerprint_texts, make_fingerprint
+from .hub import pooler_kwargs
 from .layers import LayerReader
 from .packaged import resolve_model_source
 from .pooling import check_pooling, pool
 from .prompts import check_inputs, input_key, require_chat_template, tokenize_inputs
 from .sharding import Processes, cached_extract
+from .tokens import tokenize_table
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +201,7 @@ class FrozenEncoder:
 
     # ---- extraction -------------------------------------------------------------------------
     def _extract(self, texts, layers, caches, procs, overwrite, show_progress) -> dict[int, np.ndarray]:
-        ids, type_ids, lengths = self._tokenize(texts)
+        ids, type_ids, lengths = self._tokenize(texts, show_progress and procs.is_main)
         # The batches are planned once over all rows (longest first: the first batch shows OOM early)
         # and dealt whole to shards and processes, so a row always has the same batch-mates and the
         # same padding: the features are bitwise the same for any number of processes.
@@ -252,10 +254,24 @@ class FrozenEncoder:
         # A shard is the unit of resumption: ~10 s of work on two CPU cores for a MiniLM-sized model.
         return DEFAULT_SHARD_TOKENS[self._device_type(procs) == "cuda"]
 
-    def _tokenize(self, texts: list) -> tuple[list[list[int]], list[list[int]] | None, np.ndarray]:
+    def _tokenize(self, texts: list, show_progress: bool = False) -> tuple[Any, Any, np.ndarray]:
+        """(ids, type ids or None, lengths): row r's ids are ids[r]. Plain texts under right truncation go in
+        chunks with a progress bar, long ones cut before tokenizing (tokens.py; the ids are those of the whole
+        text, truncated). Chat-formatted texts, text pairs and left truncation (last-token pooling keeps a
+        text's end) go through prompts.py whole."""
         tok = self._load_tokenizer()
-        ids, type_ids = tokenize_inputs(tok, texts, self._effective_max_length(), chat=self.chat_template)
-        lengths = np.fromiter((len(seq) for seq in ids), dtype=np.int64, count=len(ids))
+        plain = not self.chat_template and getattr(tok, "truncation_side", "right") == "right" and all(
+            isinstance(t, str) for t in texts)
+        if plain:
+            from tqdm.auto import tqdm
+
+            with tqdm(total=len(texts), desc="tokenize", unit="row", disable=not show_progress,
+                      dynamic_ncols=True) as bar:
+                table = tokenize_table(tok, texts, self._effective_max_length(), progress=bar.update)
+            ids, type_ids, lengths = table, table.types(), table.lengths
+        else:
+            ids, type_ids = tokenize_inputs(tok, texts, self._effective_max_length(), chat=self.chat_template)
+            lengths = np.fromiter((len(seq) for seq in ids), dtype=np.int64, count=len(ids))
         empty = np.flatnonzero(lengths == 0)
         if len(empty):
             raise ValueError(
@@ -317,9 +333,11 @@ class FrozenEncoder:
         # transformers renamed `torch_dtype` to `dtype` in 4.56; older versions would silently ignore `dtype`
         old = tuple(int(x) for x in transformers.__version__.split(".")[:2]) < (4, 56)
         placement = {"device_map": self.device_map} if self.device_map else {}
+        model_class = _auto_model_class(self.config)
         model = AutoModel.from_pretrained(
             self.source.path, trust_remote_code=self.trust_remote_code,
             **{"torch_dtype" if old else "dtype": _DTYPES[self.dtype]}, **placement,
+            **(pooler_kwargs(self.source.path, model_class) if model_class is not None else {}),
         )  # fmt: skip
         if getattr(model.config, "is_encoder_decoder", False):
             model = model.get_encoder()  # T5 / BART: the encoder's states represent the input
@@ -411,3 +429,13 @@ def _check_texts(texts: Sequence) -> list:
 def _data_fingerprint(texts: list) -> str:
     """The texts' fingerprint; a pair is keyed apart from any text (plain texts keep their old keys)."""
     return fingerprint_texts([input_key(t) for t in texts])
+
+
+def _auto_model_class(config: Any) -> type | None:
+    """The class `AutoModel` builds for `config` (None for remote code or an unknown model type)."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        return MODEL_MAPPING[type(config)]
+    except (KeyError, ValueError):
+        return None

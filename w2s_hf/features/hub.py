@@ -90,3 +90,43 @@ def _download(repo_id: str, revision: str | None, at: str) -> tuple[str, str]:
             f"{how_to_make_available(repo_id)}"
         ) from err
     return folder, str(info.sha)
+
+
+def checkpoint_keys(folder: str | os.PathLike) -> list[str] | None:
+    """Tensor names of a local safetensors checkpoint (one file or an index), None if not readable so."""
+    import json
+
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    try:
+        if index.is_file():
+            return list(json.loads(index.read_text()).get("weight_map", {}))
+        single = folder / "model.safetensors"
+        if not single.is_file():
+            return None
+        from safetensors import safe_open
+
+        with safe_open(str(single), "np") as handle:
+            return list(handle.keys())
+    except (OSError, ValueError):
+        return None
+
+
+def pooler_kwargs(folder: str | os.PathLike, model_class: type) -> dict[str, bool]:
+    """{"add_pooling_layer": False} when `model_class` builds a pooler that the checkpoint lacks.
+
+    Features are read from hidden states, never from the pooler; an encoder saved without one (our
+    SMILES models, most MLM checkpoints) otherwise loads with a "pooler.dense.weight MISSING" report
+    that looks like a broken model. A checkpoint that has a pooler keeps it (else the report says
+    UNEXPECTED instead).
+    """
+    import inspect
+
+    try:
+        takes = "add_pooling_layer" in inspect.signature(model_class.__init__).parameters
+    except (TypeError, ValueError):
+        return {}
+    keys = checkpoint_keys(folder) if takes else None
+    if keys is None or any("pooler" in key.split(".") for key in keys):
+        return {}
+    return {"add_pooling_layer": False}

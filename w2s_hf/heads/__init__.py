@@ -4,12 +4,20 @@
     stats.py   `SufficientStats`: moments that add across chunks and processes
     ridge.py   Cholesky / eigendecomposition solves, `RidgePath` (every penalty from one eigh)
     fit.py     `gather_stats`, `fit_ridge`, `select_ridge`, `fit_exact`: how heads are fitted
+
+Names are loaded on first use: the config reads `registry`, `losses` and `lora`'s lists of choices,
+and importing those must not import scipy (the ridge solves) before `--help` is printed.
 """
 
-from .fit import fit_exact, fit_ridge, gather_stats, select_ridge
-from .linear import LinearHead, default_chunk_size
-from .ridge import RidgePath
-from .stats import SufficientStats
+from __future__ import annotations
 
-__all__ = ["LinearHead", "RidgePath", "SufficientStats", "default_chunk_size", "fit_exact", "fit_ridge",
-           "gather_stats", "select_ridge"]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "fit_exact": "fit", "fit_ridge": "fit", "gather_stats": "fit", "select_ridge": "fit",
+    "LinearHead": "linear", "default_chunk_size": "linear", "RidgePath": "ridge", "SufficientStats": "stats",
+}
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -62,15 +62,26 @@ def fit_adamw_head(req: FitRequest) -> tuple[Any, dict[str, Any]]:
 
 
 def fit_mixture_head(req: FitRequest) -> tuple[Any, dict[str, Any]]:
-    """A softmax head (k = 1) or the k-head mixture, full batch under DDP, best epoch on the selection rows."""
+    """A softmax head (k = 1) or the k-head mixture, full-batch AdamW under DDP, best epoch on the selection rows."""
+    return _fit_classifier(req, "adamw")
+
+
+def fit_softmax_head(req: FitRequest) -> tuple[Any, dict[str, Any]]:
+    """The `exact` classification solver: k = 1 by full-batch L-BFGS in float64 (all-reduced loss and gradient,
+    best iteration on the selection rows); a mixture (k > 1, not convex) by full-batch AdamW."""
+    return _fit_classifier(req, "lbfgs" if req.k == 1 else "adamw")
+
+
+def _fit_classifier(req: FitRequest, solver: str) -> tuple[Any, dict[str, Any]]:
     from .mixture import fit_classifier
 
     cfg = req.head
     fitted = fit_classifier(req.X, req.y, req.X_val, req.y_val, k=req.k, loss=req.loss, epochs=cfg.max_epochs(True),
                             lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience,
                             eval_every=cfg.eval_every or 1, seed=req.seed, accelerator=req.accelerator,
-                            on_eval=req.on_eval)
-    return fitted.head, {"solver": "adamw (full batch)", "k_heads": req.k, "loss": req.loss,
+                            solver=solver, on_eval=req.on_eval)
+    name = "lbfgs (full batch, float64)" if solver == "lbfgs" else "adamw (full batch)"
+    return fitted.head, {"solver": name, "k_heads": req.k, "loss": req.loss,
                          "best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs,
                          "stopped_early": fitted.stopped_early, "val_loss": fitted.best_val_loss}
 

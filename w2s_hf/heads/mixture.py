@@ -157,13 +157,14 @@ class FittedClassifier:
 def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int = 1, loss: str = "reverse_kl",
                    epochs: int = 500, lr: float = 0.05, weight_decay: float = 0.0, patience: int | None = None,
                    eval_every: int = 1, seed: int = 0, accelerator: Any = None, precondition: str = "standardize",
-                   dtype: torch.dtype | None = None,
+                   dtype: torch.dtype | None = None, solver: str = "adamw",
                    on_eval: Callable[[int, MixtureHead], None] | None = None) -> FittedClassifier:
     """Train a `KHeadMixture` on (n, c) target distributions (see the module docstring).
 
     X/targets and X_val/targets_val are this process's rows. Evaluations (every `eval_every` epochs)
     measure the loss on all processes' val rows; the best is kept, and training stops after
-    `patience` evaluations without a relative improvement of 1e-4 (None: never).
+    `patience` evaluations without a relative improvement of 1e-4 (None: never). `solver="lbfgs"` (k = 1
+    only): full-batch L-BFGS in float64 to the optimum (softmax_lbfgs.py), `epochs` its iterations, `lr` unused.
     """
     from ..arrays import check_labels
     from ..distributed import sum_arrays
@@ -175,6 +176,9 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
             raise ValueError(f"{name}={value} must be > 0.")
     if weight_decay < 0:
         raise ValueError(f"weight_decay={weight_decay} must be >= 0.")
+    if solver not in ("adamw", "lbfgs") or (solver == "lbfgs" and (k != 1 or precondition != "standardize")):
+        raise ValueError(f"solver={solver!r} must be 'adamw', or 'lbfgs' for k = 1 on standardised features.")
+
     def check_targets(t: np.ndarray, t_val: np.ndarray) -> None:
         for name, arr, x_name in (("targets", t, "X"), ("targets_val", t_val, "X_val")):
             if arr.ndim != 2:
@@ -202,6 +206,14 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     def mapped(A: np.ndarray) -> np.ndarray:
         return (A - x_mean) * scale if diagonal else (A - x_mean) @ x_map
 
+    if solver == "lbfgs":
+        from .softmax_lbfgs import fit_softmax_lbfgs
+
+        head, module, record = fit_softmax_lbfgs(
+            X, T, X_val, T_val, loss_fn=loss_fn, n_total=n_total, n_val=n_val, x_mean=x_mean, scale=scale,
+            accelerator=accelerator, max_iter=epochs, patience=patience, weight_decay=weight_decay, on_eval=on_eval)
+        return FittedClassifier(head, module, record["best_epoch"], record["val_loss"], record["epochs_run"],
+                                record["stopped_early"], record["history"])
     Xs, Xv, Tt, Tv = as_t(mapped(X)), as_t(mapped(X_val)), as_t(T), as_t(T_val)
     torch.manual_seed(seed)
     model = KHeadMixture(Xs.shape[1], T.shape[1], k).to(device=device, dtype=dtype)
@@ -222,7 +234,7 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
         bias = unwrapped.heads.bias.detach().double().cpu().numpy() - x_mean @ weight
         return MixtureHead(weight, bias, unwrapped.theta.detach().double().cpu().numpy(), T.shape[1])
 
-    stopper = Plateau(patience if patience is not None else epochs + 1)
+    stopper = Plateau(patience if patience is not None else epochs + 1, overshoot_guard=True)
     history: list[dict[str, float]] = []
     best_state, epoch = None, 0
     for epoch in range(epochs):

@@ -43,8 +43,8 @@ _BT = "w2s_hf.heads.bradley_terry:BradleyTerryHead"
 FITTERS: dict[tuple[str, str], Fitter] = {
     ("regression", "exact"): Fitter(f"{_F}:fit_exact_head", _LINEAR, "safetensors"),
     ("regression", "adamw"): Fitter(f"{_F}:fit_adamw_head", _LINEAR, "safetensors"),
-    # a softmax head (k = 1) is convex: "exact" and "adamw" both run the full-batch fit to its optimum
-    ("classification", "exact"): Fitter(f"{_F}:fit_mixture_head", _MIXTURE, "safetensors"),
+    # "exact": a softmax head (k = 1) by full-batch L-BFGS (a mixture, k > 1, by AdamW); "adamw": AdamW for any k
+    ("classification", "exact"): Fitter(f"{_F}:fit_softmax_head", _MIXTURE, "safetensors"),
     ("classification", "adamw"): Fitter(f"{_F}:fit_mixture_head", _MIXTURE, "safetensors"),
     # a Bradley-Terry head is a convex fit: "exact" and "adamw" both run the float64 Newton fit to its optimum
     ("preference", "exact"): Fitter(f"{_F}:fit_bradley_terry_head", _BT, "safetensors"),

@@ -6,7 +6,7 @@ every evaluation point (`on_evaluate`) and the final results dict (`on_end`):
     TrackerHook(accelerator)   scalars to the accelerate trackers (`report_to`, tensorboard by default)
     JsonResultsHook(path)      results.json, written atomically
     TableHook()                the decomposition table, printed at the end
-    PlotHook(path)             bar chart of weak / w2s / ceiling error and the misfit, per target
+    PlotHook(path)             bar chart of weak / w2s / ceiling error and the misfit, per target and student
 """
 
 from __future__ import annotations
@@ -236,7 +236,9 @@ class PlotHook(EvalHook):
     """Bar chart per split: weak / w2s / ceiling error and the misfit, grouped per target; saved atomically.
 
     The dashed tick on each w2s bar marks the predicted w2s error (weak error - misfit): the gap
-    between the tick and the bar top is the residual the theorem bounds.
+    between the tick and the bar top is the residual the theorem bounds. The y axis names the
+    divergence (squared error, or cross-entropy and KL for classification). A student outside the
+    theorem's class (a LoRA student) gets its own row of panels, titled as such.
     """
 
     COLORS: ClassVar[dict[str, str]] = {
@@ -252,31 +254,48 @@ class PlotHook(EvalHook):
         self.dpi = dpi
 
     def on_end(self, results: dict[str, Any]) -> None:
+        fig = self.figure(results)
+        if fig is None:
+            return
+        fmt = self.path.suffix.lstrip(".") or "png"
+        with atomic_path(self.path, suffix=self.path.suffix) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=self.dpi)
+
+    def figure(self, results: dict[str, Any]) -> Any:
+        """The matplotlib Figure of `results` (None when it has no split to draw)."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
         from matplotlib.figure import Figure
 
+        from ..decomposition.divergences import DIVERGENCES
+
         splits = results.get("splits") or {}
         names = [s for s in (self.splits or _ordered_splits(splits)) if s in splits]
         if not names:
-            return
-        fig = Figure(figsize=(max(4.5, 3.2 * len(names) + 0.8 * _n_groups(splits[names[0]])), 4.2))
-        axes = fig.subplots(1, len(names), squeeze=False)[0]
-        for ax, split in zip(axes, names):
-            self._draw(ax, split, splits[split])
-        axes[0].set_ylabel("mean squared error")
+            return None
+        rows = [("", splits)] + [(f"{name} ({block.get('kind')}, outside the theorem's class) ", block["splits"])
+                                 for name, block in (results.get("students") or {}).items()
+                                 if not block.get("covered_by_theorem", True)]
+        width = max(4.5, 3.2 * len(names) + 0.8 * _n_groups(splits[names[0]]))
+        fig = Figure(figsize=(width, 0.5 + 3.7 * len(rows)))
+        grid = fig.subplots(len(rows), len(names), squeeze=False)
+        divergence = DIVERGENCES.get(splits[names[0]].get("divergence", "squared"))
+        for axes, (prefix, blocks) in zip(grid, rows):
+            for ax, split in zip(axes, names):
+                if split in blocks:
+                    self._draw(ax, split, blocks[split], prefix)
+            axes[0].set_ylabel(divergence.label if divergence is not None else "error", fontsize=8)
+        axes = grid[0]
         found = dict(zip(*reversed(axes[0].get_legend_handles_labels())))
         order = [
             q for q in ("weak_error", "w2s_error", "predicted_w2s_error", "ceiling_error", "misfit") if q in found
         ]
         fig.legend([found[q] for q in order], order, loc="lower center", ncol=len(order), frameon=False, fontsize=8)
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
-        fmt = self.path.suffix.lstrip(".") or "png"
-        with atomic_path(self.path, suffix=self.path.suffix) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=self.dpi)
+        fig.tight_layout(rect=(0, 0.08 / len(rows), 1, 1))
+        return fig
 
-    def _draw(self, ax: Any, split: str, d: dict[str, Any]) -> None:
+    def _draw(self, ax: Any, split: str, d: dict[str, Any], prefix: str = "") -> None:
         per = d.get("per_target") or {}
         groups = {"mean": d} if len(per) <= 1 else {**per, "mean": d}
         bars = [q for q in ("weak_error", "w2s_error", "ceiling_error", "misfit") if d.get(q) is not None]
@@ -308,7 +327,7 @@ class PlotHook(EvalHook):
         ax.set_xticklabels(
             list(groups) if len(groups) > 1 else [""], rotation=30 if len(groups) > 3 else 0, fontsize=8
         )
-        ax.set_title(f"{split} (n={d.get('n', '?')})", fontsize=10)
+        ax.set_title(f"{prefix}{split} (n={d.get('n', '?')})", fontsize=10 if not prefix else 8)
 
 
 def _n_groups(d: dict[str, Any]) -> int:

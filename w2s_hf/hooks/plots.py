@@ -39,6 +39,24 @@ def plot_misfit_vs_gain(
 
     Returns the written PNG path. The file is written atomically (temporary file, then rename).
     """
+    fig = misfit_vs_gain_figure(rows, panel_key=panel_key, color_key=color_key, title=title, ncols=ncols)
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def misfit_vs_gain_figure(rows: Iterable[Mapping[str, Any]], *, panel_key: str = "panel",
+                          color_key: str = "weak_model", title: str | None = None, ncols: int = 3) -> Any:
+    """The figure of `plot_misfit_vs_gain`. The misfit axis starts at 0 (a divergence is never negative);
+    a long title is wrapped to the figure's width and kept inside it."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,28 +85,25 @@ def plot_misfit_vs_gain(
             pick = [str(r[color_key]) == name for r in members]
             if any(pick):
                 ax.scatter(x[pick], y[pick], s=22, color=cmap(idx % cmap.N), label=name, alpha=0.85, edgecolors="none")
-        lo = min(0.0, float(np.min(x)), float(np.min(y)))
-        hi = max(float(np.max(x)), float(np.max(y)))
-        pad = 0.05 * (hi - lo or 1.0)
-        grid = np.linspace(lo - pad, hi + pad, 2)
+        hi = max(float(np.max(x)), float(np.max(y)), 0.0)
+        pad = 0.05 * (hi - min(0.0, float(np.min(y))) or 1.0)
+        grid = np.linspace(0.0, hi + pad, 2)
         ax.plot(grid, grid, "k--", lw=1, label="y = x")
         slope, intercept, r2 = _fit(x, y)
         if np.isfinite(slope):
             ax.plot(grid, slope * grid + intercept, color="crimson", lw=1.2,
                     label=f"fit: slope {slope:.2f}, $R^2$ {r2:.2f}")
+        ax.set_xlim(0.0, hi + pad)
         ax.set_title(panel)
         ax.set_xlabel("misfit")
         ax.set_ylabel("gain (weak_error − w2s_error)")
         ax.legend(fontsize=6.5, loc="best")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    top = 1.0
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+        lines = textwrap.wrap(title, width=max(30, int(10 * 4.2 * ncols)))  # ~10 characters an inch at 11 pt
+        fig.suptitle("\n".join(lines), fontsize=11)
+        top = 1.0 - (0.06 + 0.045 * len(lines)) / nrows
+    fig.tight_layout(rect=(0, 0, 1, top))
+    return fig

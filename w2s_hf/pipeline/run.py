@@ -54,7 +54,8 @@ THEOREM_NOTE = (
 class W2SPipeline:
     """One weak-to-strong run. `run()` executes the selected stages and returns the results dict."""
 
-    def __init__(self, config: W2SConfig, accelerator=None, hooks: list | None = None, task=None):
+    def __init__(self, config: W2SConfig, accelerator=None, hooks: list | None = None, task=None,
+                 print_table: bool = True):
         from accelerate import Accelerator
 
         self.config = config
@@ -62,6 +63,7 @@ class W2SPipeline:
         self.folder = RunFolder(config.run.output_dir)
         self.out = self.folder.root
         self.extra_hooks = list(hooks or [])
+        self.print_table = print_table  # the decomposition table on the console (a sweep prints its own summary)
         self.timings: dict[str, float] = {}
         self._features: dict[str, np.ndarray] = {}
         self._heads: dict[str, Any] = {}
@@ -81,6 +83,10 @@ class W2SPipeline:
         # each model's content (Hub commit, or hash of its files), so an edited data file or weights
         # rewritten at the same path are a changed run, never a silent reuse.
         flat = config.to_dict()
+        # the split the task resolved ("auto" -> scaffold / random): a run keeps its identity whichever spelling
+        flat["split"] = self.task.split
+        if flat.get("input_kind") is None:  # unset: the guessed kind; runs from before the flag keep their identity
+            flat.pop("input_kind", None)
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
         _check_pairwise(self.kind, self._encoders, self.active)
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
@@ -262,7 +268,8 @@ class W2SPipeline:
         folder = self.folder
         if self._done("evaluate"):
             if self.is_main:
-                TableHook().on_end(folder.read_results())
+                if self.print_table:
+                    TableHook().on_end(folder.read_results())
             return
         preds = {s.name: self.load_predictions(s.name) for s in self.active if folder.predictions(s.name).exists()}
         students = [s for s in self.active if s.is_student]
@@ -272,7 +279,8 @@ class W2SPipeline:
                     f"evaluate needs predictions/{needed}.csv in {self.out}: run the earlier stages first."
                 )
         tracked = [TrackerHook(self.accelerator), *self.extra_hooks]
-        hooks = [TrackerHook(self.accelerator), JsonResultsHook(folder.results), TableHook(), *self.extra_hooks]
+        hooks = [TrackerHook(self.accelerator), JsonResultsHook(folder.results),
+                 *([TableHook()] if self.print_table else []), *self.extra_hooks]
         if self.config.run.plot:
             hooks.append(PlotHook(folder.plot))
         run = self.config.run

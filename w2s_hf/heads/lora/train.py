@@ -102,12 +102,18 @@ def train_lora(
         if labels.shape != (rows, student.n_outputs):
             raise ValueError(f"{name} has shape {tuple(labels.shape)}; the student predicts {student.n_outputs} "
                              f"columns for {rows} rows")
+    # Tokenizing and the step-0 evaluation take a while on a large split: say what comes first.
+    logger.info("lora: tokenizing %d training and %d evaluation rows", len(train_texts),
+                sum(len(t) for t in eval_texts.values()))
     tokens = student.tokenize(train_texts)
     lengths = tokens[2]
     eval_tokens = {s: student.tokenize(t) for s, t in eval_texts.items()}
     plans = [plan_epoch(lengths, token_budget, seed, e) for e in range(epochs)]
     total_steps = sum(len(p) for p in plans)
     eval_every = eval_every or len(plans[0])
+    logger.info("lora: %d steps in %d epochs (batches of <= %d tokens), evaluating every %d steps on %s; "
+                "step 0 (the starting head) first", total_steps, epochs, token_budget, eval_every,
+                ", ".join(eval_texts))
     warmup = max(1, int(warmup_fraction * total_steps))
     use_bf16 = mixed_precision == "bf16" or (mixed_precision == "auto" and device.type == "cuda")
 
@@ -138,8 +144,11 @@ def train_lora(
                         "train_loss": float(sums[0] / sums[1]) if sums[1] else math.nan,
                         "lr": float(optimizer.param_groups[0]["lr"])})
         train_sum, train_rows = 0.0, 0
-        logger.info("lora step %d/%d: %s error %.5f, train loss %.5f", step, total_steps, select_split, error,
-                    history[-1]["train_loss"])
+        if sums[1]:
+            logger.info("lora step %d/%d: %s error %.5f, train loss %.5f", step, total_steps, select_split, error,
+                        history[-1]["train_loss"])
+        else:  # step 0: no training step yet, so no training loss to report
+            logger.info("lora step %d/%d (the starting head): %s error %.5f", step, total_steps, select_split, error)
         if on_eval is not None:
             on_eval(step, preds)
         bad = 0 if error < best["error"] * (1 - 1e-4) else bad + 1
