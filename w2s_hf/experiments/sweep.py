@@ -30,6 +30,19 @@ CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "spl
 # classification sweeps add these (the KL decomposition's accuracies and forward misfit)
 CLASSIFICATION_COLUMNS = ("weak_accuracy", "w2s_accuracy", "ceiling_accuracy", "misfit_forward",
                           "residual_ceiling_as_truth", "k_heads")
+KL_TASK_TYPES = ("classification", "preference")  # decompositions with accuracies beside them
+
+
+def encoded_inputs(task: Any) -> list:
+    """What an encoder sees for `task`: its rows' inputs, or a preference task's distinct sides (the same list,
+    in the same order, as the pipeline extracts, so a warmed cache is a hit)."""
+    from ..data import TaskRows
+    from ..features.pairs import unique_sides
+
+    data = TaskRows.of(task)
+    if data.sides is None:
+        return data.canonical_texts
+    return unique_sides(data.sides["prompt"], data.sides["first"], data.sides["second"])[0]
 
 
 @dataclass
@@ -76,6 +89,8 @@ class SweepConfig:
     task_type: str = "regression"
     label_column: str | None = None
     threshold: float | None = None
+    pair_from_scores: str | None = None
+    pairs_per_item: int | None = None
     head: dict[str, Any] = field(default_factory=dict)
     swap_roles: bool = False
     cache_dir: str | None = None
@@ -137,6 +152,8 @@ class SweepConfig:
                 task_type=self.task_type,
                 label_column=self.label_column,
                 threshold=self.threshold,
+                pair_from_scores=self.pair_from_scores,
+                pairs_per_item=self.pairs_per_item,
             ),
             head=head,
             run=RunArguments(
@@ -173,6 +190,12 @@ def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
     from ..heads import fit_ridge
 
     X_val, y_val = pipeline.rows(role, "val"), pipeline.gold["val"]
+    if pipeline.kind.inputs == "pair_difference":  # preferences: a Bradley-Terry head's val binary cross-entropy
+        from ..heads.bradley_terry import fit_bradley_terry
+
+        _, info = fit_bradley_terry(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"], X_val, y_val,
+                                    loss=pipeline.kind.gold_loss)
+        return {"mean": info["val_loss"], pipeline.targets[0]: info["val_loss"]}
     if pipeline.classes is not None:
         from ..heads.mixture import fit_classifier
 
@@ -192,7 +215,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     from accelerate import Accelerator
 
     from ..atomic import atomic_path, write_json_atomic
-    from ..data import canonical_inputs, load_task
+    from ..data import load_task
     from ..decomposition.core import fit_gain_on_misfit
     from ..decomposition.selection import select_weak_model
     from ..hooks.plots import plot_misfit_vs_gain
@@ -206,7 +229,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
         )
         for seed in config.seeds
     }
-    _warm_cache(config, [config.strong, *config.weak_models], canonical_inputs(tasks[config.seeds[0]])[1], accelerator)
+    _warm_cache(config, [config.strong, *config.weak_models], encoded_inputs(tasks[config.seeds[0]]), accelerator)
 
     directions = [("normal", w, config.strong) for w in config.weak_models]
     if config.swap_roles:
@@ -229,7 +252,8 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
                     ceilings[strong.label][seed] = _ceiling_on_val(pipeline, "strong")
             block = res["splits"][config.eval_split]
             # classification has one target: its averaged extras are that target's
-            extras = {**block.get("extras", {}), "k_heads": config.head.get("k_heads", 1)} if pipeline.classes else {}
+            extras = ({**block.get("extras", {}), "k_heads": config.head.get("k_heads", 1)}
+                      if config.task_type in KL_TASK_TYPES else {})
             for target, values in block["per_target"].items():
                 rows.append(
                     {
@@ -247,7 +271,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
     if accelerator.is_main_process:
         with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
-            columns = CSV_COLUMNS + (CLASSIFICATION_COLUMNS if config.task_type == "classification" else ())
+            columns = CSV_COLUMNS + (CLASSIFICATION_COLUMNS if config.task_type in KL_TASK_TYPES else ())
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)

@@ -42,7 +42,8 @@ THEOREM_NOTE = (
 )
 # keys added with the preference kind and chat templates: inert at their defaults (older runs keep their identity)
 _ADDED_KEYS = {"weak_chat_template", "strong_chat_template", "weak_device_map", "strong_device_map", "dataset_config",
-               "dataset_revision", "data_files", "split_map", "template", "pair_column"}
+               "dataset_revision", "data_files", "split_map", "template", "pair_column",
+               "pair_from_scores", "pairs_per_item"}
 
 
 class W2SPipeline:
@@ -88,7 +89,7 @@ class W2SPipeline:
         from ..features import build_representation
 
         self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
-        _check_pairwise(self.kind, self._encoders, self.active)
+        _check_pairwise(self.kind, self.active)
         for spec in self.active:
             if spec.kind == "lora":  # target modules resolved on the meta device: no weights loaded
                 from ..heads.lora import check_lora_targets
@@ -113,8 +114,9 @@ class W2SPipeline:
                 from ..features.pairs import pair_difference
 
                 sides = self.data.sides
+                fit = {"fit_pairs": fit["fit_rows"]} if fit else {}  # a scaler fits on training pairs' sides
                 self._features[role] = pair_difference(encoder, sides["prompt"], sides["first"], sides["second"],
-                                                       **common)
+                                                       **common, **fit)
             else:
                 self._features[role] = encoder.encode(self.data.canonical_texts, **common, **fit)
         return self._features[role]
@@ -459,17 +461,14 @@ def _check_input_kinds(config: W2SConfig, task) -> None:
             )
 
 
-def _check_pairwise(kind, encoders: dict, active) -> None:
-    """Preference features are differences of two sides' features: no LoRA student, no row-fitted scaler."""
+def _check_pairwise(kind, active) -> None:
+    """Preference features are differences of two sides' features: no LoRA student (a row-fitted scaler such as
+    rdkit:descriptors fits on the sides of the training pairs: `w2s_hf.features.pairs.pair_difference`)."""
     if kind.inputs != "pair_difference":
         return
     lora = [s.name for s in active if s.kind == "lora"]
     if lora:
         raise ConfigError(f"task_type={kind.name} has no LoRA students yet (rows {lora}); use student=linear.")
-    for role, encoder in encoders.items():
-        if getattr(encoder, "fits_on_rows", False):
-            raise ConfigError(f"{role}_model scales features on training rows, which a pair's two sides do not "
-                              f"have; use a model or rdkit:morgan for task_type={kind.name}.")
 
 
 def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:
