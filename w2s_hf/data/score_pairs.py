@@ -13,8 +13,8 @@ a scaffold split, two scaffolds no training pair has seen).
 Drawing (`draw_pairs`): in each of `pairs_per_item` rounds every item of the split, in a seeded order,
 is paired with a partner drawn at random among the split's items with a DIFFERENT score (ties carry no
 preference and are skipped) and not yet paired with it. So every item is in at least `pairs_per_item`
-pairs (unless it has fewer untied partners: then with all of them) and a split of n items gets about
-`pairs_per_item * n` pairs. Because every item is used, a task's distinct sides are all its items
+pairs (unless it has fewer untied partners: then with all of them) and a split of n items gets
+`pairs_per_item * n` pairs (fewer only where items run out of untied partners). Because every item is used, a task's distinct sides are all its items
 whatever the seed, and the feature cache (keyed by the texts) is shared across seeds. A seeded coin per
 pair decides which item is shown first; the label is A when the first has the higher score.
 
@@ -88,6 +88,11 @@ def _split_pairs(data: Any, score: str, split: str, pairs_per_item: int, rng: np
             TARGET: (scores[first] > scores[second]).astype(np.float64).tolist()}
 
 
+def _check_pairs_per_item(pairs_per_item: Any) -> None:
+    if isinstance(pairs_per_item, bool) or not isinstance(pairs_per_item, (int, np.integer)) or pairs_per_item < 1:
+        raise ValueError(f"pairs_per_item must be an int >= 1, got {pairs_per_item!r}")
+
+
 def pairs_from_scores(items: W2STask, score: str, pairs_per_item: int = DEFAULT_PAIRS_PER_ITEM,
                       seed: int | None = None) -> W2STask:
     """A preference task whose pairs are drawn inside each split of the item task `items` by `score`."""
@@ -96,8 +101,7 @@ def pairs_from_scores(items: W2STask, score: str, pairs_per_item: int = DEFAULT_
     if score not in items.targets:
         raise TaskDataError(f"{items.source}: pair_from_scores={score!r} is not a target of task {items.name!r}; "
                             f"choose from {items.targets}", path=items.source, column=score)
-    if isinstance(pairs_per_item, bool) or not isinstance(pairs_per_item, (int, np.integer)) or pairs_per_item < 1:
-        raise ValueError(f"pairs_per_item must be an int >= 1, got {pairs_per_item!r}")
+    _check_pairs_per_item(pairs_per_item)
     seed = items.seed if seed is None else seed
     rng = rng_for(seed, _STREAM_PAIRS)
     where = f"{items.source} (task {items.name!r}, seed {seed})"
@@ -119,7 +123,9 @@ def pairs_from_scores(items: W2STask, score: str, pairs_per_item: int = DEFAULT_
 
 def load_score_pairs(name_or_path: Any, score: str, pairs_per_item: int | None = None, **load: Any) -> W2STask:
     """Load the items with `load_task` (their checks and split), then draw pairs inside each split."""
+    pairs_per_item = DEFAULT_PAIRS_PER_ITEM if pairs_per_item is None else pairs_per_item
+    _check_pairs_per_item(pairs_per_item)  # before the items are read
     if load.get("target_columns") is None and load.get("targets") is None:
         load["targets"] = [score]  # a built-in task's target, or the column of your own file
     items = load_task(name_or_path, **load)
-    return pairs_from_scores(items, score, DEFAULT_PAIRS_PER_ITEM if pairs_per_item is None else pairs_per_item)
+    return pairs_from_scores(items, score, pairs_per_item)
