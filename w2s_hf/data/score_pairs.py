@@ -10,13 +10,13 @@ w2s_train / val / test). Only then are pairs drawn, each from the items of ONE s
 both sides of a split boundary: a test pair compares two molecules no training pair has seen (and, with
 a scaffold split, two scaffolds no training pair has seen).
 
-Drawing (`draw_pairs`): in each of `pairs_per_item` rounds every item of the split, in a seeded order,
-is paired with a partner drawn at random among the split's items with a DIFFERENT score (ties carry no
-preference and are skipped) and not yet paired with it. So every item is in at least `pairs_per_item`
-pairs (unless it has fewer untied partners: then with all of them) and a split of n items gets
-`pairs_per_item * n` pairs (fewer only where items run out of untied partners). Because every item is used, a task's distinct sides are all its items
-whatever the seed, and the feature cache (keyed by the texts) is shared across seeds. A seeded coin per
-pair decides which item is shown first; the label is A when the first has the higher score.
+Drawing (`draw_pairs`): in each of `pairs_per_item` rounds every item of the split, in a seeded order, is
+paired with a partner drawn at random among the split's items with a DIFFERENT score (ties carry no preference
+and are skipped) and not yet paired with it. So every item is in at least `pairs_per_item` pairs (unless it
+has fewer untied partners: then with all of them) and a split of n items gets `pairs_per_item * n` pairs
+(fewer only where items run out of untied partners). Because every item is used, a task's distinct sides are
+all its items whatever the seed, and the feature cache (keyed by the texts) is shared across seeds. A seeded
+coin per pair decides which item is shown first; the label is A when the first has the higher score.
 
 Sides have no prompt: phi(first) - phi(second) are the items' own features, so the input kind is the
 items' (`smiles` stays `smiles`: rdkit: featurizers and SMILES models work on these pairs).

@@ -1,14 +1,14 @@
 """Bradley–Terry heads for pairwise preferences: P(first preferred) = sigmoid(w . (phi(first) - phi(second))).
 
-No bias: swapping the two sides negates the feature difference, so the head gives 1 - p, as a
-preference model must (position can carry no signal). Fitting is a damped Newton method in float64
-on the mean training loss (a name in `w2s_hf.heads.losses.LOSSES`, applied to the logit) plus a ridge
-term: every process passes its own rows and the loss, gradient and curvature (X^T diag(h) X, h the loss's
-exact second derivative in the logit, floored at a tenth of the Fisher s(1-s) where the loss is locally
-concave) are summed across processes before each step, so N processes take the steps of one up to float summation order. The loss's gradient comes from
-autograd on the registered loss, so a loss is defined once. The ridge penalty is relative to the mean
-squared feature (lambda * mean(diag(X^T X) / n)), so one grid serves every representation; `ridge=None`
-chooses it on the selection rows by the same loss.
+No bias: swapping the two sides negates the feature difference, so the head gives 1 - p, as a preference model
+must (position can carry no signal). Fitting is a damped Newton method in float64 on the mean training loss (a
+name in `w2s_hf.heads.losses.LOSSES`, applied to the logit) plus a ridge term: every process passes its own
+rows and the loss, gradient and curvature (X^T diag(h) X, h the loss's exact second derivative in the logit,
+floored at a tenth of the Fisher s(1-s) where the loss is locally concave) are summed across processes before
+each step, so N processes take the steps of one up to float summation order. The loss's gradient comes from
+autograd on the registered loss, so a loss is defined once. The ridge penalty is relative to the mean squared
+feature (lambda * mean(diag(X^T X) / n)), so one grid serves every representation; `ridge=None` chooses it on
+the selection rows by the same loss.
 """
 
 from __future__ import annotations
