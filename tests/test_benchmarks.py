@@ -121,3 +121,18 @@ def test_bench_kheads_runs_and_two_processes_match_one():
         assert r["max_abs_diff_vs_1proc"] < 1e-10
     sk = next(json.loads(line)["sklearn_vs_k1"] for line in out.splitlines() if "sklearn_vs_k1" in line)
     assert sk["sklearn_val_loss"] > 0 and sk["ours_best_val_loss"] < 1.5 * sk["sklearn_val_loss"]
+
+
+def test_bench_predictors_sums_a_sweeps_run_timings_and_times_synthetic_shapes(tmp_path):
+    sweep = tmp_path / "sweep"
+    for i, (pred, stages) in enumerate([(0.5, {"train_w2s": 1.0, "evaluate": 2.0}), (0.25, {"evaluate": 3.0})]):
+        run = sweep / "runs" / f"r{i}"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps({"timings": {**stages, "predictors": pred}}))
+    (sweep / "sweep.json").write_text(json.dumps({"seconds": 15.0}))
+    out = _run([str(BENCH / "bench_predictors.py"), "--sweeps", str(sweep), "--sizes", "60,5,8", "--repeats", "1"])
+    shares, synthetic = (json.loads(line) for line in out.stdout.strip().splitlines())
+    # evaluate's seconds already hold the predictors': they are not counted twice
+    assert shares["predictors_s"] == 0.75 and shares["stages_s"] == 6.0 and shares["share_of_stages"] == 0.125
+    assert shares["share_of_sweep"] == 0.05 and shares["runs"] == 2
+    assert (synthetic["n"], synthetic["d_weak"], synthetic["d_strong"]) == (60, 5, 8) and synthetic["predictors_s"] > 0

@@ -227,6 +227,17 @@ def test_a_classification_run_writes_probabilities_and_the_kl_decomposition(cls_
     assert test["misfit"] == pytest.approx(kl, rel=1e-9)
     assert test["extras"]["w2s_accuracy"] == pytest.approx(np.mean(stack["w2s"].argmax(1) == y))
     assert test["ci"]["w2s_accuracy"][0] <= test["extras"]["w2s_accuracy"] <= test["ci"]["w2s_accuracy"][1]
+    # CAPA of weak vs ceiling: kappa from val's gold classes, observed agreement from test's inputs alone
+    block = results["predictors"]
+    val = {n: np.stack([preds[n][("val", i)] for i in rows.ids["val"]]) for n in preds}
+    yv = rows.gold["val"][:, 0].astype(int)
+    pw, pc = val["weak"][np.arange(len(yv)), yv].mean(), val["ceiling"][np.arange(len(yv)), yv].mean()
+    expected = pw * pc + (1 - pw) * (1 - pc)
+    observed = np.mean((val["weak"] * val["ceiling"]).sum(1))
+    assert block["values"]["similarity"] == pytest.approx((observed - expected) / (1 - expected), rel=1e-9)
+    assert block["values"]["observed_agreement"] == pytest.approx(
+        np.mean((stack["weak"] * stack["ceiling"]).sum(1)), rel=1e-12)
+    assert block["values"]["misfit"] == test["misfit"] and block["values"]["kernel_projection"] >= 0
 
 
 def test_the_table_shows_accuracies_and_a_rerun_reuses_the_heads(cls_run, capsys):

@@ -55,6 +55,10 @@ def test_default_main_job_cold_then_warm(tmp_path):
     val = results["splits"]["val"]  # the pair was chosen on val: strong ceiling clearly below weak error
     assert val["ceiling_error"] < 0.8 * val["weak_error"]
     assert "predicted_w2s_error" in cold.stdout and "results:" in cold.stdout  # the table was printed
+    # ... with the residual split and its reading (issue 21): why the residual is what it is
+    assert "nonrealizability_term" in cold.stdout and "reading on test: residual" in cold.stdout
+    assert test["diagnostics"]["finite_sample_term"] + test["diagnostics"]["nonrealizability_term"] == pytest.approx(
+        test["residual"], abs=1e-12)
     assert "encode packaged:smiles-bert-h192-l4-mtr" in cold.stderr  # extraction ran, with its progress bar
     assert (tmp_path / "cold" / "decomposition.png").stat().st_size > 1000
 

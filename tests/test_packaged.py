@@ -90,6 +90,17 @@ def test_split_zip_is_extracted_atomically_and_only_once(tmp_path):
     assert [p.name for p in target.parent.iterdir() if p.name.startswith(".m.") and p.is_dir()] == []
 
 
+@pytest.mark.parametrize("member", ["m/{outside}/evil.txt", "m/../evil.txt", "m/sub/../../evil.txt"])
+def test_a_member_that_points_outside_the_target_is_refused(tmp_path, member):
+    outside = tmp_path / "outside"  # an absolute path under the member root: "m//tmp/.../evil.txt"
+    name = member.format(outside=outside.as_posix())
+    files = {"m/config.json": b"{}", "m/model.safetensors": b"w", name: b"owned"}
+    parts = _split_zip(tmp_path, files, n_parts=2)
+    with pytest.raises(ModelNotAvailableError, match="points outside its folder"):
+        extract_split_zip(parts, tmp_path / "cache" / "m", member_root="m")
+    assert not list(tmp_path.rglob("evil.txt")) and not (tmp_path / "cache" / "m").exists()
+
+
 def test_unknown_hub_model_offline_fails_fast_with_the_ways_out():
     start = time.perf_counter()
     with pytest.raises(ModelNotAvailableError) as info:

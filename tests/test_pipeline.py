@@ -91,7 +91,30 @@ def test_results_schema_and_values_match_saved_predictions(setup):
             for t, value in zip(TARGETS, per_target):
                 assert block["per_target"][t][name] == pytest.approx(value, rel=1e-9, abs=1e-12)
         assert block["gain"] == pytest.approx(block["weak_error"] - block["w2s_error"], abs=1e-12)
+        # the residual split from the saved predictions; w2s_train, where the heads were fitted, is in-sample
+        split_by_hand = {"finite_sample_term": 2 * ((pw - ps) * (ps - pc)).mean(0),
+                         "nonrealizability_term": 2 * ((pw - ps) * (pc - y)).mean(0)}
+        for name, per_target in split_by_hand.items():
+            assert block["diagnostics"][name] == pytest.approx(per_target.mean(), rel=1e-9, abs=1e-12)
+            for t, value in zip(TARGETS, per_target):
+                assert block["diagnostics_per_target"][t][name] == pytest.approx(value, rel=1e-9, abs=1e-12)
+        assert block["in_sample"] is (split == "w2s_train")
+        assert block["reading"].startswith("residual ")
     assert (setup["out"] / "decomposition.png").stat().st_size > 1000
+
+
+def test_results_carry_every_gain_predictor(setup):
+    from w2s_hf.decomposition.predictors import DIRECTIONS
+
+    results = json.loads((setup["out"] / "results.json").read_text())
+    block = results["predictors"]
+    assert set(block["values"]) == set(DIRECTIONS) and all(v is not None for v in block["values"].values())
+    assert set(block["per_target"]) == set(TARGETS)
+    for t in TARGETS:  # the misfit predictor is the test split's misfit, the others are on their own scales
+        assert block["per_target"][t]["misfit"] == results["splits"]["test"]["per_target"][t]["misfit"]
+    assert 0 <= block["values"]["subspace_overlap"] <= 1 and -1 <= block["values"]["similarity"] <= 1
+    assert "val" in block["reads"]["similarity"] and "no label" in block["reads"]["subspace_overlap"]
+    assert results["timings"]["predictors"] >= 0
 
 
 def test_student_never_sees_gold_labels(setup):
@@ -110,8 +133,9 @@ def test_two_processes_give_the_same_results(setup):
            "--config", str(setup["config"]), "--output_dir", str(out2)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    one = dict(_numbers(json.loads((setup["out"] / "results.json").read_text())["splits"]))
-    two = dict(_numbers(json.loads((out2 / "results.json").read_text())["splits"]))
+    keys = ("splits", "predictors")  # predictors: from features and predictions gathered on every process
+    one = dict(_numbers({k: json.loads((setup["out"] / "results.json").read_text())[k] for k in keys}))
+    two = dict(_numbers({k: json.loads((out2 / "results.json").read_text())[k] for k in keys}))
     assert one.keys() == two.keys()
     for key in one:
         assert two[key] == pytest.approx(one[key], rel=1e-6, abs=1e-6), key

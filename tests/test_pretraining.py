@@ -21,7 +21,8 @@ from w2s_hf.pretraining.corpus import QSAR_TASKS, build_corpus, task_canonical_s
 from w2s_hf.pretraining.tokenizer import build_smiles_tokenizer, split_smiles  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "pretrain_smiles.py"
+# the `w2s pretrain` command, as `python -m w2s_hf pretrain` (also under accelerate launch -m)
+PRETRAIN = ["-m", "w2s_hf", "pretrain"]
 needs_moleculeace = pytest.mark.skipif(
     importlib.util.find_spec("MoleculeACE") is None,
     reason="MoleculeACE is not installed (pip install --no-deps MoleculeACE==3.0.0)",
@@ -96,10 +97,10 @@ def test_bad_corpus_line_and_bad_config_are_clear_errors_before_training(tmp_pat
     bad = tmp_path / "bad.txt"
     bad.write_text("CCO\nC1CC\nCCN\n")
     env = {**os.environ, "W2S_HF_CACHE": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", str(tmp_path / "m"), "--corpus_file", str(bad)],
+    out = subprocess.run([sys.executable, *PRETRAIN, "--output_dir", str(tmp_path / "m"), "--corpus_file", str(bad)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 2 and "line 2" in out.stderr and "'C1CC'" in out.stderr
-    out = subprocess.run([sys.executable, str(SCRIPT), "--output_dir", str(tmp_path / "m"), "--hidden_size", "30",
+    out = subprocess.run([sys.executable, *PRETRAIN, "--output_dir", str(tmp_path / "m"), "--hidden_size", "30",
                           "--num_heads", "4"], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 2 and "hidden_size=30" in out.stderr
     assert not (tmp_path / "m").exists()
@@ -113,7 +114,7 @@ TINY = ["--hidden_size", "32", "--num_layers", "2", "--num_heads", "2", "--max_s
 def _pretrain(tmp_path: Path, name: str, nproc: int, extra: tuple[str, ...] = ()) -> dict:
     corpus = _nci_corpus(tmp_path / "corpus.txt", 400)
     out = tmp_path / name
-    args = [str(SCRIPT), "--output_dir", str(out), "--corpus_file", str(corpus), *TINY, *extra]
+    args = [*PRETRAIN, "--output_dir", str(out), "--corpus_file", str(corpus), *TINY, *extra]
     env = {**os.environ, "W2S_HF_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     if nproc == 1:
         cmd = [sys.executable, *args]

@@ -54,14 +54,30 @@ def test_accelerate_configs_parse_and_explain_themselves():
     assert cpu["num_processes"] == 2 and cpu["use_cpu"] is True and cpu["distributed_type"] == "MULTI_GPU"
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "scripts" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+CONFIG_ROOT = REPO / "scripts" / "configs"
+CONFIGS = sorted(CONFIG_ROOT.rglob("*.yaml"))
+
+
+def _schema(path: Path) -> str:
+    return path.relative_to(CONFIG_ROOT).parts[0]
+
+
+def test_configs_are_split_by_schema():
+    """One folder per schema: run configs, sweep configs (a run config plus axes), pretraining configs."""
+    assert {_schema(p) for p in CONFIGS} == {"run", "sweep", "pretrain"}
+    for path in CONFIGS:
+        has_axes = "weak_models" in yaml.safe_load(path.read_text())
+        assert has_axes == (_schema(path) == "sweep"), path
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if _schema(p) != "pretrain"],
+                         ids=lambda p: str(p.relative_to(CONFIG_ROOT)))
 def test_ready_configs_are_valid(path):
     from w2s_hf.config import load_yaml
     from w2s_hf.experiments.sweep import SweepConfig
 
-    values = yaml.safe_load(path.read_text())
-    if "weak_models" in values:
+    if _schema(path) == "sweep":
         config = SweepConfig.from_yaml(path)
-        assert len(config.weak_models) >= 5 and len(config.seeds) >= 3
+        assert (len(config.weak_models) >= 5 or config.budgets != [None]) and len(config.seeds) >= 3
     else:
         load_yaml(path)

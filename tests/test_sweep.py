@@ -35,13 +35,13 @@ def _sweep_config(essays, tiny_bert, tiny_gpt2, out, **extra):
 
 
 def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, tmp_path):
-    from w2s_hf.experiments.sweep import CSV_COLUMNS, run_sweep
+    from w2s_hf.experiments.sweep import CSV_COLUMNS, PREDICTOR_COLUMNS, run_sweep
 
     config = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "sweep", swap_roles=True)
     summary = run_sweep(config)
     with open(tmp_path / "sweep" / "sweep.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert tuple(rows[0]) == CSV_COLUMNS
+    assert tuple(rows[0]) == CSV_COLUMNS + PREDICTOR_COLUMNS
     normal = [r for r in rows if r["direction"] == "normal"]
     reversed_ = [r for r in rows if r["direction"] == "reversed"]
     assert len(normal) == len(reversed_) == 3 * 2 * 2  # weak models x seeds x targets
@@ -50,6 +50,8 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
     for r in normal:
         assert float(r["gain"]) == pytest.approx(float(r["weak_error"]) - float(r["w2s_error"]), abs=1e-9)
         assert float(r["residual"]) == pytest.approx(float(r["gain"]) - float(r["misfit"]), abs=1e-9)
+        split = float(r["finite_sample_term"]) + float(r["nonrealizability_term"])
+        assert split == pytest.approx(float(r["residual"]), abs=1e-9) and r["in_sample"] == "False"
     # reversed rows train each weak model on the strong model's labels
     assert {r["weak_model"] for r in reversed_} == {"gpt2"} and {r["strong_model"] for r in reversed_} == {
         "bert@L1",
@@ -58,6 +60,8 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
     }
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["n_runs"] == summary["n_runs"] == 6
+    assert saved["residual_split"]["mean"]["residual"] == pytest.approx(saved["mean_residual"], abs=1e-12)
+    assert saved["residual_split"]["fit_proxy_truth"]["n"] == len(normal)
     fit = saved["fit"]["all"]
     x = np.array([float(r["misfit"]) for r in normal])
     y = np.array([float(r["gain"]) for r in normal])
@@ -66,14 +70,18 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
         intercept, rel=1e-6, abs=1e-9
     )
     assert set(fit["ci"]) >= {"slope", "intercept", "r2"}
-    # the interval resamples whole (direction, weak model, seed) runs, all targets together
-    assert fit["resampling_unit"] == "cluster" and fit["n_clusters"] == 6
+    # the interval resamples row ids: the union of both seeds' test rows, shared by every weak model and target
+    from w2s_hf.data import load_task
+
+    test_ids = {str(i) for seed in (0, 1) for i in load_task(essays, split="random", seed=seed,
+                                                                targets=TARGETS).splits["test"]["id"]}
+    assert fit["bootstrap"]["n_ids"] == len(test_ids) and fit["bootstrap"]["n_skipped"] == 0
     # the chosen student ridge is reported beside every slope (ridge 0 is the theorem's setting)
     ridges = [float(r["w2s_ridge"]) for r in normal]
     assert fit["w2s_ridge"]["median"] == pytest.approx(float(np.median(ridges)))
     assert fit["w2s_ridge"]["matches_theorem"] == all(r == 0 for r in ridges)
     assert all("w2s_ridge" in f for f in saved["fit"]["per_target"].values())
-    assert "run" in saved["bootstrap"]["resampling_unit"] and saved["bootstrap"]["seed"] == 0
+    assert "row id" in saved["bootstrap"]["resampling_unit"] and saved["bootstrap"]["seed"] == 0
     assert set(saved["fit"]["per_target"]) == set(TARGETS)
     assert set(saved["selection"]["mean_regret"]) == {"predicted_w2s_error", "lowest_weak_error", "largest_misfit"}
     # the regret both ways: misfit on val (which chose the ridges) and on test's unlabelled inputs
@@ -85,6 +93,15 @@ def test_sweep_writes_one_row_per_run_and_target(essays, tiny_bert, tiny_gpt2, t
     assert set(saved["ceiling_error_val"]["per_representation"]) == {"bert@L1", "bert@L3", "gpt2-L1", "gpt2"}
     assert set(saved["reversal"]) == {"bert@L1", "bert@L3", "gpt2-L1"}
     assert (tmp_path / "sweep" / "misfit_vs_gain.png").stat().st_size > 1000
+    # every predictor scored against the gain of the normal rows; its column is the run's results.json value
+    scores = saved["predictors"]["scores"]
+    assert set(scores) == {"misfit", *PREDICTOR_COLUMNS}
+    assert all(s["n"] == len(normal) and s["n_units"] == 6 and s["selection"]["n_scenarios"] == 4
+               for s in scores.values())
+    run = json.loads((tmp_path / "sweep" / "runs" / "normal__bert@L1__gpt2__seed0" / "results.json").read_text())
+    first = next(r for r in normal if (r["weak_model"], r["seed"], r["target"]) == ("bert@L1", "0", TARGETS[0]))
+    for name in PREDICTOR_COLUMNS:
+        assert float(first[name]) == pytest.approx(run["predictors"]["per_target"][TARGETS[0]][name], rel=1e-12)
 
 
 def _candidates(rng, names=("a", "b", "c", "d")):
@@ -237,7 +254,7 @@ def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp
             "output_dir": str(out),
             "cache_dir": str(tmp_path / "cache"),
             "n_boot": 0,
-            "head": {"ridge": 0},  # the theorem's setting: the student is a projection onto a subspace
+            "head": {"ridge": "theorem"},  # the student a projection onto a subspace, the others chosen on val
         }
     )
     summary = run_sweep(config)
@@ -250,9 +267,24 @@ def test_one_run_sweep_writes_its_row_and_reports_no_line(essays, tiny_bert, tmp
     # and the README's tabulating script reads it: one point, no slope
     from helpers import load_script
 
-    assert summary["fit"]["all"]["w2s_ridge"] == {"min": 0.0, "median": 0.0, "max": 0.0, "matches_theorem": True}
+    assert summary["fit"]["all"]["w2s_ridge"] == {"min": 0.0, "median": 0.0, "max": 0.0, "matches_theorem": True,
+                                                  "heads": "theorem: student at ridge 0, weak heads and ceilings "
+                                                           "chosen on val"}
+    assert float(rows[0]["weak_ridge"]) > 0 and float(rows[0]["ceiling_ridge"]) > 0  # chosen on val, not 0
     assert rows[0]["w2s_ridge"] == "0.0"
     assert "| 1 | n/a [n/a, n/a] | 0 (theorem) | n/a |" in load_script("summarize_sweeps").table([out])
+
+
+def test_an_all_heads_ridge_0_sweep_is_not_called_the_theorem():
+    """ridge 0 for every head also unregularises the teacher and the ceiling: the table says so."""
+    from helpers import load_script
+
+    from w2s_hf.experiments.sweep import ridge_summary
+
+    fmt = load_script("summarize_sweeps")._fmt_ridge
+    assert fmt(ridge_summary([0.0, 0.0], [0.0, 0.0])) == "0 (all heads)"
+    assert fmt(ridge_summary([0.0, 0.0], [3.0, None, 10.0])) == "0 (theorem)"
+    assert fmt(ridge_summary([0.0, 1.0], [0.0])) == "0.5"
 
 
 def test_summarize_sweeps_reads_flags_and_positional_folders(tmp_path, capsys):
@@ -273,7 +305,7 @@ def test_summarize_sweeps_reads_flags_and_positional_folders(tmp_path, capsys):
 def test_a_classification_sweep_runs_unchanged_on_the_kl_quantities(essays, tiny_bert, tiny_gpt2, tmp_path):
     from w2s_hf.experiments.sweep import CLASSIFICATION_COLUMNS, CSV_COLUMNS, SweepConfig, run_sweep
 
-    base = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "s").__dict__
+    base = _sweep_config(essays, tiny_bert, tiny_gpt2, tmp_path / "s").as_dict()
     values = {k: base[k] for k in ("task", "split", "seeds", "output_dir", "cache_dir", "n_boot")}
     values.update(task_type="classification", label_column="cohesion", threshold=3.0,
                   head={"k_heads": 2, "epochs": 40},

@@ -21,6 +21,12 @@ def to_numpy(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
+def positive_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, nan where den <= 0 (a ratio to no gap is undefined, not a number)."""
+    ok = den > 0
+    return np.where(ok, num / np.where(ok, den, 1.0), np.nan)
+
+
 def check_finite(a: np.ndarray, name: str) -> None:
     """Raise naming the first NaN/inf entry; one column-sum pass detects any (no big temporary)."""
     if a.dtype.kind != "f" or a.size == 0:

@@ -9,3 +9,10 @@ from __future__ import annotations
 
 class ConfigError(ValueError):
     """A configuration key is unknown or has a value that cannot work."""
+
+
+class DiskFullError(OSError):
+    """No space left for a write: one line naming the folder and the bytes needed (`atomic.py`)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # the one line, without OSError's "[Errno 28]" prefix

@@ -8,7 +8,8 @@ fed in the same order to `transformers.Trainer` (through `w2s_hf.pretraining`'s 
 and to a bare loop (forward, backward, AdamW step), each from the same initial weights. Tokens/s
 counts real (unpadded) tokens of the timed steps, after `--warmup` untimed steps. Target: Trainer
 >= 0.9x the bare loop. (b) Descriptors: all RDKit descriptors of `--n_descriptors` corpus molecules with
-1 and 2 worker processes.
+1 and 2 worker processes. Only `--molecules` molecules of the corpus are drawn (by default as many as
+the batches use), so the benchmark never pays for descriptors of the whole corpus.
 """
 
 from __future__ import annotations
@@ -32,18 +33,35 @@ class BenchArgs:
     warmup: int = field(default=3, metadata={"help": "Untimed steps first."})
     repeats: int = field(default=2, metadata={"help": "Timings per method (alternating); the best is reported."})
     n_descriptors: int = field(default=2000, metadata={"help": "Molecules for the descriptor benchmark."})
+    molecules: int = field(default=0, metadata={"help": "Corpus molecules drawn (seeded) for the batches; 0: "
+                                                "batch_size x (warmup + steps), at least n_descriptors. Only these "
+                                                "are parsed and descriptorised, never the whole corpus."})
     json: str | None = field(default=None, metadata={"help": "Write the figures here too."})
+
+
+def bench_molecules(args: BenchArgs) -> list[str]:
+    """A seeded sample of the default corpus: canonical, unique, no task molecule (as the corpus builder does),
+    of only as many molecules as the benchmark uses, so a run (and its test) costs no whole-corpus work."""
+    from w2s_hf.pretraining.corpus import DEFAULT_SOURCES, corpus_from_smiles, read_source
+
+    n = args.molecules or max(args.batch_size * (args.warmup + args.steps), args.n_descriptors, args.batch_size)
+    raw = [s for name in DEFAULT_SOURCES for s in read_source(name)]
+    pick = np.random.default_rng(0).permutation(len(raw))[: int(n * 1.1) + 20]  # a few are dropped as duplicates
+    smiles = corpus_from_smiles([raw[i] for i in pick]).smiles
+    return [smiles[i] for i in np.sort(np.random.default_rng(1).permutation(len(smiles))[:n])]
 
 
 def make_batches(args: BenchArgs):
     from w2s_hf.config import default_cache_dir
-    from w2s_hf.pretraining.corpus import build_corpus
     from w2s_hf.pretraining.descriptors import descriptor_targets
     from w2s_hf.pretraining.model import MLMAndMTRCollator
     from w2s_hf.pretraining.tokenizer import build_smiles_tokenizer
 
-    smiles = build_corpus().smiles
-    targets, _ = descriptor_targets(smiles, np.arange(len(smiles)), default_cache_dir(), num_workers=2)
+    smiles = bench_molecules(args)
+    if len(smiles) < args.batch_size:
+        raise ValueError(f"molecules={args.molecules} is fewer than batch_size={args.batch_size}.")
+    workers = 2 if len(smiles) > 2000 else 1  # a pool's start-up costs more than a few hundred molecules
+    targets, _ = descriptor_targets(smiles, np.arange(len(smiles)), default_cache_dir(), num_workers=workers)
     tok = build_smiles_tokenizer(smiles)
     rng = np.random.default_rng(0)
     collator = MLMAndMTRCollator(tok, enumerate_prob=0.5, seed=0)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from w2s_hf.errors import DiskFullError
+
 
 @dataclass
 class ExtractArgs:
@@ -155,5 +157,5 @@ def _save_output(path: str, features: dict[int, np.ndarray], layers: list[int]) 
 if __name__ == "__main__":
     try:
         main()
-    except ValueError as err:  # bad input or unavailable model: the message says what to do
+    except (ValueError, DiskFullError) as err:  # bad input, unavailable model, full disk: the message says what to do
         sys.exit(f"extract_features.py: error: {err}")

@@ -26,53 +26,70 @@ from pathlib import Path
 
 from w2s_hf.pretraining.cli import parse_pretrain_args
 
+MODES = ("--evaluate", "--ship", "--table")
+
+
+def _folders(mode: str, args: list[str]) -> list[Path]:
+    """The model folders a mode was given: each must be a folder holding a model (config.json)."""
+    if not args:
+        raise ValueError(f"{mode} needs one or more model folders")
+    for arg in args:
+        path = Path(arg)
+        if not path.exists():
+            raise FileNotFoundError(f"{mode}: {arg!r} does not exist")
+        if not path.is_dir():
+            raise NotADirectoryError(f"{mode}: {arg!r} is a file; give a model folder (with config.json)")
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{mode}: {arg!r} holds no config.json; give a pretrained model folder")
+    return [Path(a) for a in args]
+
+
+def run_mode(mode: str, args: list[str]) -> int:
+    overwrite = mode == "--ship" and "--overwrite" in args
+    folders = _folders(mode, [a for a in args if not (mode == "--ship" and a == "--overwrite")])
+    if mode == "--evaluate":
+        from w2s_hf.pretraining.evaluate import evaluate_checkpoints
+
+        for folder in folders:
+            print(json.dumps(evaluate_checkpoints(folder), indent=1))
+    elif mode == "--table":
+        from w2s_hf.pretraining.evaluate import family_table, qsar_ceilings, summarise
+
+        missing = [str(f) for f in folders if not (f / "ceilings.json").is_file()]
+        if missing:
+            raise FileNotFoundError(f"--table: {', '.join(missing)} not evaluated yet; run --evaluate on it first")
+        reference = {"name": "rdkit:descriptors", "mean": summarise(qsar_ceilings("rdkit:descriptors"))}
+        print(family_table(folders, reference))
+    else:
+        from w2s_hf.pretraining.ship import ship
+
+        for folder in folders:
+            print(f"shipped {ship(folder, overwrite=overwrite)}")
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--evaluate"]:
-        from w2s_hf.pretraining.evaluate import evaluate_checkpoints
-
-        if len(argv) < 2:
-            print("error: --evaluate needs one or more model folders", file=sys.stderr)
-            return 2
-        for folder in argv[1:]:
-            print(json.dumps(evaluate_checkpoints(folder), indent=1))
-        return 0
-    if argv[:1] == ["--table"]:
-        from w2s_hf.pretraining.evaluate import family_table, qsar_ceilings, summarise
-
-        reference = {"name": "rdkit:descriptors", "mean": summarise(qsar_ceilings("rdkit:descriptors"))}
-        print(family_table(argv[1:], reference))
-        return 0
-    if argv[:1] == ["--ship"]:
-        from w2s_hf.pretraining.ship import ship
-
-        overwrite = "--overwrite" in argv
-        for folder in [a for a in argv[1:] if a != "--overwrite"]:
-            try:
-                print(f"shipped {ship(folder, overwrite=overwrite)}")
-            except (ValueError, FileNotFoundError, FileExistsError) as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 2
-        return 0
     try:
+        if argv[:1] and argv[0] in MODES:
+            return run_mode(argv[0], argv[1:])
         cfg = parse_pretrain_args(argv)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from accelerate import PartialState
 
-    from w2s_hf.pretraining.train import PretrainDataError, pretrain
+    from w2s_hf.pretraining.train import OutputFolderError, PretrainDataError, pretrain
 
     try:
         summary = pretrain(cfg)
-    except (PretrainDataError, ImportError) as err:  # raised before any training step
+    except (PretrainDataError, ImportError, OutputFolderError) as err:  # raised before any training step
         if PartialState().is_main_process:
             print(f"error: {err}", file=sys.stderr)
         return 2
 
     if PartialState().is_main_process:
-        keys = ("name", "parameters", "steps", "epochs", "train_runtime_s", "final")
+        keys = ("name", "parameters", "steps", "epochs", "train_runtime_s", "resumed_from", "final")
         print(json.dumps({k: summary[k] for k in keys}, indent=1))
         print(f"saved {Path(cfg.output_dir).resolve()}")
     return 0

@@ -3,7 +3,9 @@
 A weak head is fitted on frozen weak-model features and gold labels; a strong head is fitted on frozen
 strong-model features and the weak head's labels only; a ceiling head on the strong features and gold
 labels. The run prints, per split, weak_error, w2s_error, misfit, gain = weak_error - w2s_error and
-residual = gain - misfit (>= 0 by the theorem for a convex strong class; 0 for a subspace).
+residual = gain - misfit (>= 0 by the theorem for a convex strong class; 0 for a subspace), then why the
+residual is what it is: its exact split into a finite-sample and a non-realizability term, their bounds,
+every quantity with the ceiling as the truth, and one line per split (docs/diagnostics.md).
 
 The default works offline after the README's install command: ESOL (scaffold split, seed 0), weak =
 packaged:smiles-bert-h64-l2-mtr, strong = packaged:smiles-bert-h192-l4-mtr (SMILES transformers that
@@ -18,7 +20,7 @@ Other runs (flags override the YAML file given with --config; `w2s run --help` l
         --weak_model packaged:all-MiniLM-L6-v2 --strong_model packaged:all-mpnet-base-v2 --output_dir runs/mine
     w2s run --num_processes 2 --task lipophilicity --split random --split_seed 1 --weak_layer 3 \
         --output_dir runs/lipo_l3
-    w2s run --config scripts/configs/esol_default.yaml --solver adamw
+    w2s run --config scripts/configs/run/esol_default.yaml --solver adamw
     w2s run --stages train_w2s evaluate --overwrite   # redo two stages only
 
 Artifacts in --output_dir: heads (safetensors), predictions per split (CSV with ids), results.json
@@ -34,6 +36,7 @@ import time
 from pathlib import Path
 
 from w2s_hf.config import ConfigError, parse_config
+from w2s_hf.errors import DiskFullError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             accelerator.init_trackers(
                 "w2s", config={k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
             )
-        results = pipeline.run()
+        try:
+            results = pipeline.run()
+        except (ConfigError, DiskFullError) as err:
+            # a folder in use by another run, a full disk: one line, not a traceback
+            if accelerator.is_main_process:
+                print(f"error: {err}", file=sys.stderr)
+            return 2 if isinstance(err, ConfigError) else 1
     finally:
         accelerator.end_training()  # trackers closed, process group torn down, on every exit path
     if accelerator.is_main_process:

@@ -35,15 +35,31 @@ def _fmt_ridge(ridge: dict | None) -> str:
     """The chosen student ridge next to the slope: 0 is the theorem's setting (a subspace)."""
     if not ridge or ridge.get("median") is None:
         return "n/a"
-    return "0 (theorem)" if ridge["matches_theorem"] else f"{ridge['median']:.3g}"
+    if not ridge["matches_theorem"]:
+        return f"{ridge['median']:.3g}"
+    # the theorem needs only the student at 0; ridge 0 for every head changes the teacher and the ceiling too
+    return "0 (all heads)" if str(ridge.get("heads") or "").startswith("all heads") else "0 (theorem)"
+
+
+def _fmt_split(split: dict | None) -> str:
+    """Three cells from sweep.json's `residual_split` (docs/diagnostics.md); n/a for older sweeps."""
+    if not split:
+        return "n/a | n/a | n/a"
+    mean, proxy = split["mean"], split["fit_proxy_truth"]
+    lo, hi = proxy["ci"].get("slope", (None, None))
+    return (f"{mean['finite_sample_term']:+.4f} + {mean['nonrealizability_term']:+.4f} "
+            f"| {split['share_nonrealizability_bound_above_misfit']:.0%} "
+            f"| {_fmt(proxy['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}], R² {_fmt(proxy['r2'], 2)}")
 
 
 def table(sweeps: list[Path]) -> str:
     lines = [
         "| sweep | strong | points | slope [95% CI] | student ridge (median) | R² | mean residual | gain > 0 "
         "| regret, misfit on val: predicted_w2s_error / lowest weak_error / largest misfit "
-        "| regret, misfit on unlabelled test | strongest by val ceiling (val used for selection) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| regret, misfit on unlabelled test | strongest by val ceiling (val used for selection) "
+        "| mean residual = finite-sample + non-realizability | non-realizability bound > misfit "
+        "| ceiling as truth: slope [95% CI], R² |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for folder in sweeps:
         s = json.loads((folder / "sweep.json").read_text())
@@ -57,9 +73,10 @@ def table(sweeps: list[Path]) -> str:
             f"| {_fmt(fit['slope'], 2)} [{_fmt(lo, 2)}, {_fmt(hi, 2)}] "
             f"| {_fmt_ridge(fit.get('w2s_ridge'))} | {_fmt(fit['r2'], 2)} "
             f"| {_fmt(s['mean_residual'], 4)} | {s['share_positive_gain']:.0%} "
-            f"| {_fmt(regret['predicted_w2s_error'], 4)} / {_fmt(regret['lowest_weak_error'], 4)} / "
-            f"{_fmt(regret['largest_misfit'], 4)} "
-            f"| {' / '.join(_fmt(clean.get(rule), 4) for rule in regret)} | {s['ceiling_error_val']['strongest']} |"
+            f"| {_fmt(regret.get('predicted_w2s_error'), 4)} / {_fmt(regret.get('lowest_weak_error'), 4)} / "
+            f"{_fmt(regret.get('largest_misfit'), 4)} "
+            f"| {' / '.join(_fmt(clean.get(rule), 4) for rule in regret)} | {s['ceiling_error_val']['strongest']} "
+            f"| {_fmt_split(s.get('residual_split'))} |"
         )
     return "\n".join(lines)
 
@@ -95,6 +112,65 @@ def classification_table(sweeps: list[Path]) -> str | None:
     return "\n".join([head, "|---|---|---|---|---|---|---|---|---|---|---|", *lines])
 
 
+def _ci(ci: list | None, digits: int = 2) -> str:
+    return "" if not ci or None in ci else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def predictors_table(sweeps: list[Path]) -> str | None:
+    """Each gain predictor of each sweep: Spearman with the gain x the direction its paper claims
+    (> 0: the paper's sign holds), R², and the regret of choosing the weak model by it; then which
+    predictor wins where. Nothing is fitted: directions are fixed before the data (None without the
+    sweep.json "predictors" block of a sweep made before them)."""
+    lines, winners = [], []
+    for folder in sweeps:
+        s = json.loads((folder / "sweep.json").read_text())
+        scores = (s.get("predictors") or {}).get("scores")
+        if not scores:
+            continue
+        name = s["config"].get("name") or folder.name
+        for pred, sc in scores.items():
+            sel = sc["selection"]
+            r2 = _fmt(sc.get("r2"), 2) + (f" (identity {sc['r2_identity']:.2f})" if "r2_identity" in sc else "")
+            lines.append(f"| {name} | {pred} | {'+' if sc['direction'] > 0 else '−'} | {sc['n']} "
+                         f"| {_fmt(sc.get('aligned'), 2)}{_ci(sc['ci'].get('aligned'))} | {r2} "
+                         f"| {_fmt(sel['mean_regret'], 4)}{_ci(sel.get('ci'), 4)} |")
+        base = (s["selection"].get("by_misfit_split", {}).get(f"misfit_on_{s['config'].get('eval_split', 'test')}")
+                or {}).get("mean_regret", {})
+        winners.append(f"| {name} | {_winner(scores)} | {_lowest_regret(scores)} "
+                       f"| {_fmt(base.get('predicted_w2s_error'), 4)} / {_fmt(base.get('lowest_weak_error'), 4)} |")
+    if not lines:
+        return None
+    head = ("| sweep | predictor | paper's sign | points | Spearman × sign [95% CI, runs resampled] | R² "
+            "| regret of choosing by it [95% CI, seeds resampled] |")
+    return "\n".join([head, "|---|---|---|---|---|---|---|", *lines, "",
+                      "| sweep | best rank correlation (with the paper's sign) | lowest selection regret "
+                      "| regret of the gold-using rules: val weak_error − misfit / lowest val weak_error |",
+                      "|---|---|---|---|", *winners])
+
+
+def _winner(scores: dict) -> str:
+    """The predictor with the largest aligned Spearman; 'clear' only when its interval's lower end
+    is above every other predictor's value."""
+    ranked = sorted(((sc["aligned"], p, sc["ci"].get("aligned")) for p, sc in scores.items()
+                     if sc.get("aligned") is not None), reverse=True)
+    if not ranked:
+        return "n/a"
+    best, name, ci = ranked[0]
+    if len(ranked) == 1:
+        return f"{name} ({best:.2f})"
+    clear = ci and ci[0] is not None and ci[0] > ranked[1][0]
+    return f"{name} ({best:.2f}; {'clear' if clear else 'not separable from ' + ranked[1][1]})"
+
+
+def _lowest_regret(scores: dict) -> str:
+    known = sorted((sc["selection"]["mean_regret"], p) for p, sc in scores.items()
+                   if sc["selection"]["mean_regret"] is not None)
+    if not known:
+        return "n/a"
+    ties = [p for r, p in known if r == known[0][0]]
+    return f"{', '.join(ties)} ({known[0][0]:.4f})"
+
+
 def _positional_sweeps(argv: list[str]) -> list[str]:
     """The older form `summarize_sweeps.py a b --figure f`: leading folders become `--sweeps a b`."""
     lead = 0
@@ -121,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {folder} has no sweep.json (run w2s sweep first)", file=sys.stderr)
             return 2
     print(table(args.sweeps))
+    predictors = predictors_table(args.sweeps)
+    if predictors:
+        print("\n" + predictors)
     classification = classification_table(args.sweeps)
     if classification:
         print("\n" + classification)

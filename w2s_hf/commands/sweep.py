@@ -5,11 +5,13 @@ features are shared between runs, and the sweep writes sweep.csv, sweep.json (fi
 weak-model selection and its regret, every representation's ceiling on val) and misfit_vs_gain.png.
 
     w2s sweep --accelerate_config accelerate_configs/cpu_2proc.yaml \
-        --config scripts/configs/esol_scaffold.yaml
-    w2s sweep --config scripts/configs/esol_scaffold.yaml --swap_roles --output_dir runs/esol_swap
-    w2s sweep --config scripts/configs/ellipse.yaml --task_path ../shared/data/ellipse/train.csv
+        --config scripts/configs/sweep/esol_scaffold.yaml
+    w2s sweep --config scripts/configs/sweep/esol_scaffold.yaml --swap_roles --output_dir runs/esol_swap
+    w2s sweep --config scripts/configs/sweep/ellipse.yaml --task_path path/to/ellipse/train.csv
+    w2s sweep --config scripts/configs/sweep/esol_random_smiles.yaml --ridge theorem --seeds 0 1
 
-Flags given here override the YAML file's values.
+A sweep config is a run config (every key of train_w2s.py) plus its axes (weak_models, seeds, weak_budgets,
+swap_roles, eval_split, name); flags given here override the YAML file's values, as for train_w2s.py.
 """
 
 from __future__ import annotations
@@ -17,33 +19,33 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from w2s_hf.config import ConfigError
+from w2s_hf.errors import DiskFullError
 
 
-@dataclass
-class SweepArguments:
-    config: str = field(metadata={"help": "Sweep YAML file (see scripts/configs/)."})
-    output_dir: str | None = field(default=None, metadata={"help": "Override the YAML's output_dir."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Feature cache folder."})
-    task_path: str | None = field(default=None, metadata={"help": "Data file for tasks that need one (ellipse)."})
-    seeds: list[int] | None = field(default=None, metadata={"help": "Override the split seeds."})
-    swap_roles: bool | None = field(
-        default=None, metadata={"help": "Also train each weak model on the strong model's labels."}
-    )
-    n_boot: int | None = field(default=None, metadata={"help": "Bootstrap resamples per run (0 = none)."})
+def parse(argv: list[str] | None = None):
+    """`--config sweep.yaml` plus any run key or axis as a flag (`--seeds 0 1 --ridge theorem`), by the one parser."""
+    import dataclasses
+
+    from w2s_hf.config import W2SArgumentParser
+    from w2s_hf.config.sweep import SWEEP_CLASSES, SweepConfig
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" not in argv:
+        raise ConfigError("sweep.py needs --config sweep.yaml (see scripts/configs/sweep/).")
+    source = argv[argv.index("--config") + 1] if argv.index("--config") + 1 < len(argv) else "--config"
+    parts = W2SArgumentParser(SWEEP_CLASSES).parse_args_and_config(argv)
+    values = {k: v for part in parts for k, v in dataclasses.asdict(part).items()}
+    return SweepConfig.from_dict(values, source=source)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from w2s_hf.config import W2SArgumentParser
-    from w2s_hf.experiments.sweep import SweepConfig, run_sweep
+    from w2s_hf.experiments.sweep import run_sweep
 
     try:
-        # --config is the sweep's own YAML (weak_models, head, ...), read by SweepConfig
-        (args,) = W2SArgumentParser(SweepArguments).parse_args_and_config(argv, yaml_config=False)
-        config = SweepConfig.from_yaml(args.config, **{k: v for k, v in vars(args).items() if k != "config"})
+        config = parse(argv)
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -59,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         summary = run_sweep(config, accelerator=accelerator)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, ValueError, FileNotFoundError, DiskFullError) as err:
         if accelerator.is_main_process:
             print(f"error: {err}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(err, DiskFullError) else 2
     finally:
         # tear the process group down on every rank: a rank that exits while gloo's threads still
         # run can abort ("terminate called without an active exception")

@@ -45,7 +45,7 @@ def parse_config(argv: list[str] | None = None, prog: str | None = None) -> W2SC
 
     usage = f"{prog or 'w2s run'} [--config FILE.yaml] [--KEY VALUE ...]   (sections below; YAML < flags)"
     parser = W2SArgumentParser(ARGUMENT_CLASSES, prog=prog, usage=usage)
-    model, task, head, run, lora = parser.parse_args_and_config(argv, convert={"ridge": str})
+    model, task, head, run, lora = parser.parse_args_and_config(argv)
     return W2SConfig(model=model, task=task, head=head, run=run, lora=lora).validate()
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import os
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ def _hint(key: str, known: set[str], flag: bool = False) -> str:
     if not close:
         return ""
     return f" Did you mean --{close[0]}?" if flag else f" Did you mean {close[0]!r}?"
+
+
+# Groups that are sections of the config, not roles: `head: {ridge: 0}` is `ridge`, not `head_ridge`.
+SECTIONS = ("head", "run", "lora")
 
 
 def load_yaml(path: str | os.PathLike, known: set[str]) -> dict[str, Any]:
@@ -45,19 +50,26 @@ def load_yaml(path: str | os.PathLike, known: set[str]) -> dict[str, Any]:
         raise ConfigError(f"Config file {str(path)!r} is not valid YAML{where}: {problem}.") from None
     if not isinstance(values, dict):
         raise ConfigError(f"Config file {str(path)!r} must hold a mapping of keys to values.")
+    return flatten(values, known, f"config file {str(path)!r}")
+
+
+def flatten(values: dict[str, Any], known: set[str], source: str) -> dict[str, Any]:
+    """Grouped keys flattened (`weak: {model: x}` -> `weak_model`; a section `head: {ridge: 0}` -> `ridge`),
+    every key checked against `known`."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            flat.update({f"{key}_{sub}": inner for sub, inner in value.items()})
+            prefix = "" if key in SECTIONS else f"{key}_"
+            flat.update({f"{prefix}{sub}": inner for sub, inner in value.items()})
         else:
             flat[str(key)] = value
     for key in flat:
         if key not in known:
-            raise ConfigError(f"Unknown key {key!r} in config file {str(path)!r}.{_hint(key, known)}")
+            raise ConfigError(f"Unknown key {key!r} in {source}.{_hint(key, known)}")
     return flat
 
 
-def _check_types(values: dict[str, Any], dataclass_types, path: str) -> None:
+def check_types(values: dict[str, Any], dataclass_types, path: str) -> None:
     """A YAML value of the wrong type is an error naming the file, the key and the value."""
     import typing
 
@@ -67,7 +79,9 @@ def _check_types(values: dict[str, Any], dataclass_types, path: str) -> None:
             if f.name not in values:
                 continue
             value, hint = values[f.name], hints.get(f.name)
-            args = typing.get_args(hint)
+            # only a Union (X | None) is unpacked: list[str] is a list, not a str
+            union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+            args = typing.get_args(hint) if union else ()
             optional = type(None) in args
             base = [a for a in args if a is not type(None)] if args else [hint]
             if value is None:
@@ -85,6 +99,11 @@ def _check_types(values: dict[str, Any], dataclass_types, path: str) -> None:
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             elif kind is str:
                 ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            elif isinstance(kind, type) and issubclass(kind, str):  # a parsed type (Ridge): its constructor checks
+                try:
+                    kind(value, key=f.name)
+                except ConfigError as err:
+                    raise ConfigError(f"Config file {path!r}: {err}") from None
             if not ok:
                 raise ConfigError(f"Config file {path!r}: {f.name}: {value!r} is not a valid {kind.__name__}.")
 
@@ -121,7 +140,7 @@ class W2SArgumentParser(HfArgumentParser):
             if i + 1 >= len(argv):
                 raise ConfigError("--config needs a path to a YAML file.")
             values = load_yaml(argv[i + 1], self.known_keys())
-            _check_types(values, self.dataclass_types, argv[i + 1])
+            check_types(values, self.dataclass_types, argv[i + 1])
             del argv[i : i + 2]
         options = {opt[2:] for opt in self._option_string_actions if opt.startswith("--")}
         for arg in argv:

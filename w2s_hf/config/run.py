@@ -21,19 +21,22 @@ from ..data.kinds import TASK_TYPES
 from ..data.splits import SPLIT_METHODS
 from ..errors import ConfigError
 from ..features.cache import default_cache_dir
+from ..features.compose import SCALINGS
 from ..features.hub import DTYPES
 from ..features.pooling import POOLING_METHODS as POOLINGS
 from ..heads.lora import MIXED_PRECISION
 from ..heads.losses import loss_names
 from ..heads.registry import SOLVERS
 from ..pipeline.protocol import STAGES, STUDENT_KINDS
+from .representation import RepresentationConfig
+from .ridge import RIDGE_HEADS, Ridge
 
 # Each list of allowed values lives with the module that owns it; these names are the config's view.
 STUDENT_LOSSES = loss_names("classification", student=True)
 PREFERENCE_LOSSES = loss_names("preference", student=True)
 REGRESSION_LOSSES = loss_names("regression")
-__all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RunArguments",
-           "TaskArguments", "W2SConfig", "default_cache_dir"]
+__all__ = ["ARGUMENT_CLASSES", "ConfigError", "HeadArguments", "LoraArguments", "ModelArguments", "RIDGE_HEADS",
+           "Ridge", "RunArguments", "TaskArguments", "W2SConfig", "default_cache_dir"]
 
 
 def _help(text: str, choices: tuple[str, ...] | None = None) -> dict:
@@ -60,6 +63,14 @@ class ModelArguments:
     weak_max_length: int = field(default=512, metadata=_help("Weak tokenizer truncation length."))
     weak_dtype: str = field(default="float32", metadata=_help("Weak model dtype.", DTYPES))
     weak_trust_remote_code: bool = field(default=False, metadata=_help("Allow custom model code for the weak model."))
+    weak_name: str | None = field(default=None, metadata=_help("Label of the weak representation in tables."))
+    weak_scale: str = field(default="none", metadata=_help(
+        "standard: z-score the weak features with the training rows' moments (never val or test).", SCALINGS))
+    weak_pca: int | None = field(default=None, metadata=_help(
+        "Keep the first k principal components of the weak features, fitted on the training rows only (cached)."))
+    weak_parts: list[str] | None = field(default=None, metadata=_help(
+        "A weak representation made of parts concatenated, each 'MODEL[,layer=..,pooling=..,scale=standard]' "
+        "(YAML: a list of mappings); replaces weak_model."))
     weak_chat_template: bool = field(default=False, metadata=_help(
         "Format the weak model's inputs with its tokenizer's chat template (a text = a user turn; a pair or a "
         "preference side = a user turn and the assistant's reply)."))
@@ -84,33 +95,34 @@ class ModelArguments:
     strong_device_map: str | None = field(default=None, metadata=_help(
         "'auto': spread the strong model over every visible GPU (a model larger than one GPU; one process)."))
 
-    def representation(self, role: str) -> dict[str, Any]:
-        """Keyword arguments for `w2s_hf.features.build_representation` for role 'weak' or 'strong'."""
-        get = lambda key: getattr(self, f"{role}_{key}")  # noqa: E731
-        return {
-            "name": get("model"),
-            "revision": get("revision"),
-            "layer": get("layer"),
-            "pooling": get("pooling"),
-            "max_length": get("max_length"),
-            "dtype": get("dtype"),
-            "trust_remote_code": get("trust_remote_code"),
-            # new keys only when set: rdkit featurizers and the run identity of older runs stay as they were
-            **({"chat_template": True} if get("chat_template") else {}),
-            **({"device_map": get("device_map")} if get("device_map") else {}),
-        }
+    strong_name: str | None = field(default=None, metadata=_help("Label of the strong representation."))
+    strong_scale: str = field(default="none", metadata=_help(
+        "standard: z-score the strong features with the training rows' moments (never val or test).", SCALINGS))
+    strong_pca: int | None = field(default=None, metadata=_help(
+        "Keep the first k principal components of the strong features, fitted on the training rows only (cached). "
+        "With parts: of the concatenation."))
+    strong_parts: list[str] | None = field(default=None, metadata=_help(
+        "A strong representation made of parts concatenated, e.g. "
+        "'packaged:smiles-bert-h192-l4-mtr,scale=standard' 'rdkit:descriptors' (YAML: a list of mappings, each "
+        "with its own layer, pooling, scale); replaces strong_model."))
+
+    def representation(self, role: str) -> RepresentationConfig:
+        """The representation of role 'weak' or 'strong' (`.build()` makes its featurizer)."""
+        values = {f.name: getattr(self, f"{role}_{f.name}") for f in dataclasses.fields(RepresentationConfig)}
+        if values["parts"]:
+            values["model"] = None
+        return RepresentationConfig.from_value(values, f"{role}_")
+
+    def set_representation(self, role: str, rep: RepresentationConfig) -> None:
+        """Write `rep` into the role's flat fields (a sweep's weak and strong models)."""
+        for key, value in rep.as_dict().items():
+            setattr(self, f"{role}_{key}", value)
+        if rep.parts:
+            setattr(self, f"{role}_model", rep.model_name)
 
     def validate(self) -> None:
         for role in ("weak", "strong"):
-            _check_choice(f"{role}_pooling", getattr(self, f"{role}_pooling"), POOLINGS)
-            _check_choice(f"{role}_dtype", getattr(self, f"{role}_dtype"), DTYPES)
-            if getattr(self, f"{role}_max_length") < 1:
-                raise ConfigError(f"{role}_max_length={getattr(self, f'{role}_max_length')} must be >= 1.")
-            if getattr(self, f"{role}_device_map") not in (None, "auto"):
-                value = getattr(self, f"{role}_device_map")
-                raise ConfigError(f"{role}_device_map={value!r} must be 'auto' or unset.")
-            if not str(getattr(self, f"{role}_model")).strip():
-                raise ConfigError(f"{role}_model is empty: give a Hub id, a local folder or packaged:NAME.")
+            self.representation(role)
 
 
 @dataclass
@@ -140,6 +152,14 @@ class TaskArguments:
         default=0.5, metadata=_help("Share of the training part given to weak_train (the rest is w2s_train).")
     )
     drop_invalid: bool = field(default=False, metadata=_help("Drop rows with invalid SMILES instead of failing."))
+    weak_budget: int | None = field(default=None, metadata=_help(
+        "Graded weak teachers: the weak head trains on this many gold labels, a subset of weak_train drawn with "
+        "split_seed (budgets of one seed are nested). Default: every weak_train row."))
+    cv_folds: int | None = field(default=None, metadata=_help(
+        "Cross-fitting: K folds over the labelled rows (whole scaffold groups for split=scaffold); this run's test "
+        "split is fold cv_fold and val is drawn from the rest. A sweep runs every fold and pools the test rows, so "
+        "each row is a test row exactly once."))
+    cv_fold: int = field(default=0, metadata=_help("Cross-fitting: which fold (0..cv_folds-1) is the test split."))
     task_type: str = field(default="regression", metadata=_help(
         "regression (squared loss) or classification (KL misfit of Mulgund & Pabbaraju 2025: softmax heads, "
         "predictions are class probabilities).", TASK_TYPES))
@@ -186,6 +206,15 @@ class TaskArguments:
             )
         if not 0.0 < self.weak_fraction < 1.0:
             raise ConfigError(f"weak_fraction={self.weak_fraction} must be strictly between 0 and 1.")
+        if self.weak_budget is not None and self.weak_budget < 2:
+            raise ConfigError(f"weak_budget={self.weak_budget} must be >= 2 (a head needs two labelled rows).")
+        if self.cv_folds is not None:
+            if self.cv_folds < 2:
+                raise ConfigError(f"cv_folds={self.cv_folds} must be >= 2.")
+            if not 0 <= self.cv_fold < self.cv_folds:
+                raise ConfigError(f"cv_fold={self.cv_fold} must be in 0..{self.cv_folds - 1}.")
+        elif self.cv_fold != 0:
+            raise ConfigError(f"cv_fold={self.cv_fold} needs cv_folds.")
         if (self.pair_from_scores is not None or self.pairs_per_item is not None) and (
                 self.task_type != "preference" or self.pair_from_scores is None):
             raise ConfigError(f"pair_from_scores={self.pair_from_scores!r} / pairs_per_item={self.pairs_per_item!r} "
@@ -206,6 +235,7 @@ class TaskArguments:
             "path": self.task_path,
             "weak_fraction": self.weak_fraction,
             "drop_invalid": self.drop_invalid,
+            **({"cv_folds": self.cv_folds, "cv_fold": self.cv_fold} if self.cv_folds else {}),
             **({"task_type": self.task_type, "label_column": self.label_column, "threshold": self.threshold}
                if self.task_type != "regression" else {}),
             # new keys only when set (load_task's defaults otherwise)
@@ -227,13 +257,21 @@ class HeadArguments:
         default="exact",
         metadata=_help("exact (least squares / ridge from sufficient statistics) or adamw (iterative, DDP).", SOLVERS),
     )
-    ridge: str = field(
-        default="auto", metadata=_help(
-            "Ridge penalty: a number >= 0, or 'auto' (chosen on val from a grid). 0 matches the theorem: "
-            "the student is then a projection onto a subspace (gain = misfit); ridge > 0 projects onto a "
-            "ball whose radius depends on the weak labels, and gain >= misfit holds only if the truth is inside."
+    ridge: Ridge = field(
+        default=Ridge("auto"), metadata=_help(
+            "Ridge penalty of every exact head: a number >= 0; 'auto' (each head's chosen on val from a grid); or "
+            "'theorem', the theorem's setting: the student (w2s) at ridge 0, a projection onto a subspace "
+            "(gain = misfit on its training rows), the weak head and the ceiling chosen on val. A number sets all "
+            "three heads: ridge 0 also makes the teacher and the ceiling unregularised. w2s_ridge, weak_ridge and "
+            "ceiling_ridge set one head apart."
         )
     )
+    weak_ridge: Ridge | None = field(default=None, metadata=_help(
+        "Ridge of the weak head alone (a number or 'auto'); default: from ridge."))
+    w2s_ridge: Ridge | None = field(default=None, metadata=_help(
+        "Ridge of the student alone (a number or 'auto'); 0 with the others on val is ridge=theorem."))
+    ceiling_ridge: Ridge | None = field(default=None, metadata=_help(
+        "Ridge of the ceiling alone (a number or 'auto'); default: from ridge."))
     fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
     lr: float = field(default=1e-2, metadata=_help(
         "adamw and the classification heads: learning rate. The defaults are a starting point, not tuned per "
@@ -272,7 +310,6 @@ class HeadArguments:
         _check_choice("preference_loss", self.preference_loss, PREFERENCE_LOSSES)
         if self.k_heads < 1:
             raise ConfigError(f"k_heads={self.k_heads} must be >= 1.")
-        self.ridge_value()
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr={self.lr} must be > 0.")
         if self.epochs is not None and self.epochs < 1:
@@ -282,7 +319,8 @@ class HeadArguments:
                 raise ConfigError(f"{key}={getattr(self, key)} must be > 0.")
         if self.eval_every is not None and self.eval_every < 1:
             raise ConfigError(f"eval_every={self.eval_every} must be >= 1.")
-        if self.solver == "adamw" and self.ridge != "auto" and self.ridge_value() > 0:
+        fixed = [self.ridge_for(h, h == "w2s") for h in RIDGE_HEADS]
+        if self.solver == "adamw" and any(r is not None and r > 0 for r in fixed):
             raise ConfigError("ridge applies to solver=exact; use weight_decay for solver=adamw.")
 
     def max_epochs(self, classification: bool) -> int:
@@ -290,17 +328,34 @@ class HeadArguments:
         (measured on lipophilicity, 1,680 rows: the weak head's val loss stops improving after ~850)."""
         return self.epochs if self.epochs is not None else (2000 if classification else 300)
 
-    def ridge_value(self) -> float | None:
-        """The fixed penalty, or None for 'auto'."""
-        if str(self.ridge).strip().lower() == "auto":
-            return None
-        try:
-            value = float(self.ridge)
-        except ValueError:
-            raise ConfigError(f"ridge={self.ridge!r} must be a number >= 0 or 'auto'.") from None
-        if not (value >= 0 and math.isfinite(value)):
-            raise ConfigError(f"ridge={self.ridge!r} must be a number >= 0 or 'auto'.")
-        return value
+    def __post_init__(self) -> None:
+        # the one place a ridge setting is parsed: flags, YAML values and sweeps all pass through here
+        self.ridge = Ridge(self.ridge)
+        for head in RIDGE_HEADS:
+            value = getattr(self, f"{head}_ridge")
+            if value is not None:
+                value = Ridge(value, key=f"{head}_ridge")
+                if value.preset:
+                    raise ConfigError(f"{head}_ridge={value!r}: 'theorem' sets all heads; use ridge=theorem.")
+                setattr(self, f"{head}_ridge", value)
+
+    def ridge_for(self, head: str, is_student: bool) -> float | None:
+        """The fixed penalty of one head (None: chosen on val): its own key, else `ridge`."""
+        own = getattr(self, f"{head}_ridge", None)
+        if own is not None:
+            return own.value
+        if self.ridge.preset:
+            return 0.0 if is_student else None
+        return self.ridge.value
+
+    def ridge_setting(self) -> str:
+        """The name a table gives this run's ridges."""
+        student, others = self.ridge_for("w2s", True), {self.ridge_for(h, False) for h in ("weak", "ceiling")}
+        if student == 0.0 and others == {None}:
+            return "theorem (student 0, weak and ceiling on val)"
+        if student == 0.0 and others == {0.0}:
+            return "0 for all heads (teacher and ceiling unregularised too)"
+        return "custom"
 
 
 @dataclass
@@ -397,7 +452,7 @@ class RunArguments:
             raise ConfigError(f"n_boot={self.n_boot} must be >= 0.")
 
     def resolved_cache_dir(self) -> str:
-        return self.cache_dir or default_cache_dir()
+        return self.cache_dir or str(default_cache_dir())
 
     def selected_stages(self) -> list[str]:
         return list(STAGES) if not self.stages else [s for s in STAGES if s in self.stages]

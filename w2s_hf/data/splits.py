@@ -16,7 +16,7 @@ FRACTIONS = (0.8, 0.1, 0.1)
 SPLIT_METHODS = ("random", "scaffold")
 
 # Distinct streams so the weak/w2s division does not reuse the numbers that drew train/val/test.
-_STREAM_SPLIT, _STREAM_WEAK = 0, 1
+_STREAM_SPLIT, _STREAM_WEAK, _STREAM_FOLDS = 0, 1, 2
 
 
 def rng_for(seed: int, stream: int) -> np.random.Generator:
@@ -79,6 +79,39 @@ def scaffold_split(
     return {name: np.sort(np.asarray(rows, dtype=np.int64)) for name, rows in parts.items()}
 
 
+def crossfit_split(n: int, folds: int, fold: int, seed: int, scaffolds: Sequence[str] | None = None,
+                   val_fraction: float = FRACTIONS[1]) -> dict[str, np.ndarray]:
+    """Fold `fold` of `folds` as test; val (a `val_fraction` of all rows) and train from the other folds.
+
+    Rows (or, with `scaffolds`, whole scaffold groups) are dealt to folds in a seeded order, each to the
+    fold with the fewest rows so far, so the folds partition the rows: over fold = 0..folds-1 every
+    row is a test row exactly once. val groups are drawn from the remaining rows in a second seeded order.
+    """
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in 0..{folds - 1}, got {fold!r}")
+    groups: dict[str, list[int]] = {}
+    for row in range(n):
+        groups.setdefault(scaffolds[row] if scaffolds is not None else str(row), []).append(row)
+    keys = sorted(groups)
+    rng = rng_for(seed, _STREAM_FOLDS)
+    sizes, owner = [0] * folds, {}
+    # big groups first (as in scaffold_split) keep the folds near n / folds rows each
+    for i in sorted(rng.permutation(len(keys)), key=lambda i: -len(groups[keys[i]]) if scaffolds is not None else 0):
+        k = int(np.argmin(sizes))
+        owner[keys[i]] = k
+        sizes[k] += len(groups[keys[i]])
+    test = [r for key in keys if owner[key] == fold for r in groups[key]]
+    rest = [key for key in keys if owner[key] != fold]
+    n_val, val = int(np.floor(val_fraction * n + 0.5)), []
+    for i in rng.permutation(len(rest)):
+        if len(val) + len(groups[rest[i]]) <= n_val:
+            val.extend(groups[rest[i]])
+    val_set = set(val)
+    train = [r for key in rest for r in groups[key] if r not in val_set]
+    return {name: np.sort(np.asarray(rows, dtype=np.int64)) for name, rows in
+            (("train", train), ("val", val), ("test", test))}
+
+
 def weak_w2s_split(train: np.ndarray, weak_fraction: float, seed: int) -> dict[str, np.ndarray]:
     """The training rows divided at random into weak_train (a `weak_fraction` share) and w2s_train."""
     if not 0.0 < weak_fraction < 1.0:
@@ -94,14 +127,18 @@ def make_splits(
     seed: int,
     weak_fraction: float = 0.5,
     scaffolds: Sequence[str] | None = None,
+    cv_folds: int | None = None,
+    cv_fold: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Row positions of weak_train, w2s_train, val and test for `n` rows."""
-    if split == "random":
-        parts = random_split(n, seed)
-    elif split == "scaffold":
-        if scaffolds is None or len(scaffolds) != n:
-            raise ValueError("scaffold split needs one scaffold per row")
-        parts = scaffold_split(scaffolds, seed)
-    else:
+    """Row positions of weak_train, w2s_train, val and test for `n` rows (with `cv_folds`: of one fold)."""
+    if split not in SPLIT_METHODS:
         raise ValueError(f"split must be one of {SPLIT_METHODS}, got {split!r}")
+    if split == "scaffold" and (scaffolds is None or len(scaffolds) != n):
+        raise ValueError("scaffold split needs one scaffold per row")
+    if cv_folds:
+        parts = crossfit_split(n, cv_folds, cv_fold, seed, scaffolds if split == "scaffold" else None)
+    elif split == "random":
+        parts = random_split(n, seed)
+    else:
+        parts = scaffold_split(scaffolds, seed)
     return {**weak_w2s_split(parts["train"], weak_fraction, seed), "val": parts["val"], "test": parts["test"]}

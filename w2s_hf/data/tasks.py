@@ -128,6 +128,8 @@ def load_task(
     split_map: Any = None,
     template: str | None = None,
     pair_column: str | None = None,
+    cv_folds: int | None = None,
+    cv_fold: int = 0,
     pair_from_scores: str | None = None,
     pairs_per_item: int | None = None,
 ) -> W2STask:
@@ -168,6 +170,9 @@ def load_task(
         pair_column: a second input column: each row is a text pair (encoders tokenize it as a pair;
             a template joins two columns into one text instead).
         task_type "preference": pairs (prompt, first, second, label A/B): see `w2s_hf.data.preferences`.
+        cv_folds, cv_fold: cross-fitting: the rows (whole scaffold groups for `split="scaffold"`) dealt into
+            `cv_folds` seeded folds; test is fold `cv_fold`, val is drawn from the others
+            (`w2s_hf.data.splits.crossfit_split`). Regression only.
         pair_from_scores: task_type "preference" from a scored table (a built-in task or your own file with
             its usual arguments): the items are split first, then pairs "which scores higher on this column"
             are drawn inside each split, `pairs_per_item` (default 2) partners per item
@@ -279,6 +284,11 @@ def load_task(
     if classify:
         column = data.targets[chosen[0]]
         labels = [str(c) for c in column] if threshold is None else threshold_labels(column, float(threshold))
+    if classify and cv_folds:
+        raise ValueError("cv_folds applies to regression tasks; classification splits are stratified by class.")
+    if SPLIT_COLUMN in frame.columns and cv_folds:
+        raise ValueError(f"{file}: cv_folds deals every row into folds, but this dataset maps its own splits "
+                         "(split_map): drop one of the two.")
     if SPLIT_COLUMN in frame.columns:  # the dataset's own splits, mapped to ours
         positions = mapped_splits(frame[SPLIT_COLUMN].to_numpy()[data.rows - 1], seed, weak_fraction)
     elif classify and split == "random":
@@ -286,7 +296,7 @@ def load_task(
         positions = {**stratified_weak_split(parts["train"], labels, weak_fraction, seed),
                      "val": parts["val"], "test": parts["test"]}
     else:
-        positions = make_splits(len(data.ids), split, seed, weak_fraction, scaffolds)
+        positions = make_splits(len(data.ids), split, seed, weak_fraction, scaffolds, cv_folds, cv_fold)
     sizes = {k: len(positions[k]) for k in SPLIT_NAMES}
     require_nonempty_splits(sizes, len(data.ids), split, weak_fraction, where)
     classes = None

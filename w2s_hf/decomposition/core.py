@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..arrays import as_real_array
+from ..arrays import as_real_array, positive_ratio
+from . import diagnostics
+from .diagnostics import DIAGNOSTICS  # noqa: F401  (part of this module's API, beside QUANTITIES)
 from .divergences import DIVERGENCES, Divergence  # noqa: F401  (Divergence: part of this module's API)
 
 # Every quantity, in the order of tables, tracker keys, CSV columns and plots.
@@ -37,6 +39,12 @@ class Decomposition:
     sum(gain) / sum(gap) over targets, not a mean of ratios; per-target reasons are under
     `per_target[t]["pgr_reason"]`. `ci` maps each averaged quantity to its percentile-bootstrap
     interval [lo, hi] (empty when n_boot=0).
+
+    `diagnostics` says why the residual is what it is (`w2s_hf.decomposition.diagnostics`, names in
+    `DIAGNOSTICS`): its exact split into a finite-sample and a non-realizability term, their bounds, and
+    every quantity with the ceiling's predictions as the truth (`proxy_*`); all None without a ceiling.
+    Their intervals are in `diagnostics_ci`, per-target values in `diagnostics_per_target`, and `reading`
+    is the one-line verdict (does the ceiling's own error leave the misfit able to predict the gain?).
     """
 
     weak_error: float
@@ -55,6 +63,10 @@ class Decomposition:
     confidence: float = 0.95
     n_boot: int = 0
     extras: dict[str, Any] = field(default_factory=dict)  # divergence-specific quantities (intervals in `ci`)
+    diagnostics: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(DIAGNOSTICS))
+    diagnostics_ci: dict[str, list[float]] = field(default_factory=dict)
+    diagnostics_per_target: dict[str, dict[str, float]] = field(default_factory=dict)
+    reading: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types only; nan (undefined pgr) becomes None so the output is strict JSON."""
@@ -100,6 +112,7 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     per_example = np.concatenate(losses, axis=1)  # (n, q*m)
     columns = {} if div.extras is None else div.extras(y, weak, w2s, arrays.get("ceiling_pred"))
     present = [name for name, col in columns.items() if col is not None]
+    split_block = diagnostics.per_example_columns(div, y, weak, w2s, arrays.get("ceiling_pred"))  # (n, 0): none
     base = per_example.mean(axis=0)[None, :]  # (1, q*m): the point estimate as a "replicate"
     point = _derive(base, len(losses), m)
     per_target = {
@@ -108,9 +121,9 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     }
     ci: dict[str, list[float]] = {}
     if n_boot > 0:
-        # the extras (per-example columns) ride in the same resamples: one bootstrap pass for all
+        # the extras and the residual split (per-example columns, last) ride in the same resamples: one pass
         extra_block = [np.stack([columns[c] for c in present], axis=1)] if present else []
-        means = _bootstrap_means(np.concatenate([per_example, *extra_block], axis=1), n_boot, seed)
+        means = _bootstrap_means(np.concatenate([per_example, *extra_block, split_block], axis=1), n_boot, seed)
         boot = _derive(means[:, : per_example.shape[1]], len(losses), m)
         alpha = (1.0 - confidence) / 2.0
         for key, vals in boot.items():
@@ -137,9 +150,31 @@ def decompose(y_true: Any, weak_pred: Any, w2s_pred: Any, ceiling_pred: Any = No
     averaged.pop("gap", None)
     ci.pop("gap_avg", None)
     extras = {name: None if col is None else float(np.mean(col)) for name, col in columns.items()}
+    diag = {} if split_block.shape[1] == 0 else _diagnostics(
+        split_block, means[:, per_example.shape[1] + len(present):] if n_boot > 0 else None, point,
+        boot if n_boot > 0 else None, names, confidence)
     return Decomposition(**averaged, n=int(n), ci={k.removesuffix("_avg"): v for k, v in ci.items()},
                          per_target=per_target, divergence=div.name, confidence=confidence, n_boot=n_boot,
-                         extras=extras)
+                         extras=extras, **diag)
+
+
+def _diagnostics(block: np.ndarray, boot_means: np.ndarray | None, base: dict[str, np.ndarray],
+                 base_boot: dict[str, np.ndarray] | None, names: list[str], confidence: float) -> dict[str, Any]:
+    """Decomposition fields of the residual diagnostics: point values (averaged and per target), the
+    reading, and intervals from the bootstrap means of the same replicates as the base quantities
+    (`base`, `base_boot`: the base quantities' point and replicate values from `_derive`)."""
+    point = diagnostics.derive(block.mean(axis=0)[None, :], base["misfit"])
+    values = {k: float(point[f"{k}_avg"][0]) for k in DIAGNOSTICS}
+    per_target = {t: {k: float(point[k][0, j]) for k in DIAGNOSTICS} for j, t in enumerate(names)}
+    ci: dict[str, list[float]] = {}
+    if boot_means is not None:
+        boot = diagnostics.derive(boot_means, base_boot["misfit"])
+        alpha = (1.0 - confidence) / 2.0
+        for k in DIAGNOSTICS:
+            if math.isfinite(values[k]):
+                ci[k] = [_nanquantile(boot[f"{k}_avg"], alpha), _nanquantile(boot[f"{k}_avg"], 1.0 - alpha)]
+    text = diagnostics.reading(values, float(base["misfit_avg"][0]), float(base["residual_avg"][0]))
+    return {"diagnostics": values, "diagnostics_ci": ci, "diagnostics_per_target": per_target, "reading": text}
 
 
 def fit_gain_on_misfit(misfit: Any, gain: Any, *, n_boot: int = 1000, seed: int = 0,
@@ -200,19 +235,13 @@ def _derive(means: np.ndarray, q: int, m: int) -> dict[str, np.ndarray]:
     if "ceiling_error" in blocks:
         out["ceiling_error"] = blocks["ceiling_error"]
         out["gap"] = blocks["weak_error"] - blocks["ceiling_error"]
-        out["pgr"] = _ratio(out["gain"], out["gap"])
+        out["pgr"] = positive_ratio(out["gain"], out["gap"])
     # Averaged values are the mean over target columns of the per-target values, except pgr:
     # sum(gain) / sum(gap), so a target whose gap is near zero cannot blow the average up.
     out.update({f"{key}_avg": vals.mean(axis=1) for key, vals in list(out.items())})
     if "gap" in out:
-        out["pgr_avg"] = _ratio(out["gain_avg"], out["gap_avg"])
+        out["pgr_avg"] = positive_ratio(out["gain_avg"], out["gap_avg"])
     return out
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den, nan where den <= 0 (no gap to recover)."""
-    ok = den > 0
-    return np.where(ok, num / np.where(ok, den, 1.0), np.nan)
 
 
 def _pgr_reason(gap: float, gap_boot: np.ndarray | None, confidence: float) -> str | None:

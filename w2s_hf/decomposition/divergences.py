@@ -5,6 +5,10 @@ orientation of the Bregman Pythagorean inequality D(y, weak) >= D(y, w2s) + D(w2
 the student is the projection of the weak predictions onto a convex class containing y (Mulgund &
 Pabbaraju, ICML 2025). A new divergence is one entry here, plus the training loss that minimises it in
 `w2s_hf.heads.losses` (each loss names its divergence; tests/test_repo.py checks that the names meet).
+
+Each entry also carries its `BregmanMap` (the points and gradients of phi, D = D_phi), from which
+`w2s_hf.decomposition.diagnostics` splits the residual with the three-point identity
+D(y, W) - D(y, S) - D(S, W) = <grad phi(S) - grad phi(W), y - S>.
 """
 
 from __future__ import annotations
@@ -14,6 +18,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class BregmanMap:
+    """The geometry of phi for the residual split, every map returning (n, m, d): m reported targets, d
+    the coordinates of one target (1 for the squared loss, the classes for KL).
+
+    `point(pred)`: a prediction as a point of phi's domain (KL: its probabilities); `gradient(pred)`:
+    grad phi at that point (squared: 2x; KL: log-probabilities, the +1 of grad(sum p log p) cancels
+    against differences of distributions); `label_point(y, pred)`: gold labels as points (KL: one-hot
+    or soft distributions; `pred` gives the class count); `weight(point)`: positive weights mu of the
+    Cauchy-Schwarz inequality |sum a b| <= sqrt(sum mu a^2) sqrt(sum b^2 / mu) used for the bounds
+    (squared: 1, which gives 2 sqrt(misfit * ...); KL: the student's probabilities).
+    """
+
+    point: Callable[[np.ndarray], np.ndarray]
+    gradient: Callable[[np.ndarray], np.ndarray]
+    label_point: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    weight: Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -30,6 +53,8 @@ class Divergence:
     # extra per-example quantities (y, weak, w2s, ceiling) -> {name: (n,) array or None}, e.g. accuracies
     # for classification: averaged, and bootstrapped with the same resamples as the base quantities
     extras: Callable[..., dict[str, Any]] | None = None
+    # phi's points and gradients (the residual split); None: the divergence is not Bregman, no split
+    bregman: BregmanMap | None = None
 
 
 def _same_shape(pred: np.ndarray, pred_name: str, target: np.ndarray, target_name: str) -> None:
@@ -38,7 +63,13 @@ def _same_shape(pred: np.ndarray, pred_name: str, target: np.ndarray, target_nam
                          f"{target.shape}; predictions and labels must align row by row and column by column")
 
 
-SQUARED = Divergence("squared", lambda pred, target: (pred - target) ** 2, _same_shape)
+_SQUARED_MAP = BregmanMap(
+    point=lambda pred: pred[:, :, None],
+    gradient=lambda pred: 2.0 * pred[:, :, None],  # phi(x) = x^2
+    label_point=lambda y, pred: y[:, :, None],
+    weight=np.ones_like,
+)
+SQUARED = Divergence("squared", lambda pred, target: (pred - target) ** 2, _same_shape, bregman=_SQUARED_MAP)
 
 
 def _kl(logits: bool, binary: bool = False) -> Divergence:
@@ -57,6 +88,12 @@ def _kl(logits: bool, binary: bool = False) -> Divergence:
         check,
         pair_loss=lambda pred, target: c.kl_loss(pred, target, logits=logits, target_is_pred=True),
         extras=lambda y, weak, w2s, ceiling: c.extras(y, weak, w2s, ceiling, logits=logits),
+        bregman=BregmanMap(
+            point=lambda pred: np.exp(c.log_probs(pred, logits=logits))[:, None, :],
+            gradient=lambda pred: c.log_probs(pred, logits=logits)[:, None, :],  # phi(p) = sum p log p
+            label_point=lambda y, pred: c.label_probs(y, pred, logits=logits)[:, None, :],
+            weight=c.clip_probs,
+        ),
     )
 
 

@@ -10,8 +10,9 @@ With `D(t, p) = KL(t || p)`: errors are D(y, prediction), which for one-hot (ind
 cross-entropy; for soft labels the KL is reported (cross-entropy minus the labels' entropy, so every
 difference of errors, the gain among them, is the same for both). The misfit is D(w2s, weak) =
 KL(student || weak), the direction of the theorem. `extras` adds what practitioners also read:
-`misfit_forward` = KL(weak || student), the accuracies, and the residual with the ceiling standing in
-for the truth: KL(ceiling || weak) - KL(ceiling || w2s) - misfit.
+`misfit_forward` = KL(weak || student) and the accuracies. The residual with the ceiling standing in
+for the truth (formerly `residual_ceiling_as_truth` here) is `proxy_residual` of the diagnostics
+(`w2s_hf.decomposition.diagnostics`), one mechanism for every divergence.
 """
 
 from __future__ import annotations
@@ -51,6 +52,16 @@ def _target_probs(target: np.ndarray, n_classes: int, *, logits: bool, is_pred: 
     return np.clip(target, 0.0, 1.0)
 
 
+def label_probs(y: np.ndarray, pred: np.ndarray, *, logits: bool) -> np.ndarray:
+    """(n, C) distribution of gold labels (class indices or soft labels), C taken from `pred`."""
+    return _target_probs(y, 2 if pred.shape[1] == 1 else pred.shape[1], logits=logits, is_pred=False)
+
+
+def clip_probs(p: np.ndarray) -> np.ndarray:
+    """Probabilities kept >= 1e-12: positive weights for the Cauchy-Schwarz bounds of the residual split."""
+    return np.clip(p, _EPS, 1.0)
+
+
 def kl_loss(pred: np.ndarray, target: np.ndarray, *, logits: bool, target_is_pred: bool) -> np.ndarray:
     """(n, 1) KL(target || pred) per example."""
     log_p = log_probs(pred, logits=logits)
@@ -76,8 +87,8 @@ def check_predictions(pred: np.ndarray, name: str, *, logits: bool) -> None:
 
 def extras(y: np.ndarray, weak: np.ndarray, w2s: np.ndarray, ceiling: np.ndarray | None, *,
            logits: bool) -> dict[str, np.ndarray | None]:
-    """Per-example misfit_forward, accuracies and ceiling-as-truth residual ((n,) arrays; None without a
-    ceiling). `decompose` averages them and bootstraps them with the same resamples as the rest."""
+    """Per-example misfit_forward and accuracies ((n,) arrays; the ceiling's None without a ceiling).
+    `decompose` averages them and bootstraps them with the same resamples as the rest."""
     kl = lambda p, t: kl_loss(p, t, logits=logits, target_is_pred=True)[:, 0]  # noqa: E731  KL(t || p)
 
     def correct(pred: np.ndarray) -> np.ndarray:
@@ -89,11 +100,6 @@ def extras(y: np.ndarray, weak: np.ndarray, w2s: np.ndarray, ceiling: np.ndarray
         "misfit_forward": kl(w2s, weak),  # KL(weak || w2s)
         "weak_accuracy": correct(weak),
         "w2s_accuracy": correct(w2s),
-        "ceiling_accuracy": None,
-        "residual_ceiling_as_truth": None,
+        "ceiling_accuracy": None if ceiling is None else correct(ceiling),
     }
-    if ceiling is not None:
-        out["ceiling_accuracy"] = correct(ceiling)
-        # KL(ceiling || weak) - KL(ceiling || w2s) - KL(w2s || weak)
-        out["residual_ceiling_as_truth"] = kl(weak, ceiling) - kl(w2s, ceiling) - kl(weak, w2s)
     return out

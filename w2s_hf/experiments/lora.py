@@ -10,8 +10,8 @@ Writes `lora_experiment.csv` (one row per config, seed, split and student), prin
 docs/results.md (test split, mean and range over seeds) and draws gain against misfit for the students
 (`--figure`).
 
-    w2s lora-experiment --configs scripts/configs/lora_esol.yaml --seeds 0 1 2
-    w2s lora-experiment --configs scripts/configs/lora_ellipse.yaml --max_rows_per_split 300 \
+    w2s lora-experiment --configs scripts/configs/run/lora_esol.yaml --seeds 0 1 2
+    w2s lora-experiment --configs scripts/configs/run/lora_ellipse.yaml --max_rows_per_split 300 \
         --output_dir runs/lora_experiment --figure docs/figures/lora_students.png
 
 The theorem (gain >= misfit) covers only the linear student; for the LoRA student the residual is measured.

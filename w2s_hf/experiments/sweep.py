@@ -13,21 +13,32 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config.run import ConfigError, HeadArguments, ModelArguments, RunArguments, TaskArguments, W2SConfig
-from ..decomposition.core import QUANTITIES
+from ..config.representation import RepresentationConfig
+from ..config.run import RunArguments
+from ..config.sweep import SweepAxes, SweepConfig
+from ..decomposition.core import DIAGNOSTICS, QUANTITIES
+from ..decomposition.predictors import PREDICTORS
+from .resampling import RESAMPLING_UNIT, PointRows, ols, row_bootstrap_line
 
 logger = logging.getLogger("w2s_hf.sweep")
 
-_REP_KEYS = ("model", "revision", "layer", "pooling", "max_length", "dtype", "trust_remote_code")
-CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge")
-# classification sweeps add these (the KL decomposition's accuracies and forward misfit)
+# A sweep's representation is the run config's (`config.representation`); the old name still works.
+RepSpec = RepresentationConfig
+__all__ = ["CSV_COLUMNS", "RESAMPLING_UNIT", "RepSpec", "SweepAxes", "SweepConfig", "run_sweep"]
+# the residual diagnostics (split, bounds, ceiling as truth) and whether the split was fitted on, then the knobs
+CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge",
+               "in_sample", *DIAGNOSTICS, "weak_budget", "weak_ridge", "ceiling_ridge", "folds")
+# every run's gain predictors (results.json -> predictors.per_target), one column each (the misfit is one already)
+PREDICTOR_COLUMNS = tuple(p for p in PREDICTORS if p not in QUANTITIES)
+# classification sweeps add these (the KL decomposition's accuracies and forward misfit;
+# residual_ceiling_as_truth is the diagnostics' proxy_residual under its earlier name)
 CLASSIFICATION_COLUMNS = ("weak_accuracy", "w2s_accuracy", "ceiling_accuracy", "misfit_forward",
                           "residual_ceiling_as_truth", "k_heads")
 KL_TASK_TYPES = ("classification", "preference")  # decompositions with accuracies beside them
@@ -45,139 +56,19 @@ def encoded_inputs(task: Any) -> list:
     return unique_sides(data.sides["prompt"], data.sides["first"], data.sides["second"])[0]
 
 
-@dataclass
-class RepSpec:
-    """A representation: a model (Hub id, folder, packaged:NAME, rdkit:KIND) and how it is read."""
-
-    model: str
-    name: str | None = None
-    revision: str | None = None
-    layer: int = -1
-    pooling: str = "mean"
-    max_length: int = 512
-    dtype: str = "float32"
-    trust_remote_code: bool = False
-
-    @property
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        base = self.model.split(":", 1)[-1].rstrip("/").split("/")[-1]
-        return base if self.model.startswith("rdkit:") or self.layer == -1 else f"{base}@L{self.layer}"
-
-    def as_args(self, role: str) -> dict[str, Any]:
-        return {f"{role}_{k}": getattr(self, k) for k in _REP_KEYS}
-
-    def group_key(self) -> tuple:
-        return tuple(getattr(self, k) for k in _REP_KEYS if k != "layer")
-
-
-@dataclass
-class SweepConfig:
-    """What a sweep runs; read from YAML (see scripts/configs/)."""
-
-    task: str
-    strong: RepSpec
-    weak_models: list[RepSpec]
-    output_dir: str
-    task_path: str | None = None
-    split: str = "random"
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    targets: list[str] | None = None
-    input_column: str | None = None
-    target_columns: list[str] | None = None
-    task_type: str = "regression"
-    label_column: str | None = None
-    threshold: float | None = None
-    pair_from_scores: str | None = None
-    pairs_per_item: int | None = None
-    head: dict[str, Any] = field(default_factory=dict)
-    swap_roles: bool = False
-    cache_dir: str | None = None
-    n_boot: int = 1000
-    eval_split: str = "test"
-    name: str | None = None
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "sweep config") -> "SweepConfig":
-        values = dict(values)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"Unknown key(s) {unknown} in {source}; allowed: {sorted(known)}.")
-        for key in ("task", "strong", "weak_models", "output_dir"):
-            if key not in values or values[key] in (None, "", []):
-                raise ConfigError(f"{source} needs {key!r}.")
-
-        def rep(spec: Any, where: str) -> RepSpec:
-            spec = {"model": spec} if isinstance(spec, str) else dict(spec)
-            bad = sorted(set(spec) - set(RepSpec.__dataclass_fields__))
-            if bad:
-                raise ConfigError(f"Unknown key(s) {bad} in {where} of {source}.")
-            return RepSpec(**spec)
-
-        values["strong"] = rep(values["strong"], "strong")
-        values["weak_models"] = [rep(w, f"weak_models[{i}]") for i, w in enumerate(values["weak_models"])]
-        labels = [w.label for w in values["weak_models"]]
-        if len(set(labels)) != len(labels):
-            raise ConfigError(f"weak_models in {source} have repeated names {labels}; give each a distinct 'name'.")
-        config = cls(**values)
-        for seed in config.seeds:
-            config.run_config(config.weak_models[0], config.strong, seed, "check")  # validates every key now
-        return config
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> "SweepConfig":
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"Sweep config {str(path)!r} does not exist.")
-        values = yaml.safe_load(path.read_text()) or {}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(values, source=str(path))
-
-    def run_config(self, weak: RepSpec, strong: RepSpec, seed: int, folder: str) -> W2SConfig:
-        head = HeadArguments(**{k: (str(v) if k == "ridge" else v) for k, v in self.head.items()})
-        return W2SConfig(
-            model=ModelArguments(**weak.as_args("weak"), **strong.as_args("strong")),
-            task=TaskArguments(
-                task=self.task,
-                task_path=self.task_path,
-                split=self.split,
-                split_seed=seed,
-                targets=self.targets,
-                input_column=self.input_column,
-                target_columns=self.target_columns,
-                task_type=self.task_type,
-                label_column=self.label_column,
-                threshold=self.threshold,
-                pair_from_scores=self.pair_from_scores,
-                pairs_per_item=self.pairs_per_item,
-            ),
-            head=head,
-            run=RunArguments(
-                output_dir=str(Path(self.output_dir) / "runs" / folder),
-                cache_dir=self.cache_dir,
-                report_to="none",
-                n_boot=self.n_boot,
-                plot=False,
-            ),
-        ).validate()
-
-
-def _warm_cache(config: SweepConfig, reps: list[RepSpec], texts: list[str], accelerator) -> None:
+def _warm_cache(config: SweepConfig, reps: list[RepresentationConfig], texts: list[str], accelerator) -> None:
     """Extract every layer wanted from one model in a single forward pass, cached per layer."""
     from ..features import build_representation
 
-    groups: dict[tuple, list[RepSpec]] = defaultdict(list)
+    groups: dict[tuple, list[RepresentationConfig]] = defaultdict(list)
     for rep in reps:
-        groups[rep.group_key()].append(rep)
+        for part in rep.parts or [rep]:
+            groups[part.group_key()].append(part)
     cache = os.path.join(config.cache_dir or RunArguments(output_dir="").resolved_cache_dir(), "features")
     for members in groups.values():
         first = members[0]
         layers = sorted({m.layer for m in members})
-        encoder = build_representation(name=first.model, **{k: getattr(first, k) for k in _REP_KEYS if k != "model"})
+        encoder = build_representation(**first.encoder_kwargs())
         if len(layers) > 1 and hasattr(encoder, "encode_layers"):
             encoder.encode_layers(
                 texts, layers, cache_dir=cache, accelerator=accelerator, show_progress=accelerator.is_main_process
@@ -210,68 +101,53 @@ def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
     return {"mean": float(err.mean()), **{t: float(e) for t, e in zip(pipeline.targets, err)}}
 
 
+def point_folder(direction: str, weak: RepresentationConfig, strong: RepresentationConfig, seed: int) -> str:
+    """The run folder (under <output_dir>/runs/) of one sweep point; other experiments reuse it by this name."""
+    return f"{direction}__{weak.label}__{strong.label}__seed{seed}".replace("/", "_")
+
+
 def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
-    """Run every (direction, weak model, seed) pipeline and write sweep.csv, sweep.json and the plot."""
+    """Run every (direction, weak model, budget, seed[, fold]) pipeline; write sweep.csv, sweep.json, the plot."""
     from accelerate import Accelerator
 
     from ..atomic import atomic_path, write_json_atomic
     from ..data import load_task
-    from ..decomposition.core import fit_gain_on_misfit
     from ..decomposition.selection import select_weak_model
     from ..hooks.plots import plot_misfit_vs_gain
-    from ..pipeline.run import W2SPipeline
 
     accelerator = accelerator or Accelerator(cpu=True)
+    started = time.perf_counter()
     out = Path(config.output_dir)
-    tasks = {
-        seed: load_task(
-            config.task, **config.run_config(config.weak_models[0], config.strong, seed, "check").task.load_kwargs()
-        )
-        for seed in config.seeds
-    }
-    _warm_cache(config, [config.strong, *config.weak_models], encoded_inputs(tasks[config.seeds[0]]), accelerator)
+    first = config.run_config(config.weak_models[0], config.strong, config.seeds[0], "check")
+    texts = encoded_inputs(load_task(config.task, **first.task.load_kwargs()))
+    _warm_cache(config, [config.strong, *config.weak_models], texts, accelerator)
 
     directions = [("normal", w, config.strong) for w in config.weak_models]
     if config.swap_roles:
         directions += [("reversed", config.strong, w) for w in config.weak_models]
     rows: list[dict[str, Any]] = []
+    point_rows: list[PointRows] = []
+    proxy_rows: list[PointRows] = []
     results: dict[tuple[str, str, int], dict] = {}
     ceilings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+    tasks: dict[tuple, Any] = {}  # a split is loaded (files read, SMILES parsed) once per (seed, fold)
     for direction, weak, strong in directions:
-        for seed in config.seeds:
-            folder = f"{direction}__{weak.label}__{strong.label}__seed{seed}".replace("/", "_")
-            pipeline = W2SPipeline(
-                config.run_config(weak, strong, seed, folder), accelerator=accelerator, task=tasks[seed]
-            )
-            res = pipeline.run()
-            key_label = weak.label if direction == "normal" else strong.label
-            results[(direction, key_label, seed)] = res
-            if direction == "normal":
-                ceilings[weak.label][seed] = _ceiling_on_val(pipeline, "weak")
-                if seed not in ceilings[strong.label]:
-                    ceilings[strong.label][seed] = _ceiling_on_val(pipeline, "strong")
-            block = res["splits"][config.eval_split]
-            # classification has one target: its averaged extras are that target's
-            extras = ({**block.get("extras", {}), "k_heads": config.head.get("k_heads", 1)}
-                      if config.task_type in KL_TASK_TYPES else {})
-            for target, values in block["per_target"].items():
-                rows.append(
-                    {
-                        **extras,
-                        "direction": direction,
-                        "weak_model": weak.label,
-                        "strong_model": strong.label,
-                        "seed": seed,
-                        "target": target,
-                        "split": config.eval_split,
-                        **{c: values.get(c) for c in QUANTITIES},
-                        "w2s_ridge": res.get("heads", {}).get("w2s", {}).get("ridge"),
-                    }
-                )
-    summary = _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model)
+        for budget in config.budgets:
+            for seed in config.seeds:
+                point = _run_point(config, direction, weak, strong, budget, seed, accelerator, ceilings, tasks)
+                label = _point_label(weak if direction == "normal" else strong, budget)
+                results[(direction, label, seed)] = point["results"]
+                rows += point["rows"]
+                if direction == "normal":
+                    point_rows += point["point_rows"]
+                    proxy_rows += point["proxy_rows"]
+    summary = _summarise(config, rows, point_rows, results, ceilings, select_weak_model, proxy_rows)
+    # the sweep's wall time up to its summary (the figure and files after it take well under a second)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
     if accelerator.is_main_process:
         with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
-            columns = CSV_COLUMNS + (CLASSIFICATION_COLUMNS if config.task_type in KL_TASK_TYPES else ())
+            extra = CLASSIFICATION_COLUMNS if config.task_type in KL_TASK_TYPES else ()
+            columns = CSV_COLUMNS + PREDICTOR_COLUMNS + extra
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
@@ -287,85 +163,198 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     return summary
 
 
-# Points of one (direction, weak model, seed) run share a test set and a weak model: the bootstrap of
-# the gain-on-misfit line resamples whole runs, all their targets together, with a fixed seed.
-RESAMPLING_UNIT = "(direction, weak model, seed) run, all its targets together"
+def _point_label(weak: RepresentationConfig, budget: int | None) -> str:
+    return weak.label if budget is None else f"{weak.label}@n{budget}"
+
+
+def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: int, accelerator,
+               ceilings: dict, tasks: dict) -> dict[str, Any]:
+    """One point: one run, or under cross-fitting one run per fold with the test rows pooled."""
+    from ..data import load_task
+    from ..decomposition.core import DIVERGENCES, decompose
+    from ..pipeline.run import W2SPipeline
+
+    folds = config.folds
+    label = _point_label(weak, budget) if direction == "normal" else _point_label(strong, budget)
+    base = point_folder(direction, weak, strong, seed) + ("" if budget is None else f"__n{budget}")
+    runs, evals = [], []
+    for fold in folds:
+        folder = (base + ("" if fold is None else f"__fold{fold}")).replace("/", "_")
+        run = config.run_config(weak, strong, seed, folder, budget=budget, fold=fold)
+        if (seed, fold) not in tasks:
+            tasks[(seed, fold)] = load_task(config.task, **run.task.load_kwargs())
+        pipeline = W2SPipeline(run, accelerator=accelerator, task=tasks[(seed, fold)])
+        runs.append(pipeline.run())
+        split = "test" if fold is not None else config.eval_split
+        evals.append(_eval_rows(pipeline, split))
+        if direction == "normal" and fold in (None, 0):
+            ceilings[weak.label][seed] = _ceiling_on_val(pipeline, "weak")
+            ceilings[strong.label].setdefault(seed, _ceiling_on_val(pipeline, "strong"))
+    kl_kind = config.task_type in KL_TASK_TYPES  # classification or preference: accuracies beside the KL
+    if fold is None:
+        block = runs[0]["splits"][config.eval_split]
+    else:  # cross-fitting: every row's test prediction comes from the fold that held it out
+        pooled = {k: np.concatenate([e[k] for e in evals]) for k in ("y", "weak", "w2s", "ceiling")}
+        block = decompose(pooled["y"], pooled["weak"], pooled["w2s"], pooled["ceiling"],
+                          target_names=pipeline.targets, n_boot=config.n_boot, seed=config.base.run.seed,
+                          divergence=pipeline.divergence).as_dict()
+        evals = [{"ids": [i for e in evals for i in e["ids"]], **pooled}]
+    # classification has one target: its averaged extras are that target's
+    extras = {**block.get("extras", {}), "k_heads": config.base.head.k_heads,
+              "residual_ceiling_as_truth": block["diagnostics"]["proxy_residual"]} if kl_kind else {}
+    heads = [r.get("heads", {}) for r in runs]
+    chosen = {f"{h}_ridge": _median([r.get(h, {}).get("ridge") for r in heads]) for h in ("w2s", "weak", "ceiling")}
+    rows, point_rows = [], []
+    predicted = runs[0].get("predictors", {}).get("per_target", {}) if fold is None else {}
+    div = DIVERGENCES[pipeline.divergence]
+    e = evals[0]
+    gain_rows = div.loss(e["weak"], e["y"]) - div.loss(e["w2s"], e["y"])  # (n, targets)
+    misfit_rows = (div.pair_loss or div.loss)(e["weak"], e["w2s"])
+    proxy_rows = None if kl_kind else div.loss(e["weak"], e["ceiling"]) - div.loss(e["w2s"], e["ceiling"])
+    proxy_points: list[PointRows] = []
+    for j, (target, values) in enumerate(block["per_target"].items()):
+        rows.append({**extras, "direction": direction, "weak_model": weak.label, "strong_model": strong.label,
+                     "seed": seed, "target": target, "split": "test (cross-fitted)" if fold is not None
+                     else config.eval_split, **{c: values.get(c) for c in QUANTITIES}, **chosen,
+                     "in_sample": block.get("in_sample", False),
+                     **{c: block["diagnostics_per_target"].get(target, {}).get(c) for c in DIAGNOSTICS},
+                     "weak_budget": budget, "folds": len(folds) if fold is not None else None,
+                     **{p: predicted.get(target, {}).get(p) for p in PREDICTOR_COLUMNS}})
+        point_rows.append(PointRows(e["ids"], gain_rows[:, j], misfit_rows[:, j]))
+        if proxy_rows is not None:  # the same rows with the ceiling's predictions as the truth
+            proxy_points.append(PointRows(e["ids"], proxy_rows[:, j], misfit_rows[:, j]))
+    result = runs[0] if fold is None else {"splits": {"test": block}, "heads": heads[0]}
+    return {"results": result, "rows": rows, "point_rows": point_rows, "proxy_rows": proxy_points, "label": label}
+
+
+def _eval_rows(pipeline, split: str) -> dict[str, Any]:
+    """Ids, gold labels and the weak, student and ceiling predictions of one split of a finished run."""
+    return {"ids": list(pipeline.data.ids[split]), "y": pipeline.gold[split],
+            "weak": pipeline.load_predictions(pipeline.teacher.name)[split],
+            "w2s": pipeline.load_predictions("w2s")[split], "ceiling": pipeline.load_predictions("ceiling")[split]}
+
+
+def _median(values: list[Any]) -> float | None:
+    known = [float(v) for v in values if v is not None]
+    return float(np.median(known)) if known else None
+
+
 BOOT_SEED = 0
 
 
-def _gain_line(points: list[dict[str, Any]], fit_gain_on_misfit) -> dict[str, Any]:
-    """Gain regressed on misfit over `points` with runs as bootstrap clusters; no line (None) from
-    fewer than two distinct misfits, e.g. a one-run sweep, whose rows are still written."""
-    misfit, gain = [r["misfit"] for r in points], [r["gain"] for r in points]
-    ridge = _ridge_summary([r.get("w2s_ridge") for r in points])
+def _gain_line(points: list[dict[str, Any]], rows: list[PointRows] | None, n_boot: int = 1000,
+               gain_key: str = "gain") -> dict[str, Any]:
+    """Gain (column `gain_key`) regressed on misfit over `points`, its interval from resampling row ids
+    (`resampling.py`); no line (None) from fewer than two distinct misfits, e.g. a one-run sweep."""
+    misfit, gain = [r["misfit"] for r in points], [r[gain_key] for r in points]
+    ridge = ridge_summary([r.get("w2s_ridge") for r in points],
+                           [r.get(f"{h}_ridge") for r in points for h in ("weak", "ceiling")])
     if len(set(misfit)) < 2:
-        return {
-            "w2s_ridge": ridge,
-            "slope": None,
-            "intercept": None,
-            "r2": None,
-            "n": len(points),
-            "ci": {},
-            "note": "fewer than two distinct misfit values: no line to fit",
-        }
-    runs = [(r["direction"], r["weak_model"], r["strong_model"], r["seed"]) for r in points]
-    return {**fit_gain_on_misfit(misfit, gain, seed=BOOT_SEED, clusters=runs), "w2s_ridge": ridge}
+        return {"w2s_ridge": ridge, "slope": None, "intercept": None, "r2": None, "n": len(points), "ci": {},
+                "note": "fewer than two distinct misfit values: no line to fit"}
+    x, y = np.array([misfit], dtype=float), np.array([gain], dtype=float)
+    slope, intercept, r2 = (float(v[0]) for v in ols(x, y))
+    out = {"slope": slope, "intercept": intercept, "r2": None if np.isnan(r2) else r2, "n": len(points),
+           "ci": {}, "w2s_ridge": ridge}
+    if rows and n_boot > 0:
+        boot = row_bootstrap_line(rows, n_boot=n_boot, seed=BOOT_SEED)
+        out["ci"] = boot.pop("ci")
+        out["bootstrap"] = boot
+    return out
 
 
-def _ridge_summary(ridges: list[float | None]) -> dict[str, Any]:
-    """The students' chosen ridges beside a slope: only ridge 0 (a subspace) is the theorem's
-    setting; with ridge > 0 gain >= misfit needs the truth inside a weak-label-dependent ball."""
+def ridge_summary(ridges: list[float | None], others: list[float | None] | None = None) -> dict[str, Any]:
+    """The students' chosen ridges beside a slope: only a student at ridge 0 (a subspace) is the theorem's
+    setting; with ridge > 0 gain >= misfit needs the truth inside a weak-label-dependent ball. `heads` says
+    whether the weak heads and ceilings were chosen on val (the theorem's setting) or fixed at 0 too."""
     known = [float(r) for r in ridges if r is not None]
     if not known:
-        return {"min": None, "median": None, "max": None, "matches_theorem": None}
+        return {"min": None, "median": None, "max": None, "matches_theorem": None, "heads": None}
+    theorem = all(r == 0.0 for r in known)
+    rest = [float(r) for r in others or [] if r is not None]
+    heads = None
+    if theorem and rest:
+        heads = ("all heads at ridge 0 (teacher and ceiling unregularised too)" if all(r == 0.0 for r in rest)
+                 else "theorem: student at ridge 0, weak heads and ceilings chosen on val")
     return {"min": min(known), "median": float(np.median(known)), "max": max(known),
-            "matches_theorem": all(r == 0.0 for r in known)}
+            "matches_theorem": theorem, "heads": heads}
 
 
 def _selection(config, results, targets, select_weak_model, misfit_split: str) -> dict[str, Any]:
-    """Weak-model choice per (seed, target) with the misfit read on `misfit_split`, and mean regrets."""
+    """Weak-model choice per (seed, budget, target) with the misfit read on `misfit_split`, and mean regrets."""
     per_scenario, regrets = {}, defaultdict(list)
     for seed in config.seeds:
-        candidates = {w.label: results[("normal", w.label, seed)] for w in config.weak_models}
-        for target in targets:
-            pick = select_weak_model(
-                candidates, target=target, misfit_split=misfit_split, evaluate_on=config.eval_split
-            )
-            per_scenario[f"seed{seed}/{target}"] = pick.as_dict()
-            for rule, info in pick.baselines.items():
-                regrets[rule].append(info["regret"])
+        for budget in config.budgets:
+            labels = [_point_label(w, budget) for w in config.weak_models]
+            candidates = {label: results[("normal", label, seed)] for label in labels}
+            for target in targets:
+                pick = select_weak_model(
+                    candidates, target=target, misfit_split=misfit_split, evaluate_on=config.eval_split
+                )
+                scenario = f"seed{seed}/{target}" + ("" if budget is None else f"/n{budget}")
+                per_scenario[scenario] = pick.as_dict()
+                for rule, info in pick.baselines.items():
+                    regrets[rule].append(info["regret"])
     return {"per_scenario": per_scenario, "mean_regret": {k: float(np.mean(v)) for k, v in regrets.items()}}
 
 
-def _summarise(config, rows, results, ceilings, fit_gain_on_misfit, select_weak_model) -> dict[str, Any]:
+def _residual_split(points: list[dict[str, Any]], proxy_rows: list[PointRows], n_boot: int) -> dict[str, Any] | None:
+    """Why the sweep's residuals are what they are: the mean split over points, how often the
+    non-realizability bound exceeds the misfit, and the gain-on-misfit line with the ceiling as the truth
+    (its non-realizability term is 0). None when the runs had no ceiling to split at."""
+    if not points or any(r.get("nonrealizability_term") is None for r in points):
+        return None
+    mean = {c: float(np.mean([r[c] for r in points])) for c in ("residual", *DIAGNOSTICS[:4])}
+    above = float(np.mean([r["nonrealizability_bound"] > r["misfit"] for r in points]))
+    return {"mean": mean, "share_nonrealizability_bound_above_misfit": above,
+            "share_positive_proxy_gain": float(np.mean([r["proxy_gain"] > 0 for r in points])),
+            "fit_proxy_truth": _gain_line(points, proxy_rows or None, n_boot, gain_key="proxy_gain")}
+
+
+def _summarise(config, rows, point_rows, results, ceilings, select_weak_model, proxy_rows) -> dict[str, Any]:
     normal = [r for r in rows if r["direction"] == "normal"]
-    fits = {"all": _gain_line(normal, fit_gain_on_misfit)}
+    n_boot = 1000
+    fits = {"all": _gain_line(normal, point_rows, n_boot)}
     targets = sorted({r["target"] for r in normal})
     if len(targets) > 1:
         fits["per_target"] = {
-            t: _gain_line([r for r in normal if r["target"] == t], fit_gain_on_misfit) for t in targets
+            t: _gain_line([r for r in normal if r["target"] == t],
+                          [p for r, p in zip(normal, point_rows) if r["target"] == t], n_boot) for t in targets
         }
-    selection = {
-        "misfit_on_val": _selection(config, results, targets, select_weak_model, "val"),
-        f"misfit_on_{config.eval_split}": _selection(config, results, targets, select_weak_model, config.eval_split),
-    }
-    selection["misfit_on_val"]["note"] = "val also chose every ridge: its misfit is the student's selection criterion"
-    selection[f"misfit_on_{config.eval_split}"]["note"] = (
-        f"misfit on the unlabelled inputs of {config.eval_split}, a split no selection touched"
-    )
+    if config.base.task.cv_folds or config.eval_split == "val":
+        # each fold chose its ridges on its own val; a val panel has no untouched split to score a choice on
+        selection: dict[str, Any] = {}
+        top = {"per_scenario": {}, "mean_regret": {},
+               "note": "not computed: under cross-fitting each fold has its own val (the pooled test rows are the "
+                       "only evaluation split); with eval_split val no untouched split scores the choice"}
+    else:
+        clean = f"misfit_on_{config.eval_split}"
+        selection = {"misfit_on_val": _selection(config, results, targets, select_weak_model, "val"),
+                     clean: _selection(config, results, targets, select_weak_model, config.eval_split)}
+        selection["misfit_on_val"]["note"] = ("val also chose every ridge: its misfit is the student's selection "
+                                              "criterion")
+        selection[clean]["note"] = (f"misfit on the unlabelled inputs of {config.eval_split}, a split no selection "
+                                    "touched")
+        top = selection["misfit_on_val"]
+    # which gain predictor predicts best (rank correlation, R², regret), on the gain of eval_split
+    from .predictor_scores import score_predictors
+
+    predictors = score_predictors(normal, n_boot=1000 if config.n_boot else 0, seed=BOOT_SEED)
+    predictors["gain_split"] = config.eval_split
     ceiling_mean = {rep: float(np.mean([v["mean"] for v in per_seed.values()])) for rep, per_seed in ceilings.items()}
     summary = {
-        "config": {
-            k: (v.__dict__ if hasattr(v, "__dict__") else ([w.__dict__ for w in v] if k == "weak_models" else v))
-            for k, v in config.__dict__.items()
-        },
-        "n_runs": len({(r["weak_model"], r["seed"]) for r in normal}),
+        "config": config.as_dict(),
+        "n_runs": len({(r["weak_model"], r["weak_budget"], r["seed"]) for r in normal}),
         "fit": fits,
-        "bootstrap": {"resampling_unit": RESAMPLING_UNIT, "seed": BOOT_SEED, "n_boot": 1000},
+        "bootstrap": {"resampling_unit": RESAMPLING_UNIT, "seed": BOOT_SEED, "n_boot": n_boot,
+                      "not_resampled": "the weak models, the fitted heads and the splits (intervals are "
+                                       "conditional on them)"},
+        "predictors": predictors,
         "mean_residual": float(np.mean([r["residual"] for r in normal])),
         "share_positive_gain": float(np.mean([r["gain"] > 0 for r in normal])),
+        "residual_split": _residual_split(normal, proxy_rows, n_boot),
         # top-level per_scenario / mean_regret: the misfit on val, as in earlier sweep.json files
-        "selection": {**selection["misfit_on_val"], "by_misfit_split": selection},
+        "selection": {**top, "by_misfit_split": selection},
         "ceiling_error_val": {
             "per_representation": ceiling_mean,
             "strongest": min(ceiling_mean, key=ceiling_mean.get),

@@ -46,6 +46,8 @@ class Representation(Protocol):
 
     def fingerprint(self, texts: list[str]) -> str: ...
 
+    def content_key(self) -> str: ...  # the model's content (Hub commit, file hash): part of a run's identity
+
 
 def build_representation(name: str, **kwargs: Any) -> Representation:
     """Build the featurizer that `name` names, e.g. "packaged:all-MiniLM-L6-v2" or "bert-base-uncased"."""

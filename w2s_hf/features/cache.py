@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -26,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path, write_json_atomic
+from ..atomic import atomic_path, reserve, write_json_atomic
+from .digests import default_cache_dir, file_digests  # noqa: F401  (default_cache_dir: the cache root, public here)
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +40,6 @@ FEATURES = "features.npy"
 SHARDS = "shards"
 # Files next to model weights that never change the numbers a model computes.
 _IGNORED_MODEL_FILES = {"README.md", "desktop.ini", "LICENSE", "LICENSE.txt", "ceilings.json"}
-
-
-def default_cache_dir() -> str:
-    """The cache shared by every run (features, descriptors, unzipped packaged models).
-
-    $W2S_HF_CACHE, else $HF_HOME/w2s_hf, else ~/.cache/w2s_hf.
-    """
-    if os.environ.get("W2S_HF_CACHE"):
-        return os.environ["W2S_HF_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return str(Path(os.environ["HF_HOME"]) / "w2s_hf")
-    return str(Path.home() / ".cache" / "w2s_hf")
 
 
 def fingerprint_texts(texts: Sequence[str]) -> str:
@@ -71,8 +61,9 @@ def make_fingerprint(parts: Mapping[str, Any]) -> str:
 def hash_model_files(path: str | os.PathLike) -> str:
     """Content hash of every file in a model folder (weights, config, tokenizer), memoised per process.
 
-    Size and modification time alone would miss weights rewritten in place, so the bytes are hashed;
-    the memo key also holds inode and ctime, which any rewrite changes.
+    Size and modification time alone would miss weights rewritten in place, so the bytes are hashed
+    (once: each file's digest is memoised on disk under a key holding inode and ctime, which any
+    rewrite changes, see digests.py); the in-process memo key holds the same fields.
     """
     root = Path(path).resolve()
     entries = []
@@ -89,12 +80,13 @@ def hash_model_files(path: str | os.PathLike) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _hash_files(root: str, entries: tuple) -> str:
+    # each file's digest comes from the on-disk memo when the file is unchanged (digests.py)
     digest = hashlib.sha256()
-    for rel, size, *_ in entries:
+    files = file_digests([os.path.join(root, rel) for rel, *_ in entries])
+    for (rel, size, *_), file_digest in zip(entries, files):
         digest.update(rel.encode())
         digest.update(size.to_bytes(8, "little"))
-        with open(os.path.join(root, rel), "rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
+        digest.update(bytes.fromhex(file_digest))
     return "sha256:" + digest.hexdigest()
 
 
@@ -109,9 +101,16 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size=_npy_size(array.shape)) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, array)
+
+
+def _npy_size(shape: tuple[int, ...]) -> int:
+    """Bytes of a float32 .npy file of `shape` (header included)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": tuple(shape)})
+    return int(np.prod(shape)) * 4 + len(header.getvalue())
 
 
 def _open_npy(path: Path, record: Mapping[str, Any], verify: bool) -> tuple[np.ndarray | None, str]:
@@ -252,8 +251,11 @@ class FeatureCache:
         if first is None:
             raise RuntimeError(f"feature cache {self.path}: shard 0 of {n_shards} is missing or corrupt.")
         dim = first.shape[1]
-        with atomic_path(self.features_path) as tmp:
+        size = _npy_size((n_rows, dim))
+        with atomic_path(self.features_path, size=size) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, dim))
+            with open(tmp, "r+b") as fh:  # the map is of a sparse file: take its blocks before any store
+                reserve(fh, os.path.getsize(tmp), self.features_path)
             for index, rows in enumerate(shards):
                 part = first if index == 0 else self.load_shard(index, n_shards, rows)
                 if part is None or part.shape[1] != dim:

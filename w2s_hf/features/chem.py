@@ -59,6 +59,10 @@ class RDKitFeaturizer:
     def fingerprint(self, texts: Sequence[str], layer: int | None = None) -> str:
         return make_fingerprint({**self._params(), "data": fingerprint_texts(list(texts))})
 
+    def content_key(self) -> str:
+        """What identifies the featurizer's numbers: the RDKit version and its parameters."""
+        return make_fingerprint(self._params())
+
     @property
     def hidden_size(self) -> int:
         if self.kind == "morgan":

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..progress import quiet_library_bars
 from .cache import FeatureCache, fingerprint_texts, make_fingerprint
 from .layers import LayerReader
 from .packaged import resolve_model_source
@@ -131,6 +132,12 @@ class FrozenEncoder:
         """Cache key of `texts` encoded by this encoder (at `layer`, default the encoder's layer)."""
         texts = _check_texts(texts)
         return make_fingerprint(self._fingerprint_parts(self._resolve_layer(layer), _data_fingerprint(texts)))
+
+    def content_key(self) -> str:
+        """What identifies the model's numbers: its Hub commit, or the content hash of its files."""
+        if self._revision_key is None:
+            self._revision_key = self.source.revision_key()
+        return self._revision_key
 
     def encode(
         self,
@@ -305,6 +312,7 @@ class FrozenEncoder:
         import transformers
         from transformers import AutoModel
 
+        quiet_library_bars()  # no "Loading weights" \r frames in a log file
         device = self.device or procs.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         # transformers renamed `torch_dtype` to `dtype` in 4.56; older versions would silently ignore `dtype`
         old = tuple(int(x) for x in transformers.__version__.split(".")[:2]) < (4, 56)
@@ -370,12 +378,10 @@ class FrozenEncoder:
         return layer % (self.num_layers + 1)
 
     def _fingerprint_parts(self, layer: int, data_fingerprint: str, procs: Processes | None = None) -> dict[str, Any]:
-        if self._revision_key is None:
-            self._revision_key = self.source.revision_key()
         return {
             "featurizer": "frozen-encoder",
             "model": self.source.model_id,
-            "revision": self._revision_key,
+            "revision": self.content_key(),
             "layer": layer,
             "pooling": self.pooling,
             "max_length": self.max_length,

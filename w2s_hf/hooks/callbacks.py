@@ -36,7 +36,8 @@ class MisfitCallback(TrainerCallback):
         references: gold labels of the eval set in the same order; default: the eval dataset's
             `labels` as the Trainer sees them.
         ceiling_predictions: optional predictions of a strong model trained on gold labels (adds
-            `ceiling_error` and `pgr`).
+            `ceiling_error`, `pgr` and the residual diagnostics: `finite_sample_term`,
+            `nonrealizability_term`, their bounds and the `proxy_*` quantities, docs/diagnostics.md).
         target_names: names of the k target columns (per-target keys `<target>/<quantity>`).
         split: name given to the eval set in hook calls (default "eval").
         hooks: `EvalHook`s called with each decomposition (main process) and, at the end of
@@ -175,11 +176,14 @@ def _flat_metrics(dec: Any) -> dict[str, float]:
     d = dec.as_dict()
     out = {q: float(d[q]) for q in QUANTITIES if d.get(q) is not None}
     out.update({q: float(v) for q, v in (d.get("extras") or {}).items() if v is not None})
-    for q, ci in (d.get("ci") or {}).items():
+    out.update({q: float(v) for q, v in (d.get("diagnostics") or {}).items() if v is not None})  # residual split
+    for q, ci in {**(d.get("ci") or {}), **(d.get("diagnostics_ci") or {})}.items():
         if ci and None not in ci:
             out[f"{q}_ci_low"], out[f"{q}_ci_high"] = float(ci[0]), float(ci[1])
     per = d.get("per_target") or {}
     if len(per) > 1:
+        per_diag = d.get("diagnostics_per_target") or {}
         for target, values in per.items():
             out.update({f"{target}/{q}": float(v) for q, v in values.items() if q in QUANTITIES and v is not None})
+            out.update({f"{target}/{q}": float(v) for q, v in per_diag.get(target, {}).items() if v is not None})
     return out

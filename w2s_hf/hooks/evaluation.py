@@ -20,7 +20,7 @@ import numpy as np
 
 from ..atomic import atomic_path, write_json_atomic
 from ..data.rows import EVAL_SPLITS
-from ..decomposition.core import QUANTITIES
+from ..decomposition.core import DIAGNOSTICS, QUANTITIES
 from ..distributed import gather_predictions  # noqa: F401  (public here: evaluation points gather first)
 
 
@@ -77,9 +77,12 @@ def _scalars(dec: Any) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     d = dec if isinstance(dec, dict) else dec.as_dict()
     avg = {q: float(d[q]) for q in QUANTITIES if d.get(q) is not None}
     avg.update({q: float(v) for q, v in (d.get("extras") or {}).items() if v is not None})
+    avg.update({q: float(v) for q, v in (d.get("diagnostics") or {}).items() if v is not None})
     per = {
         t: {q: float(v[q]) for q in QUANTITIES if v.get(q) is not None} for t, v in (d.get("per_target") or {}).items()
     }
+    for t, v in (d.get("diagnostics_per_target") or {}).items():
+        per.setdefault(t, {}).update({q: float(x) for q, x in v.items() if x is not None})
     return avg, per
 
 
@@ -139,8 +142,16 @@ def _ordered_splits(splits: dict[str, Any]) -> list[str]:
     return [s for s in EVAL_SPLITS if s in splits] + [s for s in splits if s not in EVAL_SPLITS]
 
 
+# The residual diagnostics' rows (w2s_hf.decomposition.diagnostics), one block each below the quantities.
+_DIAGNOSTIC_BLOCKS = (("residual split", DIAGNOSTICS[:4]), ("ceiling as truth", DIAGNOSTICS[4:]))
+IN_SAMPLE_NOTE = ("^ in-sample: the student and the ceiling were fitted on these rows; their errors are training "
+                  "errors, not estimates on new rows")
+
+
 def format_table(results: dict[str, Any]) -> str:
-    """Quantities (rows) by splits (columns), with bootstrap intervals, then one block per target."""
+    """Quantities (rows) by splits (columns), with bootstrap intervals; then the residual split and the
+    ceiling-as-truth decomposition, one line per split saying why its residual is what it is, and one
+    block per target."""
     # divergence-specific quantities (classification: accuracies, forward misfit) are rows too
     splits = {s: {**d, **(d.get("extras") or {})} for s, d in (results.get("splits") or {}).items()}
     names = _ordered_splits(splits)
@@ -150,41 +161,56 @@ def format_table(results: dict[str, Any]) -> str:
     rows = [q for q in (*QUANTITIES, *extra) if any(splits[s].get(q) is not None for s in names)]
     if any(splits[s].get("pgr_reason") for s in names) and "pgr" not in rows:
         rows.append("pgr")  # a withheld pgr shows as "-" with its reason below the table
-
-    def cell(d: dict[str, Any], q: str, with_ci: bool) -> str:
-        text = _fmt(d.get(q))
-        ci = (d.get("ci") or {}).get(q)
-        if with_ci and ci and d.get(q) is not None and None not in ci:
-            text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
-        return text
-
-    heads = {s: f"{s}*" if splits[s].get("used_for_selection") else s for s in names}
-
-    def block(title: str, dicts: dict[str, dict[str, Any]], with_ci: bool) -> list[str]:
-        cells = {s: [cell(dicts[s], q, with_ci) for q in rows] for s in names}
-        if with_ci:  # the main block ends with the number of examples of each split
-            for s in names:
-                cells[s].append("-" if dicts[s].get("n") is None else str(dicts[s]["n"]))
-        labels = [*rows, "n"] if with_ci else rows
-        width = {s: max(len(heads[s]), *(len(c) for c in cells[s])) for s in names}
-        label = max(len(title), *(len(q) for q in labels))
-        lines = [title.ljust(label) + "  " + "  ".join(heads[s].rjust(width[s]) for s in names)]
-        lines.append("-" * len(lines[0]))
-        for i, q in enumerate(labels):
-            lines.append(q.ljust(label) + "  " + "  ".join(cells[s][i].rjust(width[s]) for s in names))
-        return lines
-
-    lines = block("quantity", {s: splits[s] for s in names}, with_ci=True)
+    heads = {s: s + ("*" if splits[s].get("used_for_selection") else "") + ("^" if splits[s].get("in_sample") else "")
+             for s in names}
+    diag = {s: {**(splits[s].get("diagnostics") or {}), "ci": splits[s].get("diagnostics_ci") or {}} for s in names}
+    lines = _block("quantity", names, heads, {s: splits[s] for s in names}, rows, with_ci=True)
+    for title, keys in _DIAGNOSTIC_BLOCKS:
+        present = [q for q in keys if any(diag[s].get(q) is not None for s in names)]
+        if present:
+            lines += ["", *_block(title, names, heads, diag, present, with_ci=True, with_n=False)]
     lines += [f"pgr on {s}: null, {splits[s]['pgr_reason']}" for s in names if splits[s].get("pgr_reason")]
-    if any(s != heads[s] for s in names):
+    lines += [f"reading on {s}: {splits[s]['reading']}" for s in names if splits[s].get("reading")]
+    if any(splits[s].get("in_sample") for s in names):
+        lines.append(IN_SAMPLE_NOTE)
+    if any(splits[s].get("used_for_selection") for s in names):
         lines.append("* used for selection (ridges, strong layer, weak model): its errors and misfit are minima "
                      "over a grid, not clean estimates")
     targets = list((splits[names[0]].get("per_target") or {}).keys())
     if len(targets) > 1:
+        diag_rows = [q for _, keys in _DIAGNOSTIC_BLOCKS for q in keys
+                     if any(diag[s].get(q) is not None for s in names)]
         for t in targets:
-            per = {s: (splits[s].get("per_target") or {}).get(t, {}) for s in names}
-            lines += ["", *block(f"target {t}", per, with_ci=False)]
+            per = {s: {**(splits[s].get("per_target") or {}).get(t, {}),
+                       **(splits[s].get("diagnostics_per_target") or {}).get(t, {})} for s in names}
+            lines += ["", *_block(f"target {t}", names, heads, per, [*rows, *diag_rows], with_ci=False)]
     return "\n".join(lines)
+
+
+def _cell(d: dict[str, Any], q: str, with_ci: bool) -> str:
+    text = _fmt(d.get(q))
+    ci = (d.get("ci") or {}).get(q)
+    if with_ci and ci and d.get(q) is not None and None not in ci:
+        text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return text
+
+
+def _block(title: str, names: list[str], heads: dict[str, str], dicts: dict[str, dict[str, Any]], rows: list[str],
+           with_ci: bool, with_n: bool | None = None) -> list[str]:
+    """Rows `rows` by columns `names` (headed `heads`); the block with intervals ends with each split's n."""
+    with_n = with_ci if with_n is None else with_n
+    cells = {s: [_cell(dicts[s], q, with_ci) for q in rows] for s in names}
+    if with_n:
+        for s in names:
+            cells[s].append("-" if dicts[s].get("n") is None else str(dicts[s]["n"]))
+    labels = [*rows, "n"] if with_n else rows
+    width = {s: max(len(heads[s]), *(len(c) for c in cells[s])) for s in names}
+    label = max(len(title), *(len(q) for q in labels))
+    lines = [title.ljust(label) + "  " + "  ".join(heads[s].rjust(width[s]) for s in names)]
+    lines.append("-" * len(lines[0]))
+    for i, q in enumerate(labels):
+        lines.append(q.ljust(label) + "  " + "  ".join(cells[s][i].rjust(width[s]) for s in names))
+    return lines
 
 
 class TableHook(EvalHook):
@@ -194,7 +220,11 @@ class TableHook(EvalHook):
         self.printer = printer
 
     def on_end(self, results: dict[str, Any]) -> None:
+        from .predictor_table import format_predictors
+
         self.printer(format_table(results))
+        if results.get("predictors"):
+            self.printer("\n" + format_predictors(results["predictors"]))
         for name, block in (results.get("students") or {}).items():
             if not block.get("covered_by_theorem", True):  # the theorem's student is the table above
                 self.printer(f"\nstudent {name} ({block.get('kind')}; outside the theorem's convex class: measured, "

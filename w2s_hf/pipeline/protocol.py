@@ -81,6 +81,8 @@ HEADS = {spec.name: spec for spec in PROTOCOL}
 # Splits some selection reads (every ridge, the strong layer of a sweep, `select_weak_model`'s weak
 # error): their weak_error, ceiling_error and misfit are minima over a grid, not clean estimates.
 SELECTION_SPLITS = frozenset(spec.select_split for spec in PROTOCOL)
+# Splits some head was fitted on (the student and the ceiling: w2s_train): errors there are in-sample.
+FIT_SPLITS = frozenset(spec.train_split for spec in PROTOCOL)
 # Every stage in run order: extraction, each row's fitting and predicting stages, evaluation.
 _HEAD_STAGES = dict.fromkeys(stage for spec in PROTOCOL for stage in (spec.stage, spec.predict_stage))
 STAGES: tuple[str, ...] = ("extract", *_HEAD_STAGES, "evaluate")

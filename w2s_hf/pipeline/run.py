@@ -24,7 +24,7 @@ import numpy as np
 from ..data.kinds import TASK_KINDS
 from ..data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
 from ..errors import ConfigError
-from .protocol import GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, STAGES, HeadSpec, active_heads, teacher_of
+from .protocol import FIT_SPLITS, GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, STAGES, HeadSpec, active_heads, teacher_of
 from .run_folder import RunFolder
 
 if TYPE_CHECKING:  # the config describes a run; the pipeline only reads it (config imports the domain)
@@ -34,16 +34,22 @@ logger = logging.getLogger("w2s_hf.pipeline")
 
 ROLES = ("weak", "strong")
 # Keys that steer the run but do not change its numbers: a rerun may change them freely.
-_CONTROL_KEYS = {"output_dir", "cache_dir", "stages", "overwrite", "report_to", "plot", "no_cache"}
+_CONTROL_KEYS = {"output_dir", "cache_dir", "stages", "overwrite", "report_to", "plot", "no_cache", "weak_name",
+                 "strong_name"}
+# Keys added after run folders existed: at their default they change nothing, so they stay out of the
+# identity and older run folders are still recognised as the same run.
+_INERT_AT_DEFAULT = {"weak_scale": "none", "strong_scale": "none", "weak_pca": None, "strong_pca": None,
+                     "weak_parts": None, "strong_parts": None, "weak_ridge": None, "w2s_ridge": None,
+                     "ceiling_ridge": None, "weak_budget": None, "cv_folds": None, "cv_fold": 0,
+                     "weak_chat_template": False, "strong_chat_template": False, "weak_device_map": None,
+                     "strong_device_map": None, "dataset_config": None, "dataset_revision": None, "data_files": None,
+                     "split_map": None, "template": None, "pair_column": None,
+                     "pair_from_scores": None, "pairs_per_item": None}
 THEOREM_NOTE = (
     "gain >= misfit (Charikar, Pabbaraju & Shiragur 2024) is guaranteed only for students whose class is convex: "
     "a linear head on a frozen representation (covered_by_theorem: true). A LoRA student is not in a convex class: "
     "its gain, misfit and residual are measured here, not bounded by the theorem. Its pgr uses the linear ceiling."
 )
-# keys added with the preference kind and chat templates: inert at their defaults (older runs keep their identity)
-_ADDED_KEYS = {"weak_chat_template", "strong_chat_template", "weak_device_map", "strong_device_map", "dataset_config",
-               "dataset_revision", "data_files", "split_map", "template", "pair_column",
-               "pair_from_scores", "pairs_per_item"}
 
 
 class W2SPipeline:
@@ -60,6 +66,7 @@ class W2SPipeline:
         self.timings: dict[str, float] = {}
         self._features: dict[str, np.ndarray] = {}
         self._heads: dict[str, Any] = {}
+        self._weak_labels: dict[str, np.ndarray] | None = None  # set only inside fit_student_on
         # Everything that can fail on bad input is checked here, before any forward pass.
         self.task = task if task is not None else load_task_of(config)
         self.data = TaskRows.of(self.task)
@@ -69,27 +76,30 @@ class W2SPipeline:
         self.kind = TASK_KINDS[self.task.task_type]
         self.columns = self.kind.columns(self.targets, self.classes)
         self.divergence = self.kind.divergence
-        # The identity: every key that changes the numbers, and the task's data (ids, inputs, targets),
-        # so an edited data file at the same path is a changed run, never a silent reuse.
+        _check_input_kinds(config, self.task)
+        self._encoders = {role: config.model.representation(role).build() for role in ROLES}
+        # The identity: every key that changes the numbers, the task's data (ids, inputs, targets) and
+        # each model's content (Hub commit, or hash of its files), so an edited data file or weights
+        # rewritten at the same path are a changed run, never a silent reuse.
         flat = config.to_dict()
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
+        _check_pairwise(self.kind, self.active)
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
         lora_keys = {f.name for f in dataclasses.fields(config.lora)}
         inert = set() if any(s.kind == "lora" for s in self.active) else lora_keys
-        inert = inert | {k for k in _ADDED_KEYS if not flat.get(k)} | (
-            {"preference_loss"} if self.kind.student_loss_key != "preference_loss" else set())
-        self.identity = {k: v for k, v in flat.items() if k not in _CONTROL_KEYS | inert}
+        # the preference kind's student loss changes nothing of another kind's run
+        inert = inert | ({"preference_loss"} if self.kind.student_loss_key != "preference_loss" else set())
+        self.identity = {k: v for k, v in flat.items() if k not in _CONTROL_KEYS | inert
+                         and not (k in _INERT_AT_DEFAULT and v == _INERT_AT_DEFAULT[k])}
         self.identity["task_data"] = self.data.fingerprint()
+        self.identity.update({f"{role}_model_content": self._encoders[role].content_key() for role in ROLES})
         encoded = json.dumps(self.identity, sort_keys=True, default=str).encode()
         self.identity_hash = hashlib.sha256(encoded).hexdigest()
         self._redone = False  # once a stage is redone, every later stage is redone too
+        self._reused: dict[str, bool] = {}  # per stage of this invocation: were its artifacts reused?
         self.folder.check_config(self.identity, config.run.overwrite)
-        _check_input_kinds(config, self.task)
         _warn_degenerate(config, self.data)
-        from ..features import build_representation
-
-        self._encoders = {role: build_representation(**config.model.representation(role)) for role in ROLES}
-        _check_pairwise(self.kind, self.active)
+        self._budget = _budget_rows(config.task, len(self.data.ids["weak_train"]))
         for spec in self.active:
             if spec.kind == "lora":  # target modules resolved on the meta device: no weights loaded
                 from ..heads.lora import check_lora_targets
@@ -130,6 +140,8 @@ class W2SPipeline:
 
     def labels(self, kind: str, split: str) -> np.ndarray:
         """Gold labels, or the teacher's predictions ("weak" labels), of `split`."""
+        if kind != GOLD and self._weak_labels is not None:
+            return self._weak_labels[split]
         return self.gold[split] if kind == GOLD else self.load_predictions(self.teacher.name)[split]
 
     def texts(self, split: str) -> list[str]:
@@ -141,20 +153,49 @@ class W2SPipeline:
         return self.kind.training_targets(kind, self.labels(kind, split), self.classes)
 
     def _stage_artifacts(self, stage: str) -> list:
+        if stage in ("extract", "evaluate"):
+            return [self.folder.features if stage == "extract" else self.folder.results]
         heads = [self._head_path(s) for s in self.active if s.stage == stage]
         return heads + [self.folder.predictions(s.name) for s in self.active if s.predict_stage == stage]
+
+    def _applies(self, stage: str) -> bool:
+        """extract, evaluate and the stages of this run's heads (not train_w2s_lora without --student lora)."""
+        return stage in ("extract", "evaluate") or any(stage in (s.stage, s.predict_stage) for s in self.active)
+
+    def _is_current(self, stage: str) -> bool:
+        """The stage's artifacts exist, are readable and were made under this run's identity."""
+        return (all(p.exists() for p in self._stage_artifacts(stage))
+                and self.folder.stage_is_current(stage, self.identity_hash)
+                and (stage != "evaluate" or self.folder.read_results() is not None))
 
     def _head_path(self, spec: HeadSpec):
         if spec.kind == "lora":
             return self.folder.adapter(spec.name) / "adapter_config.json"
         return self.folder.head(spec.name)
 
-    def _done(self, paths: list, stage: str) -> bool:
+    def _done(self, stage: str) -> bool:
         """A stage is skipped only if its artifacts exist and were made under this run's identity."""
-        done = (not self.config.run.overwrite and not self._redone and all(p.exists() for p in paths)
-                and self.folder.stage_is_current(stage, self.identity_hash))
+        from ..distributed import Processes
+
+        done = not self.config.run.overwrite and not self._redone and self._is_current(stage)
+        # one decision for all processes: a slow one must not see files the main one has just rewritten
+        done = all(Processes.from_accelerator(self.accelerator).gather([done]))
         self._redone = self._redone or not done
+        self._reused[stage] = done
         return done
+
+    def _plan(self) -> list[str]:
+        """The selected stages, and before them every earlier stage they would read that was not made
+        under this run's identity (another config, data or model; missing; unreadable): those are
+        redone first, so no stage ever runs on a stale upstream."""
+        selected = self.config.run.selected_stages()
+        last = max(STAGES.index(name) for name in selected)
+        stale = [name for name in STAGES[:last] if name not in selected and self._applies(name)
+                 and not self._is_current(name)]
+        if stale and self.is_main:
+            logger.warning("%s: stage(s) %s were made under another config, data or model, or are missing: "
+                           "redoing them before %s.", self.out, ", ".join(stale), ", ".join(selected))
+        return [name for name in STAGES if (name in selected or name in stale) and self._applies(name)]
 
     # ------------------------------------------------------------------ stages
     def run(self) -> dict[str, Any]:
@@ -174,16 +215,22 @@ class W2SPipeline:
             refusals = [r for r in procs.gather([refusal]) if r]
             if refusals:
                 raise ConfigError(refusals[0])
-            for name in self.config.run.selected_stages():
+            for name in self._plan():
                 start = time.perf_counter()
                 self._stage(name)
                 self.accelerator.wait_for_everyone()
+                if self._reused.get(name):
+                    continue  # its stamp keeps the seconds and processes of the run that made it
                 self.timings[name] = round(time.perf_counter() - start, 3)
                 if self.is_main:
-                    self.folder.stamp(name, self.identity_hash, self.timings[name])
+                    self.folder.stamp(name, self.identity_hash, self.timings[name], procs.world)
                 logger.info("stage %s: %.2f s", name, self.timings[name])
             self.accelerator.wait_for_everyone()
-        return self.folder.read_json(self.folder.results, {})
+        if self.is_main:
+            done = [f"{n}: reused" if self._reused.get(n) else f"{n}: {self.timings.get(n, 0):.2f} s"
+                    for n in STAGES if n in self._reused or n in self.timings]
+            logger.info("%s on %d process%s; %s", self.out, procs.world, "es" * (procs.world > 1), ", ".join(done))
+        return self.folder.read_results() or {}
 
     def _stage(self, name: str) -> None:
         if name == "extract":
@@ -192,7 +239,7 @@ class W2SPipeline:
             return self.evaluate()
         if not any(name in (s.stage, s.predict_stage) for s in self.active):
             return  # a stage of rows this run does not have (train_w2s_lora without --student lora)
-        if self._done(self._stage_artifacts(name), name):
+        if self._done(name):
             return
         for spec in self.active:
             if spec.stage == name:
@@ -201,7 +248,7 @@ class W2SPipeline:
                 self._predict_and_save(spec)
 
     def extract(self) -> None:
-        if self._done([self.folder.features], "extract"):
+        if self._done("extract"):
             return
         info = {}
         for role in ROLES:
@@ -215,9 +262,9 @@ class W2SPipeline:
         from ..hooks.evaluation import JsonResultsHook, PlotHook, TableHook, TrackerHook, evaluate_point
 
         folder = self.folder
-        if self._done([folder.results], "evaluate"):
+        if self._done("evaluate"):
             if self.is_main:
-                TableHook().on_end(folder.read_json(folder.results))
+                TableHook().on_end(folder.read_results())
             return
         preds = {s.name: self.load_predictions(s.name) for s in self.active if folder.predictions(s.name).exists()}
         students = [s for s in self.active if s.is_student]
@@ -253,7 +300,8 @@ class W2SPipeline:
                     seed=run.seed,
                     divergence=self.divergence,
                 )
-                splits[split] = {**dec.as_dict(), "used_for_selection": split in SELECTION_SPLITS}
+                splits[split] = {**dec.as_dict(), "used_for_selection": split in SELECTION_SPLITS,
+                                 "in_sample": split in FIT_SPLITS}
             blocks[spec.name] = {"kind": spec.kind, "init_from": spec.init_from,
                                  "covered_by_theorem": spec.covered_by_theorem, "splits": splits}
         splits = blocks[main.name]["splits"]
@@ -274,9 +322,12 @@ class W2SPipeline:
             "teacher": self.teacher.name,
             "students": blocks,
             "theorem": THEOREM_NOTE,
+            "predictors": self._predictors(preds, splits),
             # stages skipped or not selected in this invocation keep the seconds they took when run
             "timings": {**{k: v["seconds"] for k, v in folder.read_stamps().items() if isinstance(v, dict)
                            and "seconds" in v}, **self.timings},
+            "processes": self.accelerator.num_processes,
+            "stages": self._stage_records(),
         }
         if self.kind.theory:
             results["theory"] = self.kind.theory
@@ -284,6 +335,31 @@ class W2SPipeline:
             for hook in hooks:
                 hook.on_end(results)
         self.accelerator.wait_for_everyone()
+
+    def _predictors(self, preds: dict[str, dict[str, np.ndarray]], splits: dict[str, Any]) -> dict[str, Any]:
+        """The gain's predictors (`w2s_hf.decomposition.predictors`) from the w2s_train features and the
+        gathered predictions: every process holds every row, so each computes the same block."""
+        from ..decomposition.predictors import predictor_block
+
+        start, teacher = time.perf_counter(), preds[self.teacher.name]
+        block = predictor_block(
+            weak_features=self.rows("weak", "w2s_train"), strong_features=self.rows("strong", "w2s_train"),
+            weak_labels=teacher["w2s_train"], weak_pred=teacher, ceiling_pred=preds.get("ceiling"), gold=self.gold,
+            misfit={t: v["misfit"] for t, v in splits["test"]["per_target"].items()}, targets=self.targets,
+            classification=self.kind.has_classes, eval_split="test", gold_split="val")
+        self.timings["predictors"] = round(time.perf_counter() - start, 4)
+        return block
+
+    def _stage_records(self) -> dict[str, dict[str, Any]]:
+        """Per stage of this run: reused from an earlier invocation or made now, and on how many processes."""
+        stamps = self.folder.read_stamps()
+        records = {}
+        for name in (n for n in STAGES if self._applies(n)):
+            made_now = name == "evaluate" or self._reused.get(name) is False
+            stamp = stamps.get(name) if isinstance(stamps.get(name), dict) else {}
+            records[name] = {"reused": not made_now,
+                             "processes": self.accelerator.num_processes if made_now else stamp.get("processes")}
+        return records
 
     # ------------------------------------------------------------------ heads and predictions
     def fit_head(self, spec: HeadSpec | str) -> Any:
@@ -312,32 +388,55 @@ class W2SPipeline:
         self._heads[spec.name] = head
         return head
 
+    def fit_student_on(self, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The protocol's linear student (row `w2s`) fitted as in the run, on other weak labels ({split: (n, k)}
+        for w2s_train and val, e.g. a mixture of several teachers' predictions): its predictions on every
+        split, gathered. Nothing is written to the run folder and no evaluation hook sees it."""
+        from ..heads.registry import get_fitter
+
+        spec = HEADS["w2s"]
+        self._weak_labels = labels
+        try:
+            request = dataclasses.replace(self._fit_request(spec), on_eval=None)
+        finally:
+            self._weak_labels = None
+        head, _ = get_fitter(self.kind.name, self.config.head.solver).load_fit()(request)
+        return {split: self._gathered_predictions(head, spec.features, split) for split in SPLIT_NAMES}
+
     def _fit_request(self, spec: HeadSpec):
         """A `FitRequest` for one row: this process's rows (a strided shard) of its features and targets."""
         from ..heads.fitters import FitRequest
 
         acc, cfg = self.accelerator, self.config.head
-        y_train = self.training_targets(spec.train_labels, spec.train_split)
+        subset = self._train_subset(spec)
+        y_train = self.training_targets(spec.train_labels, spec.train_split)[subset]
         y_val = self.training_targets(spec.select_labels, spec.select_split)
         # heads on gold labels train on the kind's gold loss; students on the configured student loss
         loss = self.kind.gold_loss if not spec.is_student else (
             getattr(cfg, self.kind.student_loss_key) if self.kind.name != "regression" else self.config.lora.lora_loss)
         common = {"accelerator": acc, "head": cfg, "seed": self.config.run.seed, "loss": loss,
+                  "ridge": cfg.ridge_for(spec.name, spec.is_student),
                   "k": cfg.k_heads if spec.mixture else 1, "on_eval": self._on_eval(spec)}
         if spec.kind == "lora":
-            from ..features import build_representation
-
             eval_splits = EVAL_SPLITS if spec.is_student else (spec.select_split,)
             return FitRequest(
                 y=y_train, y_val=y_val, lora=self.config.lora, init_head=self._head(spec.init_from),
                 # a fresh encoder: the student's model is trained in place, the cached features stay frozen
-                encoder=build_representation(**self.config.model.representation(spec.features)),
-                texts={split: self.texts(split) for split in {spec.train_split, *eval_splits}},
+                encoder=self.config.model.representation(spec.features).build(),
+                texts={split: self.texts(split) for split in eval_splits} | {spec.train_split: [
+                    self.texts(spec.train_split)[i] for i in subset]},
                 train_split=spec.train_split, select_split=spec.select_split, eval_splits=eval_splits, **common)
         X, X_val = self.rows(spec.features, spec.train_split), self.rows(spec.features, spec.select_split)
+        X = X[subset]
         shard = slice(acc.process_index, None, acc.num_processes)
         return FitRequest(y=y_train[shard], y_val=y_val[shard], X=X[shard], X_val=X_val[shard], X_val_all=X_val,
                           y_val_all=y_val, **common)
+
+    def _train_subset(self, spec: HeadSpec) -> np.ndarray:
+        """Positions within its training split of the rows a head trains on: all of them, or for the heads on
+        weak_train a `weak_budget` of them (graded weak teachers)."""
+        n = len(self.data.ids[spec.train_split])
+        return self._budget if spec.train_split == "weak_train" and self._budget is not None else np.arange(n)
 
     def _on_eval(self, spec: HeadSpec) -> Callable[[int, Any], None]:
         """adamw and LoRA evaluation points (every `eval_every` steps, on every process).
@@ -395,10 +494,8 @@ class W2SPipeline:
             return self._heads[name]
         spec = HEADS[name]
         if spec.kind == "lora":
-            from ..features import build_representation
-
             cls = get_fitter(self.kind.name, "lora").load_head_class()
-            encoder = build_representation(**self.config.model.representation(spec.features))
+            encoder = self.config.model.representation(spec.features).build()
             self._heads[name] = cls.load(self.folder.adapter(name), encoder, self.accelerator)
             return self._heads[name]
         return get_fitter(self.kind.name, self.config.head.solver).load_head_class().load(self.folder.head(name))
@@ -475,9 +572,9 @@ def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:
     """Runs that work but cannot say anything: warn before any work is done."""
     import warnings
 
-    weak, strong = config.model.representation("weak"), config.model.representation("strong")
+    weak, strong = (dataclasses.replace(config.model.representation(r), name=None) for r in ROLES)
     if weak == strong:
-        warnings.warn(f"weak and strong are the same representation ({weak.get('name')!r}, same layer and "
+        warnings.warn(f"weak and strong are the same representation ({weak.model_name!r}, same layer and "
                       "pooling): the student can only copy its teacher, so gain and misfit are ~0.", stacklevel=3)
     for split in ("weak_train", "w2s_train"):
         for j, target in enumerate(data.targets):
@@ -485,6 +582,22 @@ def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:
             if len(column) and np.ptp(column) == 0:
                 warnings.warn(f"target {target!r} is constant ({column[0]!r}) on {split}: every error is that "
                               "of predicting a constant, and the decomposition is degenerate.", stacklevel=3)
+
+
+def _budget_rows(task_args, n_weak: int) -> np.ndarray | None:
+    """Positions within weak_train of a `weak_budget` of its rows, drawn with the split seed; the first b rows of
+    one seeded order, so the budgets of a seed are nested (16 of them are inside 32)."""
+    budget = task_args.weak_budget
+    if budget is None:
+        return None
+    if budget > n_weak:
+        raise ConfigError(f"weak_budget={budget} is more than the {n_weak} rows of weak_train; lower it or drop it.")
+    from ..data.splits import rng_for
+
+    return np.sort(rng_for(task_args.split_seed, _BUDGET_STREAM).permutation(n_weak)[:budget])
+
+
+_BUDGET_STREAM = 3  # a stream of the split seed that the splits (0-2) do not use
 
 
 def run_w2s(config: W2SConfig, accelerator=None, hooks: list | None = None) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class RunFolder:
             if changed:
                 diff = "; ".join(f"{k}: {previous.get(k)!r} -> {identity.get(k)!r}" for k in changed)
                 raise ConfigError(
-                    f"{self.root} holds a run made with a different config or data ({diff}). "
+                    f"{self.root} holds a run made with a different config, data or model ({diff}). "
                     "Use another --output_dir, or --overwrite to redo it."
                 )
 
@@ -82,10 +82,10 @@ class RunFolder:
         stamps = self.read_json(self.stamps, {})
         return stamps if isinstance(stamps, dict) else {}
 
-    def stamp(self, stage: str, identity_hash: str, seconds: float) -> None:
+    def stamp(self, stage: str, identity_hash: str, seconds: float, processes: int = 1) -> None:
         """Record that `stage`'s artifacts were made under `identity_hash` (written after them)."""
         stamps = self.read_stamps()
-        stamps[stage] = {"identity": identity_hash, "seconds": seconds}
+        stamps[stage] = {"identity": identity_hash, "seconds": seconds, "processes": processes}
         self.write_json(self.stamps, stamps)
 
     def stage_is_current(self, stage: str, identity_hash: str) -> bool:
@@ -103,6 +103,14 @@ class RunFolder:
             return json.loads(path.read_text()) if path.exists() else default
         except ValueError:
             return default
+
+    def read_results(self) -> dict[str, Any] | None:
+        """results.json if it is a complete record (an object with its splits), else None: a missing,
+        truncated or foreign file is an unmade evaluation, redone like a corrupt cache entry."""
+        results = self.read_json(self.results)
+        if not isinstance(results, dict) or not isinstance(results.get("splits"), dict) or not results["splits"]:
+            return None
+        return results if all(isinstance(v, dict) for v in results["splits"].values()) else None
 
     def write_predictions(self, name: str, ids: list[str], splits: list[str], preds: np.ndarray,
                           targets: list[str]) -> None:

@@ -13,6 +13,28 @@ from typing import Any
 
 from ..atomic import atomic_path
 
+_SOURCE_NAMES = {"moleculeace": "MoleculeACE 3.0.0", "rdkit_nci": "RDKit's NCI first_5k",
+                 "moses": "MOSES train (molsets 0.3.1)"}
+
+
+def _sources(cfg: dict[str, Any]) -> str:
+    if cfg.get("corpus_file"):
+        return f"the file `{cfg['corpus_file']}`"
+    names = [n.strip() for n in cfg.get("sources", "moleculeace,rdkit_nci").split(",")]
+    text = [_SOURCE_NAMES.get(n, n) for n in names]
+    if "moses" in names and cfg.get("moses_molecules"):
+        text[names.index("moses")] += f" ({cfg['moses_molecules']:,} rows drawn with seed {cfg.get('corpus_seed', 0)})"
+    return ", ".join(text)
+
+
+def _start_line(start: dict[str, Any] | None) -> list[str]:
+    if not start:
+        return []
+    earlier = (f" ({start['steps']} steps, {start['epochs']:.2f} passes over {start['corpus_molecules']:,} molecules, "
+               f"{start['train_runtime_s']} s)" if start.get("steps") else "")
+    return [f"- continued from `{start['name']}`{earlier}: its encoder and tokenizer, fresh MLM and descriptor heads; "
+            "the steps and time below are this run's alone"]
+
 
 def write_model_card(folder: Path, summary: dict[str, Any], ceilings: dict[str, Any] | None = None) -> Path:
     cfg = summary["config"]
@@ -42,10 +64,11 @@ def write_model_card(folder: Path, summary: dict[str, Any], ceilings: dict[str, 
         "```",
         "",
         f"- seed: {cfg['seed']}; processes: {summary['processes']}; device: {summary['device']}",
+        *_start_line(summary.get("init_from")),
         f"- steps: {summary['steps']} ({summary['epochs']:.2f} passes); train time {summary['train_runtime_s']} s",
         f"- corpus: {summary['corpus']['molecules']:,} molecules (fingerprint `{summary['corpus']['fingerprint']}`; "
-        f"{summary['corpus']['train']:,} train, {summary['corpus']['val']:,} held out), from MoleculeACE 3.0.0 and "
-        "RDKit's NCI first_5k, every molecule of ESOL, FreeSolv and Lipophilicity removed",
+        f"{summary['corpus']['train']:,} train, {summary['corpus']['val']:,} held out), from "
+        f"{_sources(cfg)}, every molecule of ESOL, FreeSolv and Lipophilicity removed",
         "- final losses: " + ", ".join(f"{k} {v:.4f}" for k, v in final.items() if v is not None),
         "",
         "## Config",

@@ -77,7 +77,8 @@ def evaluate_checkpoints(folder: str | os.PathLike, **kwargs: Any) -> dict[str, 
 def family_table(folders: Sequence[str | os.PathLike], reference: dict[str, Any] | None = None) -> str:
     """The family table of docs/pretraining.md: size, objective, budget, final losses and mean val / test ceilings.
 
-    `folders` are evaluated pretrained folders (`pretraining.json` and `ceilings.json`); `reference`
+    `folders` are evaluated pretrained folders (`pretraining.json` and `ceilings.json`); a continued model's
+    passes and time are its own run's, and its row names the model it continues. `reference`
     is {"name", "mean"} of another representation's ceilings (e.g. rdkit:descriptors), as a last row.
     """
     keys = ["esol/scaffold", "esol/random", "lipophilicity/scaffold", "lipophilicity/random", "freesolv/scaffold",
@@ -90,7 +91,9 @@ def family_table(folders: Sequence[str | os.PathLike], reference: dict[str, Any]
         summary = json.loads((folder / "pretraining.json").read_text())
         means, final = json.loads((folder / "ceilings.json").read_text())["mean"], summary["final"]
         mtr = f"{final['val_mtr_loss']:.3f}" if final.get("val_mtr_loss") else "–"
-        lines.append(f"| `{folder.name}` | {summary['parameters'] / 1e6:.2f} M | {summary['config']['objective']} | "
+        start = (summary.get("init_from") or {}).get("name")
+        label = f"`{folder.name}`" + (f" (continues `{start.removeprefix('packaged:')}`)" if start else "")
+        lines.append(f"| {label} | {summary['parameters'] / 1e6:.2f} M | {summary['config']['objective']} | "
                      f"{summary['epochs']:.0f} | {summary['train_runtime_s'] / 60:.0f} min | "
                      f"{final['val_mlm_loss']:.3f} / {mtr} | {cells(means)} |")
     if reference is not None:

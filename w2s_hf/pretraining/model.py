@@ -33,6 +33,10 @@ class PretrainOutput(ModelOutput):
 class BertForMaskedLMAndMTR(BertPreTrainedModel):
     """`BertModel` with an MLM head and, when `config.num_mtr_targets > 0`, a linear MTR head on mean pooling."""
 
+    # Declared, so that checkpoints (save_pretrained inside the Trainer) save the shared bias once and a
+    # resumed run loads it back into the one Parameter.
+    _tied_weights_keys = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
+
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
@@ -96,9 +100,11 @@ class MLMAndMTRCollator:
     With `enumerate_prob` > 0 a row's SMILES is replaced, with that probability, by a random valid
     SMILES of the same molecule (SMILES enumeration, Bjerrum 2017), so the model learns the molecule
     rather than one spelling of it. The randomness of a row (spelling, masked positions, replacement
-    tokens) comes from a generator seeded by (seed, the molecule, how often this collator has seen it),
-    not from a stream shared by the batch: a molecule gets the same masks whichever process, batch or
-    position it lands in, so N processes train on exactly the batches that one process does.
+    tokens) comes from a generator seeded by (seed, the molecule, the pass `epoch` over the corpus), not
+    from a stream shared by the batch: a molecule gets the same masks whichever process, batch or
+    position it lands in, so N processes train on exactly the batches that one process does, and a
+    run resumed from a checkpoint draws what the uninterrupted run drew (the Trainer restores the pass;
+    see output.epoch_callback). Each molecule occurs once a pass, so each pass masks it afresh.
     """
 
     def __init__(self, tokenizer, *, max_length: int = 128, mlm_probability: float = 0.15,
@@ -107,12 +113,10 @@ class MLMAndMTRCollator:
         self.mlm_probability, self.seed = float(mlm_probability), int(seed)
         self.special = set(tokenizer.all_special_ids)
         self.normal_ids = np.array([i for i in range(len(tokenizer)) if i not in self.special])
-        self.seen: dict[str, int] = {}
+        self.epoch = 0
 
     def _rng(self, smiles: str) -> np.random.Generator:
-        count = self.seen.get(smiles, 0)
-        self.seen[smiles] = count + 1
-        return np.random.default_rng([self.seed, zlib.crc32(smiles.encode()), count])
+        return np.random.default_rng([self.seed, zlib.crc32(smiles.encode()), self.epoch])
 
     def _spell(self, smiles: str, rng: np.random.Generator) -> str:
         if self.enumerate_prob <= 0 or rng.random() >= self.enumerate_prob:

@@ -3,122 +3,38 @@
     cfg = PretrainConfig(output_dir="models/smiles-bert-h128", hidden_size=128, num_layers=4)
     summary = pretrain(cfg)   # under `accelerate launch` the Trainer runs DDP over the processes
 
-Steps: build the corpus (corpus.py), hold out `val_fraction` of it (by a seeded permutation) for the
+The keys and the corpus loading are in recipe.py, the output folder (lock, checkpoints, resume) in
+output.py. Steps: build the corpus (corpus.py), hold out `val_fraction` of it (by a seeded permutation) for the
 val losses, build the tokenizer on the training molecules, compute or load the cached descriptors and
 fit their scaler on the training molecules, train, then save the encoder alone (`BertModel`, cast to
 `save_dtype`) with the tokenizer, the scaler and a model card (card.py) into `output_dir`. The folder
-is written under a temporary name and renamed into place, so a failed run never leaves half a model
-and an existing folder is replaced only with `overwrite`.
+is written under a temporary name and renamed into place, so a failed run never leaves half a model,
+and an existing folder is replaced only with `overwrite` and only when it holds a model of this recipe.
+Checkpoints every `save_steps`; a rerun of the same recipe resumes from the newest (`init_from`
+continues from an earlier model instead: warm_start.py).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import ExitStack
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .corpus import PretrainDataError  # re-exported: the script catches it from here
+from .corpus import PretrainDataError  # noqa: F401 - re-exported: the script catches it from here
+from .output import OutputFolder, OutputFolderError, run_identity
+from .recipe import OBJECTIVES, PretrainConfig, held_out_split, load_corpus, read_corpus_file  # noqa: F401
 
-OBJECTIVES = ("mlm", "mlm+mtr")
-
-
-def _help(text: str, **extra: Any) -> dict:
-    return {"help": text, **extra}
-
-
-@dataclass
-class PretrainConfig:
-    """Every key of a pretraining run (read from YAML by w2s pretrain)."""
-
-    output_dir: str | None = field(default=None, metadata=_help("Folder of the saved model (a plain HF folder)."))
-    objective: str = field(default="mlm+mtr", metadata=_help("mlm, or mlm+mtr (MolBERT / ChemBERTa-2).",
-                                                             choices=list(OBJECTIVES)))
-    hidden_size: int = field(default=128, metadata=_help("Hidden width."))
-    num_layers: int = field(default=4, metadata=_help("Transformer blocks."))
-    num_heads: int = field(default=4, metadata=_help("Attention heads."))
-    max_length: int = field(default=128, metadata=_help("Token truncation length in pretraining."))
-    max_position: int = field(default=256, metadata=_help("Position table size (task SMILES run longer)."))
-    dropout: float = field(default=0.1, metadata=_help("Hidden and attention dropout."))
-    mtr_weight: float = field(default=1.0, metadata=_help("Weight of the descriptor loss against the MLM loss."))
-    enumerate_prob: float = field(default=0.5, metadata=_help("Probability of a random SMILES spelling per row."))
-    mlm_probability: float = field(default=0.15, metadata=_help("Fraction of tokens masked (80/10/10 rule)."))
-    epochs: float = field(default=10.0, metadata=_help("Passes over the training molecules."))
-    max_steps: int = field(default=-1, metadata=_help("Optimiser steps; overrides epochs when > 0."))
-    batch_size: int = field(default=256, metadata=_help("Molecules per step, summed over processes."))
-    lr: float = field(default=2e-3, metadata=_help("Peak learning rate (AdamW)."))
-    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay."))
-    warmup_ratio: float = field(default=0.05, metadata=_help("Fraction of steps of linear warmup."))
-    scheduler: str = field(default="cosine", metadata=_help("Learning-rate schedule after warmup.",
-                                                            choices=["cosine", "linear", "constant_with_warmup"]))
-    sampling: str = field(default="random", metadata=_help(
-        "Which molecules share a batch: random (default), or group_by_length, which saves padding but "
-        "makes a batch's descriptors alike and stalls the MTR loss; padding is saved anyway by the "
-        "length-grouped chunks of chunk_tokens.", choices=["random", "group_by_length"]))
-    chunk_tokens: int = field(default=2048, metadata=_help(
-        "Each batch runs as length-sorted chunks of at most this many tokens (rows x longest row); 0: one chunk."))
-    seed: int = field(default=0, metadata=_help("Seed of the model init, the held-out split, masking and data order."))
-    val_fraction: float = field(default=0.05, metadata=_help("Corpus molecules held out for val losses."))
-    max_chars: int = field(default=120, metadata=_help("Corpus SMILES longer than this are dropped."))
-    limit: int | None = field(default=None, metadata=_help("Use only this many corpus molecules (tests, trials)."))
-    corpus_file: str | None = field(default=None, metadata=_help("A text file of SMILES (one a line) instead of "
-                                                                 "the shipped sources; task molecules are removed."))
-    descriptor_workers: int = field(default=2, metadata=_help("Processes computing descriptors on a cache miss."))
-    cache_dir: str | None = field(default=None, metadata=_help("Descriptor cache (default: the feature cache)."))
-    save_dtype: str = field(default="float16", metadata=_help("dtype of the saved weights.",
-                                                              choices=["float16", "bfloat16", "float32"]))
-    logging_steps: int = field(default=50, metadata=_help("Steps between logged losses."))
-    eval_steps: int = field(default=500, metadata=_help("Steps between val losses."))
-    name: str | None = field(default=None, metadata=_help("Model name for the card (default: the folder name)."))
-    overwrite: bool = field(default=False, metadata=_help("Replace an existing output_dir."))
-    config_file: str | None = field(default=None, metadata=_help("The YAML file read (set by the script)."))
-
-    def validate(self) -> "PretrainConfig":
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective={self.objective!r}: choose one of {', '.join(OBJECTIVES)}.")
-        for key in ("hidden_size", "num_layers", "num_heads", "max_length", "batch_size", "max_position"):
-            if int(getattr(self, key)) <= 0:
-                raise ValueError(f"{key}={getattr(self, key)!r} must be a positive integer.")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}.")
-        if not 0 < self.val_fraction < 0.5:
-            raise ValueError(f"val_fraction={self.val_fraction} must lie in (0, 0.5).")
-        if self.corpus_file is not None and not Path(self.corpus_file).is_file():
-            raise FileNotFoundError(f"corpus_file={self.corpus_file!r} does not exist.")
-        out = Path(self.output_dir)
-        if out.exists() and any(out.iterdir()) and not self.overwrite:
-            raise FileExistsError(f"output_dir={self.output_dir!r} is not empty; pass overwrite: true to replace it.")
-        return self
-
-
-def load_corpus(cfg: PretrainConfig):
-    from .corpus import Corpus, build_corpus, corpus_from_smiles
-
-    if cfg.corpus_file is None:
-        corpus = build_corpus(max_chars=cfg.max_chars)
-    else:
-        lines = [s.strip() for s in Path(cfg.corpus_file).read_text().splitlines() if s.strip()]
-        corpus = corpus_from_smiles(lines, max_chars=cfg.max_chars, counts={"rows_file": len(lines)},
-                                    source=cfg.corpus_file)
-    smiles = corpus.smiles
-    if cfg.limit is not None:
-        smiles = sorted(np.random.default_rng(cfg.seed).permutation(smiles)[: cfg.limit].tolist())
-    if len(smiles) < 20:
-        raise PretrainDataError(f"the corpus has {len(smiles)} molecules after filtering; at least 20 are needed.")
-    return Corpus(smiles, corpus.counts)
-
-
-def held_out_split(cfg: PretrainConfig, n: int) -> dict[str, np.ndarray]:
-    """{"train", "val"} sorted corpus rows: `val_fraction` of them held out by a permutation of `seed`."""
-    perm = np.random.default_rng(cfg.seed).permutation(n)
-    n_val = max(1, int(round(cfg.val_fraction * n)))
-    return {"train": np.sort(perm[n_val:]), "val": np.sort(perm[:n_val])}
+logger = logging.getLogger(__name__)
 
 
 def _datasets(smiles, targets, tokenizer, splits):
@@ -183,24 +99,53 @@ class _LossPartsTrainer:  # mixed into transformers.Trainer at run time (import 
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Run the recipe; returns the summary also written to `output_dir/pretraining.json`."""
     from accelerate import PartialState
-    from transformers import Trainer, TrainingArguments, set_seed
 
-    from ..features.cache import default_cache_dir
-    from .card import write_model_card
-    from .descriptors import descriptor_targets
-    from .model import BertForMaskedLMAndMTR, MLMAndMTRCollator, make_config
-    from .tokenizer import build_smiles_tokenizer
 
     cfg.validate()
     # cpu=True is what makes `accelerate launch --multi_gpu` on a CPU machine a gloo process group; the
     # state is a singleton, so it must be set up this way before the Trainer's own accelerator reads it.
     state = PartialState(cpu=not torch.cuda.is_available())
+    folder = OutputFolder(cfg.output_dir)
+    with ExitStack() as stack:
+        # The main process holds the lock and prepares the work folder; every process learns the outcome
+        # (an error is raised by all of them, so none waits for the others at a collective).
+        outcome: list[Any] = [None, None]
+        if state.is_main_process:
+            try:
+                stack.enter_context(folder.lock())
+                folder.check(cfg.overwrite)  # again under the lock: another run may have finished meanwhile
+                outcome[1] = folder.resume_from(run_identity(cfg), cfg.overwrite)
+            except (OSError, ValueError) as err:
+                outcome[0] = f"{type(err).__name__}: {err}" if not isinstance(err, OutputFolderError) else str(err)
+        if state.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(outcome)
+        if outcome[0] is not None:
+            raise OutputFolderError(outcome[0])
+        return _pretrain_locked(cfg, state, folder, resume=outcome[1])
+
+
+def _pretrain_locked(cfg: PretrainConfig, state, folder, resume: str | None) -> dict[str, Any]:
+    from transformers import Trainer, set_seed
+
+    from ..features.cache import default_cache_dir
+    from .card import write_model_card
+    from .descriptors import descriptor_targets
+    from .model import BertForMaskedLMAndMTR, MLMAndMTRCollator, make_config
+    from .output import checkpoint_callback, epoch_callback
+    from .tokenizer import build_smiles_tokenizer
+    from .warm_start import load_start_encoder, start_tokenizer
+
     started = time.time()
     corpus = load_corpus(cfg)
     smiles = corpus.smiles
     splits = held_out_split(cfg, len(smiles))
     train_rows = splits["train"]
-    tokenizer = build_smiles_tokenizer([smiles[i] for i in train_rows], model_max_length=cfg.max_position)
+    if cfg.init_from:
+        tokenizer = start_tokenizer(cfg)
+    else:
+        tokenizer = build_smiles_tokenizer([smiles[i] for i in train_rows], model_max_length=cfg.max_position)
 
     targets, scaler = None, None
     if cfg.objective == "mlm+mtr":
@@ -215,27 +160,19 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
                          num_mtr_targets=0 if scaler is None else len(scaler.names), mtr_weight=cfg.mtr_weight,
                          dropout=cfg.dropout, chunk_tokens=cfg.chunk_tokens)
     model = BertForMaskedLMAndMTR(config)
+    started_from = load_start_encoder(model, cfg) if cfg.init_from else None
     world = state.num_processes
     if cfg.batch_size % world:
         raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {world} processes.")
-    work = Path(cfg.output_dir).with_name(f".{Path(cfg.output_dir).name}.partial")
-    gpu = torch.cuda.is_available()
-    args = TrainingArguments(
-        output_dir=str(work / "trainer"), per_device_train_batch_size=cfg.batch_size // world,
-        per_device_eval_batch_size=cfg.batch_size // world, learning_rate=cfg.lr, weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed, bf16=gpu, logging_steps=cfg.logging_steps,
-        eval_strategy="steps", eval_steps=cfg.eval_steps, save_strategy="no", report_to=[],
-        train_sampling_strategy=cfg.sampling, length_column_name="length", remove_unused_columns=False,
-        dataloader_num_workers=0, disable_tqdm=True, prediction_loss_only=True, ddp_find_unused_parameters=False,
-        use_cpu=not gpu,
-    )  # fmt: skip
     trainer_cls = type("PretrainTrainer", (_LossPartsTrainer, Trainer), {})
     collator = MLMAndMTRCollator(tokenizer, max_length=cfg.max_length, mlm_probability=cfg.mlm_probability,
                                  enumerate_prob=cfg.enumerate_prob, seed=cfg.seed)
-    trainer = trainer_cls(model=model, args=args, train_dataset=data["train"], eval_dataset=data["val"],
-                          data_collator=collator)
-    result = trainer.train()
+    trainer = trainer_cls(model=model, args=_training_args(cfg, folder.checkpoints, world),
+                          train_dataset=data["train"], eval_dataset=data["val"], data_collator=collator,
+                          callbacks=[epoch_callback(collator), checkpoint_callback(world)])
+    if resume and state.is_main_process:
+        logger.warning("resuming %s from %s", cfg.output_dir, resume)
+    result = trainer.train(resume_from_checkpoint=resume)
     history = [dict(h) for h in trainer.state.log_history]
     final_eval = trainer.evaluate()
     summary = {
@@ -248,16 +185,37 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         "epochs": float(trainer.state.epoch or 0.0),
         "processes": world,
         "train_runtime_s": round(float(result.metrics.get("train_runtime", 0.0)), 1),
+        "resumed_from": resume and Path(resume).name,
+        "init_from": started_from,
         "final": _final_losses(history, final_eval),
         "history": history,
         "wall_s": round(time.time() - started, 1),
-        "device": "cuda" if gpu else "cpu",
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
     if state.is_main_process:
-        _save(cfg, model, tokenizer, scaler, summary, work)
+        _save(cfg, model, tokenizer, scaler, summary, folder)
         write_model_card(Path(cfg.output_dir), summary)
     state.wait_for_everyone()
     return summary
+
+
+def _training_args(cfg: PretrainConfig, checkpoints: Path, world: int):
+    from transformers import TrainingArguments
+
+    gpu = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(checkpoints), per_device_train_batch_size=cfg.batch_size // world,
+        per_device_eval_batch_size=cfg.batch_size // world, learning_rate=cfg.lr, weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps, seed=cfg.seed, data_seed=cfg.seed, bf16=gpu, logging_steps=cfg.logging_steps,
+        eval_strategy="steps", eval_steps=cfg.eval_steps, report_to=[],
+        # two checkpoints kept: a kill while the newest is written leaves the one before it complete
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
+        train_sampling_strategy=cfg.sampling, length_column_name="length", remove_unused_columns=False,
+        dataloader_num_workers=cfg.dataloader_workers, disable_tqdm=True, prediction_loss_only=True,
+        ddp_find_unused_parameters=False,
+        use_cpu=not gpu,
+    )  # fmt: skip
 
 
 def _final_losses(history: list[dict], final_eval: dict) -> dict[str, float | None]:
@@ -272,11 +230,14 @@ def _final_losses(history: list[dict], final_eval: dict) -> dict[str, float | No
     }  # fmt: skip
 
 
-def _save(cfg, model, tokenizer, scaler, summary, work: Path) -> None:
+def _save(cfg, model, tokenizer, scaler, summary, output) -> None:
+    """Write the model into the work folder, then rename it onto `output_dir` (replacing only a model)."""
+    from .output import is_pretrained_folder
+
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[cfg.save_dtype]
-    folder = work / "model"
+    folder = output.work / "model"
     shutil.rmtree(folder, ignore_errors=True)
-    encoder = model.bert.to("cpu").to(dtype)
+    encoder = copy.deepcopy(model.bert).to("cpu").to(dtype)  # a copy: the Trainer's model stays float32
     encoder.config.architectures = ["BertModel"]
     for key in ("num_mtr_targets", "mtr_weight", "chunk_tokens"):
         if hasattr(encoder.config, key):
@@ -286,9 +247,11 @@ def _save(cfg, model, tokenizer, scaler, summary, work: Path) -> None:
     if scaler is not None:
         scaler.save(folder / "descriptor_scaler.json")
     (folder / "pretraining.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    out = Path(cfg.output_dir)
+    out = output.out
     if out.exists():
-        shutil.rmtree(out)  # validate() refused a non-empty folder unless overwrite was asked for
+        if not is_pretrained_folder(out):  # checked before training; checked again before anything is deleted
+            raise OutputFolderError(f"{out} is no longer a pretrained model folder; the new model is kept in "
+                                    f"{folder}.")
+        shutil.rmtree(out)
     os.replace(folder, out)
-    shutil.rmtree(work, ignore_errors=True)
-
+    shutil.rmtree(output.work, ignore_errors=True)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...atomic import follow_umask
 from ...errors import ConfigError
 from ...features.encoder import FrozenEncoder, plan_batches
 from ...features.layers import find_blocks
@@ -271,6 +272,7 @@ class LoraStudent:
                     "n_classes": self.n_classes, "k_heads": self.k if self.n_classes else None,
                     "output_1d": self.output_1d, "target_modules": self.targets, **(record or {})}
             (tmp / RECORD).write_text(json.dumps(meta, indent=1, default=str))
+            follow_umask(tmp)  # mkdtemp and safetensors make them owner-only
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(tmp, folder)

@@ -8,7 +8,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from w2s_hf.decomposition.core import QUANTITIES, decompose
+from w2s_hf.decomposition.core import DIAGNOSTICS, QUANTITIES, decompose
 
 _CITATION = """\
 @inproceedings{charikar2024quantifying,
@@ -48,11 +48,16 @@ Args:
     divergence (`str`, defaults to "squared"): "kl" (class probabilities) or "kl_logits" (logits) for
         classification (Mulgund & Pabbaraju 2025): predictions are then one list per example, references
         class indices; errors are cross-entropy, misfit KL(w2s || weak), and the result adds
-        misfit_forward, the accuracies and residual_ceiling_as_truth.
+        misfit_forward and the accuracies.
 Returns:
     weak_error, w2s_error, misfit, gain, residual, predicted_w2s_error (`float`); ceiling_error and
     pgr (`float`, or None without ceiling_predictions; pgr is None when the gap weak_error -
     ceiling_error is <= 0 or its interval contains 0; averaged pgr is sum(gain) / sum(gap));
+    with ceiling_predictions, the residual diagnostics (`float`): finite_sample_term and
+    nonrealizability_term (they sum to the residual exactly), finite_sample_bound and
+    nonrealizability_bound (their Cauchy-Schwarz bounds), and proxy_weak_error, proxy_w2s_error,
+    proxy_gain, proxy_residual, proxy_predicted_w2s_error, proxy_pgr (the ceiling's predictions as the
+    truth), with `reading` (`str`), one line saying whether the misfit can predict the gain;
     n (`int`); `<quantity>_ci` ([low, high]) for each quantity when n_boot > 0; and,
     with several targets, `<target>/<quantity>` for each target.
 Examples:
@@ -98,10 +103,13 @@ class MisfitDecomposition(evaluate.Metric):
             target_names=target_names, n_boot=n_boot, seed=seed, confidence=confidence, divergence=divergence,
         ).as_dict()
         out = {q: dec[q] for q in _QUANTITIES}
-        out.update(dec["extras"])  # classification: accuracies, forward misfit, ceiling-as-truth residual
+        out.update(dec["extras"])  # classification: accuracies, forward misfit
+        out.update({q: dec["diagnostics"][q] for q in DIAGNOSTICS})  # None without a ceiling
+        out["reading"] = dec["reading"]
         out["n"] = dec["n"]
-        out.update({f"{q}_ci": v for q, v in dec["ci"].items()})
+        out.update({f"{q}_ci": v for q, v in {**dec["ci"], **dec["diagnostics_ci"]}.items()})
         if len(dec["per_target"]) > 1:
             for target, values in dec["per_target"].items():
                 out.update({f"{target}/{q}": values[q] for q in _QUANTITIES if q in values})
+                out.update({f"{target}/{q}": v for q, v in dec["diagnostics_per_target"].get(target, {}).items()})
         return out

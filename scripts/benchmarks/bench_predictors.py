@@ -1,0 +1,105 @@
+"""What the gain predictors add to a sweep's time (issue 23: at most 10%).
+
+    python scripts/benchmarks/bench_predictors.py --sweeps runs/sweeps/esol_scaffold_smiles
+    python scripts/benchmarks/bench_predictors.py --sizes 446,64,192 20000,384,768 --repeats 3
+
+`--sweeps`: finished sweep folders (made by w2s sweep with the predictors). Every run's
+results.json records the seconds of each stage and, inside evaluate, of the predictors; sweep.json
+records the sweep's wall time (`seconds`). Printed: the predictors' seconds summed over the runs as
+a share of the sweep's wall time (`share_of_sweep`, the issue's measure) and of the runs' stage
+seconds (`share_of_stages`: leaves out loading tasks and models, warming the cache, the sweep's
+own summary; an upper bound).
+
+`--sizes n,d_weak,d_strong`: the predictors of one run on random float32 features of that shape
+(w2s_train rows), against the exact ridge student (`fit_ridge` with its ridge path, chosen on a
+fifth as many validation rows) on the same strong features: the median of `--repeats` timings of
+each, in one process, after one warm-up call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def sweep_share(folder: Path) -> dict:
+    runs = sorted((folder / "runs").glob("*/results.json"))
+    if not runs:
+        raise SystemExit(f"error: {folder} has no runs/*/results.json (run w2s sweep first)")
+    predictors = stages = 0.0
+    missing = 0
+    for path in runs:
+        timings = json.loads(path.read_text()).get("timings", {})
+        if "predictors" not in timings:
+            missing += 1
+            continue
+        predictors += timings["predictors"]
+        # evaluate's seconds already contain the predictors' seconds
+        stages += sum(v for k, v in timings.items() if k != "predictors")
+    wall = json.loads((folder / "sweep.json").read_text()).get("seconds") if (folder / "sweep.json").exists() else None
+    return {"sweep": str(folder), "runs": len(runs) - missing, "runs_without_predictors": missing,
+            "predictors_s": round(predictors, 3), "stages_s": round(stages, 3), "sweep_s": wall,
+            "share_of_sweep": round(predictors / wall, 4) if wall else None,
+            "share_of_stages": round(predictors / stages, 4) if stages else None}
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: imports, first touch of memory
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def synthetic(n: int, dw: int, ds: int, repeats: int, seed: int = 0) -> dict:
+    from w2s_hf.decomposition.predictors import predictor_block
+    from w2s_hf.heads import fit_ridge
+
+    rng = np.random.default_rng(seed)
+    Xw = (rng.normal(size=(n, 8)) @ rng.normal(size=(8, dw)) + 0.3 * rng.normal(size=(n, dw))).astype(np.float32)
+    Xs = (rng.normal(size=(n, 8)) @ rng.normal(size=(8, ds)) + 0.3 * rng.normal(size=(n, ds))).astype(np.float32)
+    y = rng.normal(size=(n, 1))
+    nv = max(n // 5, 2)
+    Xv, yv = Xs[:nv] + 0.1, y[:nv]
+    preds = {s: rng.normal(size=(nv, 1)) for s in ("val", "test")}
+
+    def predictors():
+        predictor_block(weak_features=Xw, strong_features=Xs, weak_labels=y, weak_pred=preds,
+                        ceiling_pred={s: p + 0.1 for s, p in preds.items()}, gold=preds,
+                        misfit={"y": 0.1}, targets=["y"])
+
+    t_pred = _median_time(predictors, repeats)
+    t_ridge = _median_time(lambda: fit_ridge(Xs, y, Xv, yv), repeats)
+    return {"n": n, "d_weak": dw, "d_strong": ds, "predictors_s": round(t_pred, 4),
+            "ridge_student_s": round(t_ridge, 4), "ratio_to_one_head": round(t_pred / t_ridge, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweeps", nargs="*", default=[], help="finished sweep folders")
+    parser.add_argument("--sizes", nargs="*", default=[], help="n,d_weak,d_strong shapes to time")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    if not args.sweeps and not args.sizes:
+        parser.error("give --sweeps and/or --sizes")
+    for folder in args.sweeps:
+        print(json.dumps(sweep_share(Path(folder))))
+    for size in args.sizes:
+        try:
+            n, dw, ds = (int(v) for v in size.split(","))
+        except ValueError:
+            parser.error(f"--sizes takes n,d_weak,d_strong (three integers), got {size!r}")
+        print(json.dumps(synthetic(n, dw, ds, args.repeats)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Scaling over N: power-law exponents by hand, intervals over seeds, nested subsets, the protocol's refits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from w2s_hf.experiments.scaling import fit_power_law, nested_order, scaling_points, scaling_summary
+
+
+def test_an_exact_power_law_gives_its_exponent_and_a_zero_width_interval():
+    n = np.array([10, 20, 40, 80] * 3)
+    seeds = np.repeat([0, 1, 2], 4)
+    out = fit_power_law(n, 3.0 * n ** -0.5, seeds, n_boot=50)
+    assert out["alpha"] == pytest.approx(0.5) and out["a"] == pytest.approx(3.0)
+    assert out["ci"] == pytest.approx([0.5, 0.5]) and out["n_seeds"] == 3
+
+
+def test_the_interval_resamples_seeds_with_their_exponents():
+    n = np.array([10, 100] * 2, dtype=float)
+    # seed 0 falls as n^-1, seed 1 as n^-0 (flat): the pooled fit is 1/2, the interval spans 0..1
+    err = np.array([0.1, 0.01, 1.0, 1.0])
+    out = fit_power_law(n, err, [0, 0, 1, 1], n_boot=200)
+    assert out["alpha"] == pytest.approx(0.5)
+    assert out["ci"][0] == pytest.approx(0.0, abs=1e-12) and out["ci"][1] == pytest.approx(1.0)
+
+
+def test_bad_power_law_inputs_are_refused():
+    with pytest.raises(ValueError, match="positive"):
+        fit_power_law([1, 2], [0.1, 0.0], [0, 0])
+    with pytest.raises(ValueError, match="two distinct sizes"):
+        fit_power_law([5, 5], [0.1, 0.2], [0, 1])
+
+
+def test_subsets_are_nested_and_seeded():
+    a, b = nested_order(50, 3), nested_order(50, 3)
+    assert np.array_equal(a, b) and sorted(a) == list(range(50))
+    assert not np.array_equal(a, nested_order(50, 4))
+
+
+class _Run:
+    """The two attributes of a finished run that scaling reads: `rows(role, split)` and `gold`."""
+
+    classes = None
+
+    def __init__(self, seed=0, n=(120, 160, 60, 60)):
+        rng = np.random.default_rng(seed)
+        w = rng.normal(size=6)
+        self.X, self.gold = {}, {}
+        for split, m in zip(("weak_train", "w2s_train", "val", "test"), n):
+            strong = rng.normal(size=(m, 6))
+            self.X[("strong", split)] = strong
+            self.X[("weak", split)] = strong[:, :3] + 0.5 * rng.normal(size=(m, 3))
+            self.gold[split] = (strong @ w + 0.1 * rng.normal(size=m))[:, None]
+
+    def rows(self, role, split):
+        return self.X[(role, split)]
+
+
+def test_scaling_points_refit_the_protocol_on_nested_subsets():
+    from w2s_hf.heads import fit_ridge
+
+    run = _Run()
+    points = scaling_points(run, [20, 160], [30, None], seed=0)
+    assert [(p["weak_budget"], p["w2s_size"]) for p in points] == [(30, 20), (30, 160), (120, 20), (120, 160)]
+    # the full-size points are the ordinary protocol: weak on all weak_train, student on its labels
+    weak, _ = fit_ridge(run.rows("weak", "weak_train"), run.gold["weak_train"], run.rows("weak", "val"),
+                        run.gold["val"])
+    labels = {s: weak.predict(run.rows("weak", s)).reshape(-1, 1) for s in ("w2s_train", "val", "test")}
+    student, _ = fit_ridge(run.rows("strong", "w2s_train"), labels["w2s_train"], run.rows("strong", "val"),
+                           labels["val"])
+    last = points[-1]
+    assert last["weak_error"] == pytest.approx(np.mean((labels["test"] - run.gold["test"]) ** 2))
+    assert last["w2s_error"] == pytest.approx(
+        np.mean((student.predict(run.rows("strong", "test")).reshape(-1, 1) - run.gold["test"]) ** 2))
+    # the ceiling learns the (linear) truth: more rows, less error; it does not depend on the weak budget
+    assert points[1]["ceiling_error"] < points[0]["ceiling_error"] == points[2]["ceiling_error"]
+    assert points[0]["weak_error"] > points[2]["weak_error"]  # 30 gold rows make a worse teacher than 120
+    with pytest.raises(ValueError, match="between 2 and"):
+        scaling_points(run, [161], [None], seed=0)
+
+
+def test_scaling_summary_fits_each_axis_with_the_errors_that_move_along_it():
+    points = [p for s in (0, 1) for p in scaling_points(_Run(s), [20, 40, 160], [30, 60, None], seed=s)]
+    out = scaling_summary(points, n_boot=20)
+    assert set(out["w2s_size"]) == {"weak_budget=30", "weak_budget=60", "weak_budget=120"}
+    assert set(out["w2s_size"]["weak_budget=120"]) == {"w2s_error", "ceiling_error"}
+    assert set(out["weak_budget"]["w2s_size=160"]) == {"weak_error", "w2s_error"}
+    assert out["w2s_size"]["weak_budget=120"]["ceiling_error"]["alpha"] > 0  # the ceiling improves with N
