@@ -80,7 +80,7 @@ def fit_bradley_terry_head(req: FitRequest) -> tuple[Any, dict[str, Any]]:
     the selection rows unless fixed."""
     from .bradley_terry import fit_bradley_terry
 
-    return fit_bradley_terry(req.X, req.y, req.X_val, req.y_val, loss=req.loss, ridge=req.head.ridge_value(),
+    return fit_bradley_terry(req.X, req.y, req.X_val, req.y_val, loss=req.loss, ridge=req.ridge,
                              accelerator=req.accelerator)
 
 
