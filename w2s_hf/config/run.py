@@ -185,6 +185,13 @@ class TaskArguments:
         "Build each input from the row's columns, e.g. 'Q: {question}\nA: {answer}' (replaces input_column)."))
     pair_column: str | None = field(default=None, metadata=_help(
         "A second input column: rows are text pairs (encoders: the tokenizer's pair template)."))
+    pair_from_scores: str | None = field(default=None, metadata=_help(
+        "task_type=preference from a scored table: the target column whose scores decide 'which of two items "
+        "scores higher' (e.g. log_solubility for esol, cohesion for ellipse). Items are split first; pairs are "
+        "drawn inside each split, so no item is in two splits (w2s_hf.data.score_pairs)."))
+    pairs_per_item: int | None = field(default=None, metadata=_help(
+        "pair_from_scores: untied partners drawn per item in each split (default 2; a split of n items gets "
+        "about pairs_per_item * n pairs)."))
 
     def validate(self) -> None:
         _check_choice("split", self.split, SPLIT_CHOICES)
@@ -215,6 +222,13 @@ class TaskArguments:
                 raise ConfigError(f"cv_fold={self.cv_fold} must be in 0..{self.cv_folds - 1}.")
         elif self.cv_fold != 0:
             raise ConfigError(f"cv_fold={self.cv_fold} needs cv_folds.")
+        if (self.pair_from_scores is not None or self.pairs_per_item is not None) and (
+                self.task_type != "preference" or self.pair_from_scores is None):
+            raise ConfigError(f"pair_from_scores={self.pair_from_scores!r} / pairs_per_item={self.pairs_per_item!r} "
+                              "build a preference task from a score column: give task_type=preference and "
+                              "pair_from_scores=<target column>.")
+        if self.pairs_per_item is not None and self.pairs_per_item < 1:
+            raise ConfigError(f"pairs_per_item={self.pairs_per_item} must be >= 1.")
 
     def load_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `w2s_hf.data.load_task`."""
@@ -236,7 +250,8 @@ class TaskArguments:
             **{key: value for key, value in (
                 ("dataset_config", self.dataset_config), ("revision", self.dataset_revision),
                 ("data_files", self.data_files), ("split_map", self.split_map), ("template", self.template),
-                ("pair_column", self.pair_column)) if value is not None},
+                ("pair_column", self.pair_column), ("pair_from_scores", self.pair_from_scores),
+                ("pairs_per_item", self.pairs_per_item)) if value is not None},
         }
 
 

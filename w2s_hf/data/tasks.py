@@ -128,6 +128,8 @@ def load_task(
     pair_column: str | None = None,
     cv_folds: int | None = None,
     cv_fold: int = 0,
+    pair_from_scores: str | None = None,
+    pairs_per_item: int | None = None,
 ) -> W2STask:
     """Load, check and split a task.
 
@@ -170,6 +172,10 @@ def load_task(
         cv_folds, cv_fold: cross-fitting: the rows (whole scaffold groups for `split="scaffold"`) dealt into
             `cv_folds` seeded folds; test is fold `cv_fold`, val is drawn from the others
             (`w2s_hf.data.splits.crossfit_split`). Regression only.
+        pair_from_scores: task_type "preference" from a scored table (a built-in task or your own file with
+            its usual arguments): the items are split first, then pairs "which scores higher on this column"
+            are drawn inside each split, `pairs_per_item` (default 2) partners per item
+            (`w2s_hf.data.score_pairs`).
 
     Built-in QSAR sets keep one row per RDKit canonical SMILES, averaging the targets of repeats. For
     ESOL this turns the file's 1,144 rows into 1,117 molecules (27 repeats, 18 with different values),
@@ -196,6 +202,19 @@ def load_task(
             return load_preference_task(path or f"hf:{suite.hub}", split=split, seed=seed, weak_fraction=weak_fraction,
                                         name=suite.name, **{**hub, "split_map": split_map or suite.split_map})
         task_type, input_column, label_column, id_column, input_kind = "classification", "text", "label", "id", "text"
+    if pair_from_scores is not None or pairs_per_item is not None:
+        if task_type != "preference" or pair_from_scores is None:
+            raise ValueError(f"pair_from_scores={pair_from_scores!r} and pairs_per_item={pairs_per_item!r} make a "
+                             "task_type='preference' task from the scores of one target column: give both "
+                             "task_type='preference' and pair_from_scores")
+        from w2s_hf.data.score_pairs import load_score_pairs
+
+        return load_score_pairs(name_or_path, pair_from_scores, pairs_per_item, split=split, seed=seed,
+                                targets=targets, input_column=input_column, target_columns=target_columns,
+                                id_column=id_column, path=path, weak_fraction=weak_fraction,
+                                drop_invalid=drop_invalid, input_kind=input_kind, template=template,
+                                dataset_config=dataset_config, revision=revision, data_files=data_files,
+                                split_map=split_map)
     if task_type == "preference":
         from w2s_hf.data.preferences import load_preference_task
 

@@ -41,6 +41,19 @@ PREDICTOR_COLUMNS = tuple(p for p in PREDICTORS if p not in QUANTITIES)
 # residual_ceiling_as_truth is the diagnostics' proxy_residual under its earlier name)
 CLASSIFICATION_COLUMNS = ("weak_accuracy", "w2s_accuracy", "ceiling_accuracy", "misfit_forward",
                           "residual_ceiling_as_truth", "k_heads")
+KL_TASK_TYPES = ("classification", "preference")  # decompositions with accuracies beside them
+
+
+def encoded_inputs(task: Any) -> list:
+    """What an encoder sees for `task`: its rows' inputs, or a preference task's distinct sides (the same list,
+    in the same order, as the pipeline extracts, so a warmed cache is a hit)."""
+    from ..data import TaskRows
+    from ..features.pairs import unique_sides
+
+    data = TaskRows.of(task)
+    if data.sides is None:
+        return data.canonical_texts
+    return unique_sides(data.sides["prompt"], data.sides["first"], data.sides["second"])[0]
 
 
 def _warm_cache(config: SweepConfig, reps: list[RepresentationConfig], texts: list[str], accelerator) -> None:
@@ -68,6 +81,12 @@ def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
     from ..heads import fit_ridge
 
     X_val, y_val = pipeline.rows(role, "val"), pipeline.gold["val"]
+    if pipeline.kind.inputs == "pair_difference":  # preferences: a Bradley-Terry head's val binary cross-entropy
+        from ..heads.bradley_terry import fit_bradley_terry
+
+        _, info = fit_bradley_terry(pipeline.rows(role, "w2s_train"), pipeline.gold["w2s_train"], X_val, y_val,
+                                    loss=pipeline.kind.gold_loss)
+        return {"mean": info["val_loss"], pipeline.targets[0]: info["val_loss"]}
     if pipeline.classes is not None:
         from ..heads.mixture import fit_classifier
 
@@ -93,7 +112,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     from accelerate import Accelerator
 
     from ..atomic import atomic_path, write_json_atomic
-    from ..data import canonical_inputs, load_task
+    from ..data import load_task
     from ..decomposition.selection import select_weak_model
     from ..hooks.plots import plot_misfit_vs_gain
 
@@ -101,7 +120,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     started = time.perf_counter()
     out = Path(config.output_dir)
     first = config.run_config(config.weak_models[0], config.strong, config.seeds[0], "check")
-    texts = canonical_inputs(load_task(config.task, **first.task.load_kwargs()))[1]
+    texts = encoded_inputs(load_task(config.task, **first.task.load_kwargs()))
     _warm_cache(config, [config.strong, *config.weak_models], texts, accelerator)
 
     directions = [("normal", w, config.strong) for w in config.weak_models]
@@ -128,7 +147,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     summary["seconds"] = round(time.perf_counter() - started, 3)
     if accelerator.is_main_process:
         with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
-            extra = CLASSIFICATION_COLUMNS if config.task_type == "classification" else ()
+            extra = CLASSIFICATION_COLUMNS if config.task_type in KL_TASK_TYPES else ()
             columns = CSV_COLUMNS + PREDICTOR_COLUMNS + extra
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
@@ -173,7 +192,7 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
         if direction == "normal" and fold in (None, 0):
             ceilings[weak.label][seed] = _ceiling_on_val(pipeline, "weak")
             ceilings[strong.label].setdefault(seed, _ceiling_on_val(pipeline, "strong"))
-    classes = pipeline.classes
+    kl_kind = config.task_type in KL_TASK_TYPES  # classification or preference: accuracies beside the KL
     if fold is None:
         block = runs[0]["splits"][config.eval_split]
     else:  # cross-fitting: every row's test prediction comes from the fold that held it out
@@ -184,7 +203,7 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
         evals = [{"ids": [i for e in evals for i in e["ids"]], **pooled}]
     # classification has one target: its averaged extras are that target's
     extras = {**block.get("extras", {}), "k_heads": config.base.head.k_heads,
-              "residual_ceiling_as_truth": block["diagnostics"]["proxy_residual"]} if classes else {}
+              "residual_ceiling_as_truth": block["diagnostics"]["proxy_residual"]} if kl_kind else {}
     heads = [r.get("heads", {}) for r in runs]
     chosen = {f"{h}_ridge": _median([r.get(h, {}).get("ridge") for r in heads]) for h in ("w2s", "weak", "ceiling")}
     rows, point_rows = [], []
@@ -193,7 +212,7 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
     e = evals[0]
     gain_rows = div.loss(e["weak"], e["y"]) - div.loss(e["w2s"], e["y"])  # (n, targets)
     misfit_rows = (div.pair_loss or div.loss)(e["weak"], e["w2s"])
-    proxy_rows = None if classes else div.loss(e["weak"], e["ceiling"]) - div.loss(e["w2s"], e["ceiling"])
+    proxy_rows = None if kl_kind else div.loss(e["weak"], e["ceiling"]) - div.loss(e["w2s"], e["ceiling"])
     proxy_points: list[PointRows] = []
     for j, (target, values) in enumerate(block["per_target"].items()):
         rows.append({**extras, "direction": direction, "weak_model": weak.label, "strong_model": strong.label,

@@ -35,8 +35,15 @@ def unique_sides(prompts: Sequence[str], firsts: Sequence[str], seconds: Sequenc
 
 
 def pair_difference(encoder: Any, prompts: Sequence[str], firsts: Sequence[str], seconds: Sequence[str],
-                    **encode_kwargs: Any) -> np.ndarray:
-    """(n, d) float32 phi(first side) - phi(second side); `encode_kwargs` go to `encoder.encode`."""
+                    fit_pairs: Sequence[int] | np.ndarray | None = None, **encode_kwargs: Any) -> np.ndarray:
+    """(n, d) float32 phi(first side) - phi(second side); `encode_kwargs` go to `encoder.encode`.
+
+    `fit_pairs` (rows of the pairs some head trains on) is for a featurizer that scales its outputs on
+    training rows (`rdkit:descriptors`): it is fitted on the distinct sides of those pairs only.
+    """
     inputs, i, j = unique_sides(prompts, firsts, seconds)
+    if fit_pairs is not None:
+        fit_pairs = np.asarray(fit_pairs, dtype=np.int64)
+        encode_kwargs["fit_rows"] = np.unique(np.concatenate([i[fit_pairs], j[fit_pairs]]))
     features = np.asarray(encoder.encode(inputs, **encode_kwargs))
     return (features[i] - features[j]).astype(np.float32)

@@ -43,7 +43,8 @@ _INERT_AT_DEFAULT = {"weak_scale": "none", "strong_scale": "none", "weak_pca": N
                      "ceiling_ridge": None, "weak_budget": None, "cv_folds": None, "cv_fold": 0,
                      "weak_chat_template": False, "strong_chat_template": False, "weak_device_map": None,
                      "strong_device_map": None, "dataset_config": None, "dataset_revision": None, "data_files": None,
-                     "split_map": None, "template": None, "pair_column": None}
+                     "split_map": None, "template": None, "pair_column": None,
+                     "pair_from_scores": None, "pairs_per_item": None}
 THEOREM_NOTE = (
     "gain >= misfit (Charikar, Pabbaraju & Shiragur 2024) is guaranteed only for students whose class is convex: "
     "a linear head on a frozen representation (covered_by_theorem: true). A LoRA student is not in a convex class: "
@@ -88,7 +89,7 @@ class W2SPipeline:
         if flat.get("input_kind") is None:  # unset: the guessed kind; runs from before the flag keep their identity
             flat.pop("input_kind", None)
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
-        _check_pairwise(self.kind, self._encoders, self.active)
+        _check_pairwise(self.kind, self.active)
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
         lora_keys = {f.name for f in dataclasses.fields(config.lora)}
         inert = set() if any(s.kind == "lora" for s in self.active) else lora_keys
@@ -129,8 +130,9 @@ class W2SPipeline:
                 from ..features.pairs import pair_difference
 
                 sides = self.data.sides
+                fit = {"fit_pairs": fit["fit_rows"]} if fit else {}  # a scaler fits on training pairs' sides
                 self._features[role] = pair_difference(encoder, sides["prompt"], sides["first"], sides["second"],
-                                                       **common)
+                                                       **common, **fit)
             else:
                 self._features[role] = encoder.encode(self.data.canonical_texts, **common, **fit)
         return self._features[role]
@@ -564,17 +566,14 @@ def _check_input_kinds(config: W2SConfig, task) -> None:
             )
 
 
-def _check_pairwise(kind, encoders: dict, active) -> None:
-    """Preference features are differences of two sides' features: no LoRA student, no row-fitted scaler."""
+def _check_pairwise(kind, active) -> None:
+    """Preference features are differences of two sides' features: no LoRA student (a row-fitted scaler such as
+    rdkit:descriptors fits on the sides of the training pairs: `w2s_hf.features.pairs.pair_difference`)."""
     if kind.inputs != "pair_difference":
         return
     lora = [s.name for s in active if s.kind == "lora"]
     if lora:
         raise ConfigError(f"task_type={kind.name} has no LoRA students yet (rows {lora}); use student=linear.")
-    for role, encoder in encoders.items():
-        if getattr(encoder, "fits_on_rows", False):
-            raise ConfigError(f"{role}_model scales features on training rows, which a pair's two sides do not "
-                              f"have; use a model or rdkit:morgan for task_type={kind.name}.")
 
 
 def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:
