@@ -1,6 +1,6 @@
 """Tables and the figure of docs/preference_results.md from finished preference sweeps (sweep.csv).
 
-    python scripts/preference_panels.py runs/sweeps/esol_pairs_smiles runs/sweeps/ellipse_pairs \
+    w2s preference-panels runs/sweeps/esol_pairs_smiles runs/sweeps/ellipse_pairs \
         --figure docs/figures/preference_panels.png
 
 Per sweep, one row per weak model (means over the split seeds, on the sweep's eval split): the binary-KL
