@@ -4,6 +4,10 @@ Order of work: find the file, read it, check columns, ids, inputs and targets (a
 merge duplicate molecules for the built-in QSAR sets, split with the seed, check no split is empty.
 All of it is cheap and runs before any model is loaded, so bad input fails in seconds with a message
 naming the file, column and rows.
+
+Built-in QSAR sets keep one row per RDKit canonical SMILES, averaging the targets of repeats. For ESOL
+this turns the file's 1,144 rows into 1,117 molecules (27 repeats, 18 with different values), 11 fewer
+than MoleculeNet's 1,128; FreeSolv (642) and Lipophilicity (4,200) have no repeats.
 """
 
 from __future__ import annotations
@@ -131,55 +135,26 @@ def load_task(
     pair_from_scores: str | None = None,
     pairs_per_item: int | None = None,
 ) -> W2STask:
-    """Load, check and split a task.
+    """Load, check and split a task (the arguments are those of `w2s run`; docs: usage/data.md).
 
     Args:
-        name_or_path: a built-in task (`esol`, `freesolv`, `lipophilicity`, `ellipse`; sources in
-            `BUILTIN_TASKS`), a path to a CSV/TSV/JSON(-lines)/parquet file, or any task name when
-            `path` gives the file. A file with the ELLIPSE header loads as `ellipse` when no columns
-            are given.
-        split: "random", "scaffold" (Bemis–Murcko groups; SMILES tasks only) or "auto" (scaffold for
-            SMILES, random for text). 80/10/10.
-        seed: any int; the split is a pure function of (file contents, split, seed, weak_fraction).
-        targets: subset of a built-in task's targets (e.g. two ELLIPSE rubrics); for your own file, an
-            alias of `target_columns` (or a subset of them when both are given).
-        input_column: the input column of your own file.
-        target_columns: the target columns of your own file.
-        id_column: the id column of your own file. Without it the ids are the 1-based data-row
-            numbers, "row-1", "row-2", ...
-        path: the file for `ellipse` (required) or a replacement file for another built-in task.
-        weak_fraction: share of the training part that becomes weak_train (the rest is w2s_train).
-        drop_invalid: drop rows whose SMILES RDKit cannot parse (and log how many) instead of failing.
-        input_kind: "text" or "smiles" for your own file; guessed when None (SMILES if the column name
-            says so or no input contains whitespace).
-        task_type: "regression" or "classification". A classification task has ONE label column:
-            `label_column` (a built-in task's target, e.g. "cohesion", or a column of your file); its
-            values are the classes (integers, strings, ELLIPSE's nine score levels), or, with
-            `threshold`, a numeric column cut into `<t` / `>=t` (built-in QSAR sets need a threshold).
-            Random splits are then stratified by class; a class in val or test that the training rows
-            lack is an error. See `w2s_hf.data.labels`.
-        threshold: cut a numeric label column into two classes (classification only).
-        dataset_config, revision, data_files, split_map: for a `hf:<path>` dataset (a Hub id or a local
-            Hub-like folder) or a `save_to_disk` folder given as `name_or_path` (`w2s_hf.data.hub`): its
-            config name, revision, data files, and {their split: ours} (ours: weak_train, w2s_train, val,
-            test, or train = divided into weak_train / w2s_train). Without a map every split is pooled
-            and split at random.
-        template: build the input text from the row's columns, e.g. "Q: {question}\nA: {answer}"
-            (`w2s_hf.data.prompts`); replaces `input_column`.
-        pair_column: a second input column: each row is a text pair (encoders tokenize it as a pair;
-            a template joins two columns into one text instead).
-        task_type "preference": pairs (prompt, first, second, label A/B): see `w2s_hf.data.preferences`.
-        cv_folds, cv_fold: cross-fitting: the rows (whole scaffold groups for `split="scaffold"`) dealt into
-            `cv_folds` seeded folds; test is fold `cv_fold`, val is drawn from the others
-            (`w2s_hf.data.splits.crossfit_split`). Regression only.
-        pair_from_scores: task_type "preference" from a scored table (a built-in task or your own file with
-            its usual arguments): the items are split first, then pairs "which scores higher on this column"
-            are drawn inside each split, `pairs_per_item` (default 2) partners per item
-            (`w2s_hf.data.score_pairs`).
-
-    Built-in QSAR sets keep one row per RDKit canonical SMILES, averaging the targets of repeats. For
-    ESOL this turns the file's 1,144 rows into 1,117 molecules (27 repeats, 18 with different values),
-    11 fewer than MoleculeNet's 1,128; FreeSolv (642) and Lipophilicity (4,200) have no repeats.
+        name_or_path: a built-in task (`BUILTIN_TASKS`: esol, freesolv, lipophilicity, ellipse), a suite
+            task (`SUITE`: sciq, boolq, ...), a CSV/TSV/JSON(-lines)/parquet file, `hf:<path>` or a
+            `save_to_disk` folder (`w2s_hf.data.hub`; `dataset_config`, `revision`, `data_files`, and
+            `split_map` {their split: ours, or train}); `path` gives ellipse's file or replaces a built-in's.
+        split: "random", "scaffold" (Bemis–Murcko groups, SMILES only) or "auto"; 80/10/10, the training
+            part divided by `weak_fraction` into weak_train and w2s_train. `seed` fixes it.
+        targets / target_columns, input_column, id_column, input_kind: which columns of your file (ids
+            default to "row-1", ...; the kind, text or smiles, is guessed when None).
+        drop_invalid: drop rows whose SMILES RDKit cannot parse instead of failing.
+        task_type: "regression", "classification" (one `label_column`, or a numeric one cut at
+            `threshold`; random splits stratified by class; see `w2s_hf.data.labels`) or "preference"
+            (rows (prompt, first, second, A/B): `w2s_hf.data.preferences`; or pairs drawn from the scores
+            of `pair_from_scores`, `pairs_per_item` each, inside each split: `w2s_hf.data.score_pairs`).
+        template, pair_column: build the input from a row's columns (`w2s_hf.data.prompts`), or make each
+            row a text pair.
+        cv_folds, cv_fold: cross-fitting: `cv_folds` seeded folds (whole scaffold groups), test is fold
+            `cv_fold` (`w2s_hf.data.splits.crossfit_split`; regression only).
 
     Raises:
         TaskDataError: missing file or column, bad target, empty input, invalid SMILES, duplicate ids,
@@ -187,12 +162,53 @@ def load_task(
         ImportError: a SMILES task needs RDKit (or a built-in needs chemloader) and it is missing.
     """
     _check_arguments(split, seed, weak_fraction, input_kind)
-    hub = {"config_name": dataset_config, "revision": revision, "data_files": data_files, "split_map": split_map}
+    # every keyword argument, for the steps below (a suite task fixes some of them in place)
+    opts = {k: v for k, v in locals().items() if k not in ("name_or_path", "split")}
+    special = _special_task(name_or_path, split, seed, opts)
+    if special is not None:
+        return special
+    spec, frame, file, name, data, chosen, suite = _read_rows(name_or_path, opts)
+    split = resolve_split(split, spec.input_kind)
+    # with the dataset's own splits (a split map, a suite task) the split argument does not apply
+    if split == "scaffold" and spec.input_kind != "smiles" and SPLIT_COLUMN not in frame.columns:
+        raise TaskDataError(
+            f"{file}: a scaffold split needs SMILES input but task {name!r} is text; use --split random or "
+            "--split auto (Python: split='random').", path=file
+        )
+    scaffolds, data = _smiles_rows(data, spec, file, drop_invalid, split == "scaffold")
+    require_unique_ids(data.ids, data.rows.tolist(), file, spec.id_column or "(row numbers)")
+    where = f"{file} (task {name!r}, seed {seed})"
+    positions, classes = _positions(data, frame, chosen, split, seed, scaffolds, file, where, opts)
+    task = W2STask(name=name, targets=list(chosen), input_kind=spec.input_kind,
+                   splits=_to_dataset_dict(data, positions, chosen), split=split, seed=int(seed),
+                   weak_fraction=weak_fraction, source=str(file), task_type=opts["task_type"], classes=classes)
+    logger.info("%s", task.describe())
+    return task
+
+
+def _smiles_rows(data: Any, spec: TaskSpec, file: Any, drop_invalid: bool, scaffold: bool) -> tuple[Any, Any]:
+    """(scaffolds or None, rows): SMILES checked in one streaming RDKit pass (strings kept, molecules dropped:
+    memory flat in rows) and a built-in's repeated molecules merged; text rows pass through."""
+    if spec.input_kind != "smiles":
+        return None, data
+    canon, scaffolds, data = _check_smiles(data, spec.input_column, file, drop_invalid, scaffold)
+    keep, data = _merge_duplicates(canon, data, spec, file)
+    if scaffolds is not None and keep is not None:
+        scaffolds = [scaffolds[i] for i in keep]
+    return scaffolds, data
+
+
+def _special_task(name_or_path: Any, split: str, seed: int, opts: dict[str, Any]) -> W2STask | None:
+    """A task of another form than one table of inputs and targets: a suite task of preferences, pairs drawn
+    from a scored table, or preference rows; None for the ordinary form (a suite task's fixed columns are
+    set in `opts` then)."""
+    hub = {"config_name": opts["dataset_config"], "revision": opts["revision"], "data_files": opts["data_files"],
+           "split_map": opts["split_map"]}
+    weak_fraction, path = opts["weak_fraction"], opts["path"]
     suite = SUITE.get(os.fspath(name_or_path).lower())
     if suite is not None:  # a benchmark-suite task: its form is fixed (w2s_hf.data.suite)
-        given = [k for k, v in {"input_column": input_column, "target_columns": target_columns, "targets": targets,
-                                "id_column": id_column, "label_column": label_column, "template": template}.items()
-                 if v is not None]
+        given = [k for k in ("input_column", "target_columns", "targets", "id_column", "label_column", "template")
+                 if opts[k] is not None]
         if given:
             raise ValueError(f"{', '.join(given)} describe your own data; suite task {suite.name!r} has a fixed form "
                              f"({suite.form}). Point path= at a copy in the {suite.hub} schema to use local data.")
@@ -200,50 +216,57 @@ def load_task(
             from w2s_hf.data.preferences import load_preference_task
 
             return load_preference_task(path or f"hf:{suite.hub}", split=split, seed=seed, weak_fraction=weak_fraction,
-                                        name=suite.name, **{**hub, "split_map": split_map or suite.split_map})
-        task_type, input_column, label_column, id_column, input_kind = "classification", "text", "label", "id", "text"
-    if pair_from_scores is not None or pairs_per_item is not None:
-        if task_type != "preference" or pair_from_scores is None:
-            raise ValueError(f"pair_from_scores={pair_from_scores!r} and pairs_per_item={pairs_per_item!r} make a "
-                             "task_type='preference' task from the scores of one target column: give both "
-                             "task_type='preference' and pair_from_scores")
+                                        name=suite.name, **{**hub, "split_map": opts["split_map"] or suite.split_map})
+        opts.update(task_type="classification", input_column="text", label_column="label", id_column="id",
+                    input_kind="text")
+    if opts["pair_from_scores"] is not None or opts["pairs_per_item"] is not None:
+        if opts["task_type"] != "preference" or opts["pair_from_scores"] is None:
+            raise ValueError(f"pair_from_scores={opts['pair_from_scores']!r} and pairs_per_item="
+                             f"{opts['pairs_per_item']!r} make a task_type='preference' task from the scores of one "
+                             "target column: give both task_type='preference' and pair_from_scores")
         from w2s_hf.data.score_pairs import load_score_pairs
 
-        return load_score_pairs(name_or_path, pair_from_scores, pairs_per_item, split=split, seed=seed,
-                                targets=targets, input_column=input_column, target_columns=target_columns,
-                                id_column=id_column, path=path, weak_fraction=weak_fraction,
-                                drop_invalid=drop_invalid, input_kind=input_kind, template=template,
-                                dataset_config=dataset_config, revision=revision, data_files=data_files,
-                                split_map=split_map)
-    if task_type == "preference":
+        keys = ("targets", "input_column", "target_columns", "id_column", "path", "weak_fraction", "drop_invalid",
+                "input_kind", "template", "dataset_config", "revision", "data_files", "split_map")
+        return load_score_pairs(name_or_path, opts["pair_from_scores"], opts["pairs_per_item"], split=split,
+                                seed=seed, **{k: opts[k] for k in keys})
+    if opts["task_type"] == "preference":
         from w2s_hf.data.preferences import load_preference_task
 
-        given = {"targets": targets, "input_column": input_column, "target_columns": target_columns,
-                 "label_column": label_column, "threshold": threshold, "template": template,
-                 "pair_column": pair_column}
-        extra = [k for k, v in given.items() if v is not None]
+        extra = [k for k in ("targets", "input_column", "target_columns", "label_column", "threshold", "template",
+                             "pair_column") if opts[k] is not None]
         if extra:
             raise ValueError(f"{', '.join(extra)} do not apply to task_type='preference': its rows are (prompt, "
                              "first, second, label A/B), (question, choice, label) or (chosen, rejected); rename "
                              "columns to these")
-
         return load_preference_task(name_or_path, split=split, seed=seed, weak_fraction=weak_fraction, path=path,
-                                    id_column=id_column, **hub)
+                                    id_column=opts["id_column"], **hub)
+    return None
+
+
+def _read_rows(name_or_path: Any, opts: dict[str, Any]) -> tuple:
+    """(spec, frame, file, name, parsed rows, chosen targets, suite task or None): the table read, its inputs
+    built (template, text pair) and its targets parsed and checked."""
+    hub = {"config_name": opts["dataset_config"], "revision": opts["revision"], "data_files": opts["data_files"],
+           "split_map": opts["split_map"]}
+    task_type, threshold, path = opts["task_type"], opts["threshold"], opts["path"]
+    input_column, id_column, input_kind = opts["input_column"], opts["id_column"], opts["input_kind"]
     # A single name is a common slip for a one-element list.
-    targets = [targets] if isinstance(targets, str) else targets
-    target_columns = [target_columns] if isinstance(target_columns, str) else target_columns
-    targets, target_columns = _label_arguments(name_or_path, task_type, label_column, threshold, targets,
+    targets = [opts["targets"]] if isinstance(opts["targets"], str) else opts["targets"]
+    target_columns = [opts["target_columns"]] if isinstance(opts["target_columns"], str) else opts["target_columns"]
+    targets, target_columns = _label_arguments(name_or_path, task_type, opts["label_column"], threshold, targets,
                                                target_columns)
+    suite = SUITE.get(os.fspath(name_or_path).lower())
     if suite is not None:
-        frame, file = suite_frame(suite, None if path is None else os.fspath(path), seed, **hub)
+        frame, file = suite_frame(suite, None if path is None else os.fspath(path), opts["seed"], **hub)
         spec, name = None, suite.name
     else:
         spec, frame, file, name = read_source(name_or_path, path, input_column, target_columns, id_column, targets,
                                               input_kind, **hub)
-    if template is not None:
+    if opts["template"] is not None:
         if input_column is not None:
-            raise ValueError(f"template={template!r} builds the input; drop input_column={input_column!r}")
-        frame[TEMPLATE_COLUMN] = render_template(frame, template, file)
+            raise ValueError(f"template={opts['template']!r} builds the input; drop input_column={input_column!r}")
+        frame[TEMPLATE_COLUMN] = render_template(frame, opts["template"], file)
         input_column = TEMPLATE_COLUMN
     if spec is None:
         spec = _custom_spec(name, frame, file, input_column, target_columns, targets, id_column, input_kind)
@@ -258,30 +281,22 @@ def load_task(
         raise ValueError(f"task {name!r} has a continuous target ({chosen[0]}): pass --threshold T (Python: "
                          "threshold=T) to classify it into <t / >=t")
     data = _parse(frame, spec, chosen, file, as_labels=classify and threshold is None)
+    pair_column = opts["pair_column"]
     if pair_column is not None:  # a text pair per row: (input, pair) travel together from here on
         require_columns(frame, [pair_column], file, "pair", "pair_column")
         if spec.input_kind != "text":
             raise TaskDataError(f"{file}: pair_column={pair_column!r} pairs texts, but the inputs are "
                                 f"{spec.input_kind}; pass input_kind='text'", path=file)
         data.inputs = list(zip(data.inputs, parse_inputs(frame, pair_column, file, spec.input_kind)))
+    return spec, frame, file, name, data, chosen, suite
 
-    split = resolve_split(split, spec.input_kind)
-    # with the dataset's own splits (a split map, a suite task) the split argument does not apply
-    if split == "scaffold" and spec.input_kind != "smiles" and SPLIT_COLUMN not in frame.columns:
-        raise TaskDataError(
-            f"{file}: a scaffold split needs SMILES input but task {name!r} is text; use --split random or "
-            "--split auto (Python: split='random').", path=file
-        )
-    scaffolds = None
-    if spec.input_kind == "smiles":
-        # One streaming RDKit pass: strings kept, molecules dropped (memory flat in rows).
-        canon, scaffolds, data = _check_smiles(data, spec.input_column, file, drop_invalid, split == "scaffold")
-        keep, data = _merge_duplicates(canon, data, spec, file)
-        if scaffolds is not None and keep is not None:
-            scaffolds = [scaffolds[i] for i in keep]
-    require_unique_ids(data.ids, data.rows.tolist(), file, spec.id_column or "(row numbers)")
 
-    where = f"{file} (task {name!r}, seed {seed})"
+def _positions(data: Any, frame: Any, chosen: list[str], split: str, seed: int, scaffolds: Any, file: Any,
+               where: str, opts: dict[str, Any]) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    """The rows of each split (the dataset's own, stratified by class, cross-fitted or seeded) and, for
+    classification, the class list (label columns recoded to class indices in place)."""
+    classify, threshold, cv_folds, weak_fraction = (opts["task_type"] == "classification", opts["threshold"],
+                                                    opts["cv_folds"], opts["weak_fraction"])
     labels = None
     if classify:
         column = data.targets[chosen[0]]
@@ -298,7 +313,7 @@ def load_task(
         positions = {**stratified_weak_split(parts["train"], labels, weak_fraction, seed),
                      "val": parts["val"], "test": parts["test"]}
     else:
-        positions = make_splits(len(data.ids), split, seed, weak_fraction, scaffolds, cv_folds, cv_fold)
+        positions = make_splits(len(data.ids), split, seed, weak_fraction, scaffolds, cv_folds, opts["cv_fold"])
     sizes = {k: len(positions[k]) for k in SPLIT_NAMES}
     require_nonempty_splits(sizes, len(data.ids), split, weak_fraction, where)
     classes = None
@@ -306,21 +321,7 @@ def load_task(
         classes = check_classes(labels, positions, where)
         index = {c: i for i, c in enumerate(classes)}
         data.targets[chosen[0]] = np.array([index[c] for c in labels], dtype=np.float64)
-
-    task = W2STask(
-        name=name,
-        targets=list(chosen),
-        input_kind=spec.input_kind,
-        splits=_to_dataset_dict(data, positions, chosen),
-        split=split,
-        seed=int(seed),
-        weak_fraction=weak_fraction,
-        source=str(file),
-        task_type=task_type,
-        classes=classes,
-    )
-    logger.info("%s", task.describe())
-    return task
+    return positions, classes
 
 
 def _check_arguments(split: str, seed: int, weak_fraction: float, input_kind: str | None) -> None:
