@@ -161,9 +161,9 @@ def test_the_mixture_head_folds_the_trained_module_exactly_and_reloads(tmp_path)
 
     fit = _fit(k=3)
     X, _, Xv, _ = _problem()
-    from w2s_hf.heads.adamw import _training_moments
+    from w2s_hf.heads.adamw import training_moments
 
-    x_mean, x_map, *_ = _training_moments(None, X, _problem()[1], "standardize")
+    x_mean, x_map, *_ = training_moments(None, X, _problem()[1], "standardize")
     with torch.no_grad():
         direct = fit.model(torch.as_tensor((Xv - x_mean) @ x_map, dtype=torch.float64)).exp().numpy()
     assert np.abs(fit.predict_proba(Xv) - direct).max() < 1e-12

@@ -203,14 +203,16 @@ def test_two_processes_give_the_same_numbers(finished):
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = json.loads((root / "out" / "teachers.json").read_text())
     two = json.loads((root / "out2" / "teachers.json").read_text())
-    for key in ("weights", "best_single"):
-        assert two["seeds"]["0"][key] == pytest.approx(one["seeds"]["0"][key], rel=1e-6, abs=1e-8), key
+    # the features and heads agree to float64 rounding; the simplex solver stops at an optimality residual of
+    # 1e-9, so along a flat direction of the val loss the weights may move by ~1e-7 (measured 1.5e-7): 1e-5
+    assert two["seeds"]["0"]["best_single"] == one["seeds"]["0"]["best_single"]
+    assert two["seeds"]["0"]["weights"] == pytest.approx(one["seeds"]["0"]["weights"], abs=1e-5)
     for name, diffs in one["seeds"]["0"]["comparison"].items():
-        assert two["seeds"]["0"]["comparison"][name] == pytest.approx(diffs, rel=1e-6, abs=1e-8), name
+        assert two["seeds"]["0"]["comparison"][name] == pytest.approx(diffs, rel=1e-5, abs=1e-7), name
     for name in ("mixture", "uniform"):
         for split, block in one["seeds"]["0"][name]["splits"].items():
             for q in ("weak_error", "w2s_error", "misfit", "ceiling_error"):
-                assert two["seeds"]["0"][name]["splits"][split][q] == pytest.approx(block[q], rel=1e-6, abs=1e-8)
+                assert two["seeds"]["0"][name]["splits"][split][q] == pytest.approx(block[q], rel=1e-5, abs=1e-7)
 
 
 def test_a_classification_mixture_mixes_probabilities_and_decomposes_on_kl(tmp_path, tiny_bert, tiny_gpt2):

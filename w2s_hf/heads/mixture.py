@@ -166,28 +166,14 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     `patience` evaluations without a relative improvement of 1e-4 (None: never). `solver="lbfgs"` (k = 1
     only): full-batch L-BFGS in float64 to the optimum (softmax_lbfgs.py), `epochs` its iterations, `lr` unused.
     """
-    from ..arrays import check_labels
     from ..distributed import sum_arrays
-    from .adamw import Plateau, checked_inputs, training_moments
+    from .adamw import checked_inputs, training_moments
 
     loss_fn = get_loss(loss, "classification").fn
-    for name, value in (("epochs", epochs), ("lr", lr), ("eval_every", eval_every), ("k", k)):
-        if not value > 0:
-            raise ValueError(f"{name}={value} must be > 0.")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay={weight_decay} must be >= 0.")
-    if solver not in ("adamw", "lbfgs") or (solver == "lbfgs" and (k != 1 or precondition != "standardize")):
-        raise ValueError(f"solver={solver!r} must be 'adamw', or 'lbfgs' for k = 1 on standardised features.")
-
-    def check_targets(t: np.ndarray, t_val: np.ndarray) -> None:
-        for name, arr, x_name in (("targets", t, "X"), ("targets_val", t_val, "X_val")):
-            if arr.ndim != 2:
-                raise ValueError(f"{name} must be (n, classes) distributions, got shape {arr.shape}")
-            check_labels(arr, name, arr.shape[1], x_name)  # soft labels: distributions over the classes
-
+    _check_settings(epochs=epochs, lr=lr, eval_every=eval_every, k=k, weight_decay=weight_decay, solver=solver,
+                    precondition=precondition)
     X, T, X_val, T_val = checked_inputs(accelerator, X, targets, X_val, targets_val,
-                                         names=("X", "targets", "X_val", "targets_val"), check=check_targets)
-    n_proc = accelerator.num_processes if accelerator is not None else 1
+                                         names=("X", "targets", "X_val", "targets_val"), check=_check_targets)
     device = accelerator.device if accelerator is not None else torch.device("cpu")
     if dtype is None:
         dtype = torch.float64 if torch.device(device).type == "cpu" else torch.float32
@@ -214,9 +200,48 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
             accelerator=accelerator, max_iter=epochs, patience=patience, weight_decay=weight_decay, on_eval=on_eval)
         return FittedClassifier(head, module, record["best_epoch"], record["val_loss"], record["epochs_run"],
                                 record["stopped_early"], record["history"])
-    Xs, Xv, Tt, Tv = as_t(mapped(X)), as_t(mapped(X_val)), as_t(T), as_t(T_val)
+    def unfold(W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A head on the mapped features, as weight and bias on the original ones."""
+        weight = scale[:, None] * W if diagonal else x_map @ W
+        return weight, b - x_mean @ weight
+
+    data = (as_t(mapped(X)), as_t(mapped(X_val)), as_t(T), as_t(T_val))
+    return _train_mixture(data, k=k, loss_fn=loss_fn, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                          patience=patience, eval_every=eval_every, seed=seed, accelerator=accelerator,
+                          counts=(n_total, n_val), unfold=unfold, on_eval=on_eval)
+
+
+def _check_settings(*, epochs: int, lr: float, eval_every: int, k: int, weight_decay: float, solver: str,
+                    precondition: str) -> None:
+    for name, value in (("epochs", epochs), ("lr", lr), ("eval_every", eval_every), ("k", k)):
+        if not value > 0:
+            raise ValueError(f"{name}={value} must be > 0.")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay={weight_decay} must be >= 0.")
+    if solver not in ("adamw", "lbfgs") or (solver == "lbfgs" and (k != 1 or precondition != "standardize")):
+        raise ValueError(f"solver={solver!r} must be 'adamw', or 'lbfgs' for k = 1 on standardised features.")
+
+
+def _check_targets(t: np.ndarray, t_val: np.ndarray) -> None:
+    from ..arrays import check_labels
+
+    for name, arr, x_name in (("targets", t, "X"), ("targets_val", t_val, "X_val")):
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be (n, classes) distributions, got shape {arr.shape}")
+        check_labels(arr, name, arr.shape[1], x_name)  # soft labels: distributions over the classes
+
+
+def _train_mixture(data: tuple, *, k: int, loss_fn: Callable, epochs: int, lr: float, weight_decay: float,
+                   patience: int | None, eval_every: int, seed: int, accelerator: Any, counts: tuple[int, int],
+                   unfold: Callable, on_eval: Callable | None) -> FittedClassifier:
+    """Full-batch AdamW on the mapped features `data` = (X, X_val, T, T_val) tensors; the best val epoch kept."""
+    from ..distributed import sum_arrays
+    from .adamw import Plateau
+
+    Xs, Xv, Tt, Tv = data
+    (n_total, n_val), n_proc = counts, accelerator.num_processes if accelerator is not None else 1
     torch.manual_seed(seed)
-    model = KHeadMixture(Xs.shape[1], T.shape[1], k).to(device=device, dtype=dtype)
+    model = KHeadMixture(Xs.shape[1], Tt.shape[1], k).to(device=Xs.device, dtype=Xs.dtype)
     # Heads start different from each other (a mixture of equal heads is one head) but small.
     nn.init.normal_(model.heads.weight, std=0.01)
     nn.init.zeros_(model.heads.bias)
@@ -229,10 +254,9 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
         unwrapped, backward = accelerator.unwrap_model(model), accelerator.backward
 
     def fold() -> MixtureHead:
-        W = unwrapped.heads.weight.detach().double().cpu().numpy().T  # (d', c*k)
-        weight = scale[:, None] * W if diagonal else x_map @ W
-        bias = unwrapped.heads.bias.detach().double().cpu().numpy() - x_mean @ weight
-        return MixtureHead(weight, bias, unwrapped.theta.detach().double().cpu().numpy(), T.shape[1])
+        weight, bias = unfold(unwrapped.heads.weight.detach().double().cpu().numpy().T,  # (d', c*k)
+                              unwrapped.heads.bias.detach().double().cpu().numpy())
+        return MixtureHead(weight, bias, unwrapped.theta.detach().double().cpu().numpy(), Tt.shape[1])
 
     stopper = Plateau(patience if patience is not None else epochs + 1, overshoot_guard=True)
     history: list[dict[str, float]] = []
