@@ -27,6 +27,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,17 +92,8 @@ def train_lora(
     if select_split not in eval_texts:
         raise ValueError(f"select_split={select_split!r} must be one of the evaluated splits {list(eval_texts)}.")
     loss_fn = get_loss(loss, "regression" if student.n_classes is None else "classification").fn
-    acc = student.accelerator
-    world, rank = student.procs.world, student.procs.rank
-    device = student.device
-    dtype = student.head_dtype  # float32 (regression) or float64 (the classification mixture)
-    Y = torch.as_tensor(np.asarray(train_labels, dtype=np.float64).reshape(len(train_texts), -1), dtype=dtype,
-                        device=device)
-    Y_sel = np.asarray(select_labels, dtype=np.float64).reshape(len(eval_texts[select_split]), -1)
-    for name, labels, rows in (("train_labels", Y, len(train_texts)), ("select_labels", Y_sel, len(Y_sel))):
-        if labels.shape != (rows, student.n_outputs):
-            raise ValueError(f"{name} has shape {tuple(labels.shape)}; the student predicts {student.n_outputs} "
-                             f"columns for {rows} rows")
+    acc, device = student.accelerator, student.device
+    Y, Y_sel = _checked_labels(student, train_labels, len(train_texts), select_labels, len(eval_texts[select_split]))
     # Tokenizing and the step-0 evaluation take a while on a large split: say what comes first.
     logger.info("lora: tokenizing %d training and %d evaluation rows", len(train_texts),
                 sum(len(t) for t in eval_texts.values()))
@@ -116,48 +108,14 @@ def train_lora(
                 ", ".join(eval_texts))
     warmup = max(1, int(warmup_fraction * total_steps))
     use_bf16 = mixed_precision == "bf16" or (mixed_precision == "auto" and device.type == "cuda")
-
-    params = [p for p in student.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    model = student.model
-    backward = torch.Tensor.backward
+    optimizer = torch.optim.AdamW([p for p in student.model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    model, backward = student.model, torch.Tensor.backward
     if acc is not None:
         model, optimizer = acc.prepare(model, optimizer)
         backward = acc.backward
-
-    history: list[dict[str, float]] = []
-    best = {"error": math.inf, "step": 0, "state": None}
-    bad, train_sum, train_rows, padded = 0, 0.0, 0, 0
-
-    def evaluate(step: int, epoch: float) -> bool:
-        """Record one evaluation point; True when the run should stop."""
-        nonlocal bad, train_sum, train_rows
-        outputs = {s: student.outputs(eval_texts[s], eval_tokens[s]) for s in eval_texts}
-        error = float(loss_fn(torch.as_tensor(outputs[select_split]), torch.as_tensor(Y_sel)).mean())
-        preds = {s: student.as_predictions(out) for s, out in outputs.items()}
-        sums = np.array([train_sum, train_rows], dtype=np.float64)
-        if acc is not None and world > 1:
-            from ...distributed import sum_arrays
-
-            sums = sum_arrays(acc, [sums])[0]
-        history.append({"step": step, "epoch": epoch, "val_error": error,
-                        "train_loss": float(sums[0] / sums[1]) if sums[1] else math.nan,
-                        "lr": float(optimizer.param_groups[0]["lr"])})
-        train_sum, train_rows = 0.0, 0
-        if sums[1]:
-            logger.info("lora step %d/%d: %s error %.5f, train loss %.5f", step, total_steps, select_split, error,
-                        history[-1]["train_loss"])
-        else:  # step 0: no training step yet, so no training loss to report
-            logger.info("lora step %d/%d (the starting head): %s error %.5f", step, total_steps, select_split, error)
-        if on_eval is not None:
-            on_eval(step, preds)
-        bad = 0 if error < best["error"] * (1 - 1e-4) else bad + 1
-        if error < best["error"]:
-            best.update(error=error, step=step, state=student.trainable_state())
-        return step > 0 and bad >= patience
-
-    stopped = evaluate(0, 0.0)
-    step = 0
+    points = _EvaluationPoints(student, eval_texts, eval_tokens, select_split, Y_sel, loss_fn, optimizer,
+                               total_steps, patience, on_eval)
+    stopped, step, padded = points.evaluate(0, 0.0), 0, 0
     for epoch, batches in enumerate(plans):
         if stopped:
             break
@@ -166,31 +124,95 @@ def train_lora(
             decay = max(0.0, (total_steps - step) / max(1, total_steps - warmup))
             for group in optimizer.param_groups:
                 group["lr"] = lr * min((step + 1) / warmup, decay)
-            local = rows[rank::world]
-            # A process with no row of this batch still runs forward and backward (DDP needs every
-            # process in every step): on one row, with the loss multiplied by 0.
-            used = local if len(local) else rows[:1]
-            batch = student.batch(tokens, used)
             padded += len(rows) * int(lengths[rows].max())
-            student.train_mode(True)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                pred = model(**batch)
-            per_example = loss_fn(pred.to(dtype), Y[torch.as_tensor(used, device=device)])
-            scale = world / len(rows) if len(local) else 0.0
-            step_loss = per_example.sum() * scale
-            optimizer.zero_grad(set_to_none=True)
-            backward(step_loss)
-            optimizer.step()
+            loss_sum, n_local = _train_step(student, model, optimizer, backward, tokens, rows, Y, loss_fn, use_bf16)
+            points.add_training_loss(loss_sum, n_local)
             step += 1
-            if len(local):
-                train_sum += float(per_example.detach().sum())
-                train_rows += len(local)
             if step % eval_every == 0 or step == total_steps:
-                stopped = evaluate(step, epoch + (i + 1) / len(batches))
+                stopped = points.evaluate(step, epoch + (i + 1) / len(batches))
                 if stopped:
                     break
     student.train_mode(False)
-    if best["state"] is not None:
-        student.load_trainable_state(best["state"])
-    return LoraFit(best_step=int(best["step"]), best_val_error=float(best["error"]), steps=step,
-                   stopped_early=bool(stopped), tokens=padded, history=history)
+    if points.best["state"] is not None:
+        student.load_trainable_state(points.best["state"])
+    return LoraFit(best_step=int(points.best["step"]), best_val_error=float(points.best["error"]), steps=step,
+                   stopped_early=bool(stopped), tokens=padded, history=points.history)
+
+
+def _checked_labels(student: LoraStudent, train_labels: Any, n_train: int, select_labels: Any,
+                    n_select: int) -> tuple[torch.Tensor, np.ndarray]:
+    """The training labels as a tensor of the head's dtype (float32, or float64 for the classification
+    mixture) and the selection labels, each of the student's output width."""
+    Y = torch.as_tensor(np.asarray(train_labels, dtype=np.float64).reshape(n_train, -1), dtype=student.head_dtype,
+                        device=student.device)
+    Y_sel = np.asarray(select_labels, dtype=np.float64).reshape(n_select, -1)
+    for name, labels, rows in (("train_labels", Y, n_train), ("select_labels", Y_sel, n_select)):
+        if labels.shape != (rows, student.n_outputs):
+            raise ValueError(f"{name} has shape {tuple(labels.shape)}; the student predicts {student.n_outputs} "
+                             f"columns for {rows} rows")
+    return Y, Y_sel
+
+
+def _train_step(student: LoraStudent, model: Any, optimizer: Any, backward: Callable, tokens: Any,
+                rows: np.ndarray, Y: torch.Tensor, loss_fn: Callable, use_bf16: bool) -> tuple[float, int]:
+    """One optimizer step on this process's share of the global batch `rows`; (its loss sum, its rows)."""
+    world, rank, device = student.procs.world, student.procs.rank, student.device
+    local = rows[rank::world]
+    # A process with no row of this batch still runs forward and backward (DDP needs every
+    # process in every step): on one row, with the loss multiplied by 0.
+    used = local if len(local) else rows[:1]
+    batch = student.batch(tokens, used)
+    student.train_mode(True)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        pred = model(**batch)
+    per_example = loss_fn(pred.to(student.head_dtype), Y[torch.as_tensor(used, device=device)])
+    scale = world / len(rows) if len(local) else 0.0
+    optimizer.zero_grad(set_to_none=True)
+    backward(per_example.sum() * scale)
+    optimizer.step()
+    return (float(per_example.detach().sum()), len(local)) if len(local) else (0.0, 0)
+
+
+class _EvaluationPoints:
+    """The evaluation points of a LoRA run: the selection error, the history, early stopping, the best state."""
+
+    def __init__(self, student, eval_texts, eval_tokens, select_split, Y_sel, loss_fn, optimizer, total_steps,
+                 patience, on_eval):
+        self.student, self.eval_texts, self.eval_tokens = student, eval_texts, eval_tokens
+        self.select_split, self.Y_sel, self.loss_fn, self.optimizer = select_split, Y_sel, loss_fn, optimizer
+        self.total_steps, self.patience, self.on_eval = total_steps, patience, on_eval
+        self.history: list[dict[str, float]] = []
+        self.best: dict[str, Any] = {"error": math.inf, "step": 0, "state": None}
+        self.bad, self.train_sum, self.train_rows = 0, 0.0, 0
+
+    def add_training_loss(self, loss_sum: float, rows: int) -> None:
+        self.train_sum += loss_sum
+        self.train_rows += rows
+
+    def evaluate(self, step: int, epoch: float) -> bool:
+        """Record one evaluation point; True when the run should stop."""
+        student, acc = self.student, self.student.accelerator
+        outputs = {s: student.outputs(self.eval_texts[s], self.eval_tokens[s]) for s in self.eval_texts}
+        error = float(self.loss_fn(torch.as_tensor(outputs[self.select_split]), torch.as_tensor(self.Y_sel)).mean())
+        preds = {s: student.as_predictions(out) for s, out in outputs.items()}
+        sums = np.array([self.train_sum, self.train_rows], dtype=np.float64)
+        if acc is not None and student.procs.world > 1:
+            from ...distributed import sum_arrays
+
+            sums = sum_arrays(acc, [sums])[0]
+        self.history.append({"step": step, "epoch": epoch, "val_error": error,
+                             "train_loss": float(sums[0] / sums[1]) if sums[1] else math.nan,
+                             "lr": float(self.optimizer.param_groups[0]["lr"])})
+        self.train_sum, self.train_rows = 0.0, 0
+        if sums[1]:
+            logger.info("lora step %d/%d: %s error %.5f, train loss %.5f", step, self.total_steps, self.select_split,
+                        error, self.history[-1]["train_loss"])
+        else:  # step 0: no training step yet, so no training loss to report
+            logger.info("lora step %d/%d (the starting head): %s error %.5f", step, self.total_steps,
+                        self.select_split, error)
+        if self.on_eval is not None:
+            self.on_eval(step, preds)
+        self.bad = 0 if error < self.best["error"] * (1 - 1e-4) else self.bad + 1
+        if error < self.best["error"]:
+            self.best.update(error=error, step=step, state=student.trainable_state())
+        return step > 0 and self.bad >= self.patience
