@@ -134,3 +134,12 @@ def test_registries_meet():
         assert kind.divergence in DIVERGENCES and LOSSES[kind.gold_loss].task_type == kind.name
         for solver in SOLVERS:  # every kind has its linear heads; LoRA students are per kind (not preference yet)
             assert (kind.name, solver) in FITTERS, (kind.name, solver)
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = []
+    for path in FILES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long

@@ -104,14 +104,14 @@ def test_two_processes_fit_the_lbfgs_head_of_one(tmp_path):
 def test_early_stopping_waits_out_the_optimizers_overshoot():
     """Validation falls, then rises for 12 evaluations while the training loss overshoots above its best,
     then both fall lower: the old rule (patience 10 on validation alone) stopped inside the overshoot."""
-    from w2s_hf.heads.adamw import _Plateau
+    from w2s_hf.heads.adamw import Plateau
 
     train = [1.0, 0.8, 0.6] + [0.6 + 0.05 * i for i in range(1, 7)] + [0.9 - 0.05 * i for i in range(1, 7)] + \
         [0.55 - 0.01 * i for i in range(20)] + [0.36] * 15
     val = [1.0, 0.85, 0.7] + [0.72 + 0.01 * i for i in range(12)] + [0.69 - 0.01 * i for i in range(20)] + [0.6] * 15
 
     def stop_epoch(guard: bool) -> tuple[int, int]:
-        stopper = _Plateau(10, overshoot_guard=guard)
+        stopper = Plateau(10, overshoot_guard=guard)
         for epoch, (t, v) in enumerate(zip(train, val)):
             stopper.update(v, t, epoch)
             if stopper.should_stop:

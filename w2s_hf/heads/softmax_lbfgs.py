@@ -30,11 +30,8 @@ def fit_softmax_lbfgs(X: np.ndarray, T: np.ndarray, X_val: np.ndarray, T_val: np
                       max_iter: int = 2000, patience: int | None = 10, weight_decay: float = 0.0, tol: float = 1e-10,
                       on_eval: Callable[[int, Any], None] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """(MixtureHead with k = 1, its KHeadMixture on standardised features, record) fitted on this process's
-    rows (see the module docstring).
-
-    `scale` and `x_mean` map raw features to the standardised ones ((x - x_mean) * scale); the head is
-    folded back to raw features. `loss_fn(log_q, targets)` is the per-row loss of `heads.losses`.
-    """
+    rows; `(x - x_mean) * scale` standardises, the head is folded back to raw features. `loss_fn(log_q,
+    targets)` is the per-row loss of `heads.losses` (see the module docstring)."""
     import torch
 
     from ..distributed import sum_arrays
@@ -95,27 +92,33 @@ def fit_softmax_lbfgs(X: np.ndarray, T: np.ndarray, X_val: np.ndarray, T_val: np
             state["stop"] = "patience"
             raise StopIteration
 
-    from scipy.optimize import minimize
-
-    # torch's intra-op threads wait at a barrier after every short op: on a busy machine one thread
-    # measured 2x faster than two (docs/performance_notes.md); the result does not depend on it
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = minimize(fun, theta, jac=True, method="L-BFGS-B", callback=callback,
-                          options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 20})
-    finally:
-        torch.set_num_threads(threads)
+    result = _minimize_on_one_thread(fun, theta, callback, max_iter, tol)
     if state["stop"] == "max_iter" and result.status == 0:
         state["stop"] = "converged"
     set_params(best["theta"])
-    it = state["it"]
-    stop = state["stop"]
     module = KHeadMixture(d, c, 1).double()
     with torch.no_grad():
         module.heads.weight.copy_(W.T)
         module.heads.bias.copy_(b)
     record = {"solver": "lbfgs (full batch, float64)", "k_heads": 1, "best_epoch": best["iteration"],
-              "epochs_run": it, "stopped_early": stop != "max_iter", "stop": stop, "val_loss": best["val"],
-              "history": history}
+              "epochs_run": state["it"], "stopped_early": state["stop"] != "max_iter", "stop": state["stop"],
+              "val_loss": best["val"], "history": history}
     return fold(), module, record
+
+
+def _minimize_on_one_thread(fun: Callable, theta: np.ndarray, callback: Callable, max_iter: int, tol: float) -> Any:
+    """scipy's L-BFGS-B (as scikit-learn's lbfgs) with torch on one thread.
+
+    torch's intra-op threads wait at a barrier after every short op: on a busy machine one thread measured
+    2x faster than two (docs/performance_notes.md); the result does not depend on it.
+    """
+    import torch
+    from scipy.optimize import minimize
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return minimize(fun, theta, jac=True, method="L-BFGS-B", callback=callback,
+                        options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-9, "maxcor": 20})
+    finally:
+        torch.set_num_threads(threads)
