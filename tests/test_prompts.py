@@ -220,3 +220,18 @@ def test_prompt_features_sharded_over_two_processes_are_those_of_one_bit_for_bit
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(np.load(tmp_path / "two.npy"), one)
+
+
+def test_device_map_auto_places_the_model_and_gives_the_same_features(tmp_path):
+    """`device_map="auto"` (a model larger than one GPU) goes through accelerate's placement; on a CPU-only
+    machine every layer lands on the CPU and the features are those of the ordinary load."""
+    path = build_decoder(tmp_path / "llama", "llama", bos=True, eos=False)
+    texts = sentences(8)
+    plain = FrozenEncoder(path, pooling="last").encode(texts, show_progress=False)
+    placed = FrozenEncoder(path, pooling="last", device_map="auto")
+    got = placed.encode(texts, show_progress=False)
+    assert np.allclose(got, plain, atol=1e-5)
+    # where the layers sit changes no number: the cache key is the same
+    assert placed.fingerprint(texts) == FrozenEncoder(path, pooling="last").fingerprint(texts)
+    with pytest.raises(ValueError, match="device_map='balanced' must be None or 'auto'"):
+        FrozenEncoder(path, device_map="balanced")
