@@ -137,24 +137,23 @@ def load_task(
 ) -> W2STask:
     """Load, check and split a task (the arguments are those of `w2s run`; docs: usage/data.md).
 
-    Args:
-        name_or_path: a built-in task (`BUILTIN_TASKS`: esol, freesolv, lipophilicity, ellipse), a suite
-            task (`SUITE`: sciq, boolq, ...), a CSV/TSV/JSON(-lines)/parquet file, `hf:<path>` or a
-            `save_to_disk` folder (`w2s_hf.data.hub`; `dataset_config`, `revision`, `data_files`, and
-            `split_map` {their split: ours, or train}); `path` gives ellipse's file or replaces a built-in's.
-        split: "random", "scaffold" (Bemis–Murcko groups, SMILES only) or "auto"; 80/10/10, the training
-            part divided by `weak_fraction` into weak_train and w2s_train. `seed` fixes it.
-        targets / target_columns, input_column, id_column, input_kind: which columns of your file (ids
-            default to "row-1", ...; the kind, text or smiles, is guessed when None).
-        drop_invalid: drop rows whose SMILES RDKit cannot parse instead of failing.
-        task_type: "regression", "classification" (one `label_column`, or a numeric one cut at
-            `threshold`; random splits stratified by class; see `w2s_hf.data.labels`) or "preference"
-            (rows (prompt, first, second, A/B): `w2s_hf.data.preferences`; or pairs drawn from the scores
-            of `pair_from_scores`, `pairs_per_item` each, inside each split: `w2s_hf.data.score_pairs`).
-        template, pair_column: build the input from a row's columns (`w2s_hf.data.prompts`), or make each
-            row a text pair.
-        cv_folds, cv_fold: cross-fitting: `cv_folds` seeded folds (whole scaffold groups), test is fold
-            `cv_fold` (`w2s_hf.data.splits.crossfit_split`; regression only).
+    - `name_or_path`: a built-in task (`BUILTIN_TASKS`: esol, freesolv, lipophilicity, ellipse), a suite task
+      (`SUITE`: sciq, boolq, ...), a CSV/TSV/JSON(-lines)/parquet file, `hf:<path>` or a `save_to_disk`
+      folder (`w2s_hf.data.hub`: `dataset_config`, `revision`, `data_files`, and `split_map` {their split:
+      ours, or train}); `path` gives ellipse's file or replaces a built-in's.
+    - `split`: "random", "scaffold" (Bemis–Murcko groups, SMILES only) or "auto"; 80/10/10, the training
+      part divided by `weak_fraction` into weak_train and w2s_train. `seed` fixes it.
+    - `targets` / `target_columns`, `input_column`, `id_column`, `input_kind`: which columns of your file (ids
+      default to "row-1", ...; the kind, text or smiles, is guessed when None).
+    - `drop_invalid`: drop rows whose SMILES RDKit cannot parse instead of failing.
+    - `task_type`: "regression", "classification" (one `label_column`, or a numeric one cut at
+      `threshold`; random splits stratified by class; see `w2s_hf.data.labels`) or "preference" (rows
+      (prompt, first, second, A/B): `w2s_hf.data.preferences`; or pairs drawn from the scores of
+      `pair_from_scores`, `pairs_per_item` each, inside each split: `w2s_hf.data.score_pairs`).
+    - `template`, `pair_column`: build the input from a row's columns (`w2s_hf.data.prompts`), or make each
+      row a text pair.
+    - `cv_folds`, `cv_fold`: cross-fitting: `cv_folds` seeded folds (whole scaffold groups), test is fold
+      `cv_fold` (`w2s_hf.data.splits.crossfit_split`; regression only).
 
     Raises:
         TaskDataError: missing file or column, bad target, empty input, invalid SMILES, duplicate ids,

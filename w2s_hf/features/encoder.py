@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..progress import quiet_library_bars
+from ..progress import progress, quiet_library_bars
 from .cache import FeatureCache, fingerprint_texts, make_fingerprint
 from .hub import pooler_kwargs
 from .layers import LayerReader
@@ -263,11 +263,12 @@ class FrozenEncoder:
         plain = not self.chat_template and getattr(tok, "truncation_side", "right") == "right" and all(
             isinstance(t, str) for t in texts)
         if plain:
-            from tqdm.auto import tqdm
-
-            with tqdm(total=len(texts), desc="tokenize", unit="row", disable=not show_progress,
-                      dynamic_ncols=True) as bar:
+            # a bar on a terminal, log lines elsewhere (no \r frames in logs)
+            bar = progress(len(texts), "tokenize", enabled=show_progress)
+            try:
                 table = tokenize_table(tok, texts, self._effective_max_length(), progress=bar.update)
+            finally:
+                bar.close()
             ids, type_ids, lengths = table, table.types(), table.lengths
         else:
             ids, type_ids = tokenize_inputs(tok, texts, self._effective_max_length(), chat=self.chat_template)

@@ -315,7 +315,8 @@ class W2SPipeline:
         splits = blocks[main.name]["splits"]
         features = folder.read_json(folder.features, {})
         results = {
-            "config": self.config.to_dict(),
+            # the split as resolved for this task (--split auto: scaffold for SMILES, random for text)
+            "config": {**self.config.to_dict(), "split": self.task.split},
             "task": {
                 "name": self.task.name,
                 "targets": self.targets,
