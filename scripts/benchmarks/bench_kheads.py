@@ -82,6 +82,9 @@ def worker(args) -> dict:
         np.save(path / f"proba_k{args.k}_n{args.nproc}_r{0 if acc is None else acc.process_index}.npy",
                 fit.predict_proba(all_val))
         out.update(val_loss=fit.best_val_loss, epochs=fit.epochs)
+        if acc is not None:  # tear the process group down: gloo left to the interpreter's exit aborts now and then
+            acc.wait_for_everyone()
+            acc.end_training()
     elif args.method == "bare_torch":
         from w2s_hf.heads.mixture import KHeadMixture
 
