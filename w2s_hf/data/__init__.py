@@ -15,7 +15,7 @@ from ..lazy import lazy_exports
 
 _EXPORTS = {
     "TaskDataError": "checks", "EVAL_SPLITS": "rows", "SPLIT_NAMES": "rows", "TaskRows": "rows",
-    "canonical_inputs": "rows", "BUILTIN_TASKS": "sources", "TaskSpec": "sources", "W2STask": "tasks",
+    "canonical_inputs": "rows", "BUILTIN_TASKS": "sources", "TaskSpec": "sources", "W2STask": "rows",
     "load_task": "tasks", "TASK_KINDS": "kinds", "TASK_TYPES": "kinds", "TaskKind": "kinds",
 }
 __all__ = sorted(_EXPORTS)

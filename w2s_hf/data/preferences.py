@@ -30,7 +30,7 @@ import numpy as np
 
 from .checks import TaskDataError, format_rows, parse_ids, require_nonempty_splits, require_unique_ids
 from .hub import HF_PREFIX, SPLIT_COLUMN, is_dataset_source, mapped_splits, read_dataset
-from .rows import PREFERENCE_COLUMNS, SPLIT_NAMES
+from .rows import PREFERENCE_COLUMNS, SPLIT_NAMES, W2STask
 from .splits import rng_for
 
 TARGET = "first_preferred"
@@ -184,7 +184,6 @@ def load_preference_task(name_or_path: str | os.PathLike, *, split: str = "rando
                          id_column: str | None = None, name: str | None = None, **hub: Any):
     """A checked, split preference `W2STask` from a file, a `hf:` dataset or a save_to_disk folder."""
     from .sources import read_table
-    from .tasks import W2STask
 
     if split != "random":
         raise ValueError(f"split={split!r}: preference tasks are split at random (or by a split_map)")

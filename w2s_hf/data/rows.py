@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import datasets
 
 INPUT_KINDS = ("text", "smiles")  # what a task's inputs are
 SPLIT_NAMES = ("weak_train", "w2s_train", "val", "test")
@@ -15,6 +18,42 @@ PAIR_COLUMN = "input_pair"  # a text-pair task's second text (the first is "inpu
 PREFERENCE_COLUMNS = ("prompt", "first", "second")
 # The splits a run is evaluated on: weak_train is the weak head's own training data.
 EVAL_SPLITS = ("w2s_train", "val", "test")
+
+
+@dataclass
+class W2STask:
+    """A regression or classification task ready for the weak-to-strong protocol.
+
+    `splits` holds weak_train, w2s_train, val and test, each with columns `id` (str), `input` (text or
+    SMILES) and one float64 column per name in `targets`. A classification task has one target, its
+    label column, holding class indices into `classes`.
+    """
+
+    name: str
+    targets: list[str]
+    input_kind: str
+    splits: datasets.DatasetDict
+    split: str = "random"
+    seed: int = 0
+    weak_fraction: float = 0.5
+    source: str = ""
+    task_type: str = "regression"
+    classes: list[str] | None = None
+
+    def sizes(self) -> dict[str, int]:
+        """Number of rows per split."""
+        return {name: self.splits[name].num_rows for name in SPLIT_NAMES}
+
+    def describe(self) -> str:
+        """One line: task, split method, seed and split sizes."""
+        sizes = ", ".join(f"{k} {v}" for k, v in self.sizes().items())
+        what = f"targets {', '.join(self.targets)}"
+        if self.classes is not None:
+            what = f"classification of {self.targets[0]} into {len(self.classes)} classes {self.classes}"
+        return (
+            f"task {self.name} ({self.input_kind}; {what}; split {self.split}, "
+            f"seed {self.seed}): {sizes}; {sum(self.sizes().values())} rows from {self.source}"
+        )
 
 
 def canonical_inputs(task: Any, column: str = "input") -> tuple[list[str], list]:

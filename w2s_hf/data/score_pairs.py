@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .checks import TaskDataError
 from .preferences import TARGET
-from .rows import PREFERENCE_COLUMNS, SPLIT_NAMES
+from .rows import PREFERENCE_COLUMNS, SPLIT_NAMES, W2STask
 from .splits import rng_for
-from .tasks import W2STask, load_task
 
 logger = logging.getLogger("w2s_hf.data")
 
@@ -121,11 +121,12 @@ def pairs_from_scores(items: W2STask, score: str, pairs_per_item: int = DEFAULT_
     return task
 
 
-def load_score_pairs(name_or_path: Any, score: str, pairs_per_item: int | None = None, **load: Any) -> W2STask:
-    """Load the items with `load_task` (their checks and split), then draw pairs inside each split."""
+def load_score_pairs(name_or_path: Any, score: str, pairs_per_item: int | None = None, *,
+                     load_items: Callable[..., W2STask], **load: Any) -> W2STask:
+    """Load the items with `load_items` (`load_task`: their checks and split), then draw pairs inside each split."""
     pairs_per_item = DEFAULT_PAIRS_PER_ITEM if pairs_per_item is None else pairs_per_item
     _check_pairs_per_item(pairs_per_item)  # before the items are read
     if load.get("target_columns") is None and load.get("targets") is None:
         load["targets"] = [score]  # a built-in task's target, or the column of your own file
-    items = load_task(name_or_path, **load)
+    items = load_items(name_or_path, **load)
     return pairs_from_scores(items, score, pairs_per_item)

@@ -43,51 +43,15 @@ from w2s_hf.data.labels import (
     threshold_labels,
 )
 from w2s_hf.data.prompts import TEMPLATE_COLUMN, render_template
-from w2s_hf.data.rows import INPUT_KINDS, PAIR_COLUMN, SPLIT_NAMES
+from w2s_hf.data.rows import INPUT_KINDS, PAIR_COLUMN, SPLIT_NAMES, W2STask
 from w2s_hf.data.sources import BUILTIN_TASKS, ELLIPSE_RUBRICS, TaskSpec, builtin_file, read_table
 from w2s_hf.data.splits import SPLIT_CHOICES, make_splits, resolve_split
 from w2s_hf.data.suite import SUITE, suite_frame
 
 if TYPE_CHECKING:
-    import datasets
+    pass
 
 logger = logging.getLogger("w2s_hf.data")
-
-
-@dataclass
-class W2STask:
-    """A regression or classification task ready for the weak-to-strong protocol.
-
-    `splits` holds weak_train, w2s_train, val and test, each with columns `id` (str), `input` (text or
-    SMILES) and one float64 column per name in `targets`. A classification task has one target, its
-    label column, holding class indices into `classes`.
-    """
-
-    name: str
-    targets: list[str]
-    input_kind: str
-    splits: datasets.DatasetDict
-    split: str = "random"
-    seed: int = 0
-    weak_fraction: float = 0.5
-    source: str = ""
-    task_type: str = "regression"
-    classes: list[str] | None = None
-
-    def sizes(self) -> dict[str, int]:
-        """Number of rows per split."""
-        return {name: self.splits[name].num_rows for name in SPLIT_NAMES}
-
-    def describe(self) -> str:
-        """One line: task, split method, seed and split sizes."""
-        sizes = ", ".join(f"{k} {v}" for k, v in self.sizes().items())
-        what = f"targets {', '.join(self.targets)}"
-        if self.classes is not None:
-            what = f"classification of {self.targets[0]} into {len(self.classes)} classes {self.classes}"
-        return (
-            f"task {self.name} ({self.input_kind}; {what}; split {self.split}, "
-            f"seed {self.seed}): {sizes}; {sum(self.sizes().values())} rows from {self.source}"
-        )
 
 
 @dataclass
@@ -225,9 +189,12 @@ def _special_task(name_or_path: Any, split: str, seed: int, opts: dict[str, Any]
                              "target column: give both task_type='preference' and pair_from_scores")
         from w2s_hf.data.score_pairs import load_score_pairs
 
+        # the items are loaded by this very function (their checks, duplicates and split), passed in so that
+        # score_pairs needs no import of this module
         keys = ("targets", "input_column", "target_columns", "id_column", "path", "weak_fraction", "drop_invalid",
                 "input_kind", "template", "dataset_config", "revision", "data_files", "split_map")
-        return load_score_pairs(name_or_path, opts["pair_from_scores"], opts["pairs_per_item"], split=split,
+        return load_score_pairs(name_or_path, opts["pair_from_scores"], opts["pairs_per_item"], load_items=load_task,
+                                split=split,
                                 seed=seed, **{k: opts[k] for k in keys})
     if opts["task_type"] == "preference":
         from w2s_hf.data.preferences import load_preference_task

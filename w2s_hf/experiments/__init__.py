@@ -15,7 +15,7 @@ __all__ = ["SyntheticConfig", "run_synthetic"]
 def __getattr__(name: str):
     # Lazy, so that `import w2s_hf.experiments` does not import torch.
     if name in __all__:
-        from w2s_hf.experiments import synthetic
+        from . import synthetic
 
         return getattr(synthetic, name)
     raise AttributeError(f"module 'w2s_hf.experiments' has no attribute {name!r}")

@@ -197,7 +197,8 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
 
         head, module, record = fit_softmax_lbfgs(
             X, T, X_val, T_val, loss_fn=loss_fn, n_total=n_total, n_val=n_val, x_mean=x_mean, scale=scale,
-            accelerator=accelerator, max_iter=epochs, patience=patience, weight_decay=weight_decay, on_eval=on_eval)
+            accelerator=accelerator, max_iter=epochs, patience=patience, weight_decay=weight_decay, on_eval=on_eval,
+            make_head=MixtureHead, make_module=_one_softmax_module)
         return FittedClassifier(head, module, record["best_epoch"], record["val_loss"], record["epochs_run"],
                                 record["stopped_early"], record["history"])
     def unfold(W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +210,15 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     return _train_mixture(data, k=k, loss_fn=loss_fn, epochs=epochs, lr=lr, weight_decay=weight_decay,
                           patience=patience, eval_every=eval_every, seed=seed, accelerator=accelerator,
                           counts=(n_total, n_val), unfold=unfold, on_eval=on_eval)
+
+
+def _one_softmax_module(W: torch.Tensor, b: torch.Tensor) -> KHeadMixture:
+    """The k = 1 `KHeadMixture` (float64) whose head is the (d, c) weight `W` and bias `b`."""
+    module = KHeadMixture(W.shape[0], W.shape[1], 1).double()
+    with torch.no_grad():
+        module.heads.weight.copy_(W.T)
+        module.heads.bias.copy_(b)
+    return module
 
 
 def _check_settings(*, epochs: int, lr: float, eval_every: int, k: int, weight_decay: float, solver: str,

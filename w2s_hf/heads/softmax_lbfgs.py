@@ -28,14 +28,15 @@ import numpy as np
 def fit_softmax_lbfgs(X: np.ndarray, T: np.ndarray, X_val: np.ndarray, T_val: np.ndarray, *, loss_fn: Callable,
                       n_total: int, n_val: int, x_mean: np.ndarray, scale: np.ndarray, accelerator: Any = None,
                       max_iter: int = 2000, patience: int | None = 10, weight_decay: float = 0.0, tol: float = 1e-10,
-                      on_eval: Callable[[int, Any], None] | None = None) -> tuple[Any, Any, dict[str, Any]]:
+                      on_eval: Callable[[int, Any], None] | None = None, make_head: Callable[..., Any],
+                      make_module: Callable[[Any, Any], Any]) -> tuple[Any, Any, dict[str, Any]]:
     """(MixtureHead with k = 1, its KHeadMixture on standardised features, record) fitted on this process's
     rows; `(x - x_mean) * scale` standardises, the head is folded back to raw features. `loss_fn(log_q,
-    targets)` is the per-row loss of `heads.losses` (see the module docstring)."""
+    targets)` is the per-row loss of `heads.losses` (see the module docstring). `make_head(weight, bias, theta,
+    classes)` and `make_module(W, b)` build mixture.py's head and module (passed in: mixture.py calls this)."""
     import torch
 
     from ..distributed import sum_arrays
-    from .mixture import KHeadMixture, MixtureHead
 
     Xs = torch.as_tensor((X - x_mean) * scale, dtype=torch.float64)
     Xv = torch.as_tensor((X_val - x_mean) * scale, dtype=torch.float64)
@@ -60,9 +61,9 @@ def fit_softmax_lbfgs(X: np.ndarray, T: np.ndarray, X_val: np.ndarray, T_val: np
         loss = total[0] / n_total + 0.5 * weight_decay * float(w @ w)
         return loss, np.concatenate([gW.ravel() / n_total + weight_decay * w, gb / n_total])
 
-    def fold() -> MixtureHead:
+    def fold() -> Any:
         weight = scale[:, None] * W.detach().numpy()
-        return MixtureHead(weight, b.detach().numpy() - x_mean @ weight, np.zeros(1), c)
+        return make_head(weight, b.detach().numpy() - x_mean @ weight, np.zeros(1), c)
 
     def val_loss() -> float:
         with torch.no_grad():
@@ -96,10 +97,7 @@ def fit_softmax_lbfgs(X: np.ndarray, T: np.ndarray, X_val: np.ndarray, T_val: np
     if state["stop"] == "max_iter" and result.status == 0:
         state["stop"] = "converged"
     set_params(best["theta"])
-    module = KHeadMixture(d, c, 1).double()
-    with torch.no_grad():
-        module.heads.weight.copy_(W.T)
-        module.heads.bias.copy_(b)
+    module = make_module(W.detach(), b.detach())
     record = {"solver": "lbfgs (full batch, float64)", "k_heads": 1, "best_epoch": best["iteration"],
               "epochs_run": state["it"], "stopped_early": state["stop"] != "max_iter", "stop": state["stop"],
               "val_loss": best["val"], "history": history}
