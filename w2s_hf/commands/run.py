@@ -29,7 +29,6 @@ Artifacts in --output_dir: heads (safetensors), predictions per split (CSV with 
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
@@ -46,17 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
+    from w2s_hf.commands import start_accelerator
     from w2s_hf.pipeline import W2SPipeline
 
     report_to = None if config.run.report_to in ("none", "") else config.run.report_to
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), log_with=report_to,
-                              project_dir=os.path.join(config.run.output_dir, "logs"))
-    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    accelerator = start_accelerator(log_with=report_to, project_dir=os.path.join(config.run.output_dir, "logs"))
     set_seed(config.run.seed)
     start = time.perf_counter()
     try:

@@ -73,11 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from accelerate import Accelerator
-
     from w2s_hf.atomic import atomic_path, write_json_atomic
+    from w2s_hf.commands import start_accelerator
     from w2s_hf.experiments.scaling import scaling_points, scaling_summary
-    from w2s_hf.experiments.sweep import SweepConfig
+    from w2s_hf.experiments.sweep import SweepConfig, point_folder
     from w2s_hf.pipeline.run import W2SPipeline
 
     overrides = {"output_dir": args.output_dir, "seeds": args.seeds, "n_boot": 0}
@@ -86,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    accelerator = Accelerator(cpu=True)
+    accelerator = start_accelerator()
     points = []
     for weak in config.weak_models:
         for seed in config.seeds:
-            folder = f"normal__{weak.label}__{config.strong.label}__seed{seed}".replace("/", "_")
+            folder = point_folder("normal", weak, config.strong, seed)  # a finished sweep's run is reused
             pipeline = W2SPipeline(config.run_config(weak, config.strong, seed, folder), accelerator=accelerator)
             pipeline.run()
             try:

@@ -16,7 +16,6 @@ swap_roles, eval_split, name); flags given here override the YAML file's values,
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -49,15 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    import torch
-    from accelerate import Accelerator
+    from w2s_hf.commands import start_accelerator
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    logging.basicConfig(
-        level=logging.INFO if accelerator.is_main_process else logging.WARNING,
-        format="%(asctime)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    accelerator = start_accelerator()
     try:
         summary = run_sweep(config, accelerator=accelerator)
     except (ConfigError, ValueError, FileNotFoundError, DiskFullError) as err:

@@ -42,10 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    import torch
-    from accelerate import Accelerator
+    from w2s_hf.commands import start_accelerator
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = start_accelerator()
     try:
         out = run_teachers(config, accelerator=accelerator)
     except (ConfigError, ValueError, FileNotFoundError) as err:
