@@ -174,8 +174,14 @@ class W2SPipeline:
                 and self.folder.stage_is_current(stage, self.identity_hash)
                 and (stage != "evaluate" or self.folder.read_results() is not None))
 
+    def _fitter(self, spec: HeadSpec):
+        """The registry's fitter of a row: (task kind, the config's solver, or "lora" for a LoRA row)."""
+        from ..heads.registry import get_fitter
+
+        return get_fitter(self.kind.name, "lora" if spec.kind == "lora" else self.config.head.solver)
+
     def _head_path(self, spec: HeadSpec):
-        if spec.kind == "lora":
+        if self._fitter(spec).artifact == "adapter":
             return self.folder.adapter(spec.name) / "adapter_config.json"
         return self.folder.head(spec.name)
 
@@ -374,12 +380,10 @@ class W2SPipeline:
     def fit_head(self, spec: HeadSpec | str) -> Any:
         """Fit one head of the protocol: the row says which features, rows and labels; the task kind and
         the solver pick the fitter (`w2s_hf.heads.registry`)."""
-        from ..heads.registry import get_fitter
-
         spec = HEADS[spec] if isinstance(spec, str) else spec
         solver = "lora" if spec.kind == "lora" else self.config.head.solver
-        request = self._fit_request(spec)
-        head, fitted = get_fitter(self.kind.name, solver).load_fit()(request)
+        fitter, request = self._fitter(spec), self._fit_request(spec)
+        head, fitted = fitter.load_fit()(request)
         record = {"solver": solver, "kind": spec.kind, "features": spec.features, "train_split": spec.train_split,
                   "selected_on": spec.selected_on, "init_from": spec.init_from, **fitted}
         if spec.kind != "lora":
@@ -388,7 +392,7 @@ class W2SPipeline:
             X_val, y_val = request.X_val_all, request.y_val_all
             record["train_val_mse"] = float(np.mean((head.predict(X_val).reshape(y_val.shape) - y_val) ** 2))
         if self.is_main:
-            if spec.kind == "lora":
+            if fitter.artifact == "adapter":
                 head.save(self.folder.adapter(spec.name), {"head": spec.name})
             else:
                 head.save(self.folder.head(spec.name))
@@ -401,15 +405,13 @@ class W2SPipeline:
         """The protocol's linear student (row `w2s`) fitted as in the run, on other weak labels ({split: (n, k)}
         for w2s_train and val, e.g. a mixture of several teachers' predictions): its predictions on every
         split, gathered. Nothing is written to the run folder and no evaluation hook sees it."""
-        from ..heads.registry import get_fitter
-
         spec = HEADS["w2s"]
         self._weak_labels = labels
         try:
             request = dataclasses.replace(self._fit_request(spec), on_eval=None)
         finally:
             self._weak_labels = None
-        head, _ = get_fitter(self.kind.name, self.config.head.solver).load_fit()(request)
+        head, _ = self._fitter(spec).load_fit()(request)
         return {split: self._gathered_predictions(head, spec.features, split) for split in SPLIT_NAMES}
 
     def _fit_request(self, spec: HeadSpec):
@@ -497,17 +499,14 @@ class W2SPipeline:
         return decompose_now
 
     def _head(self, name: str):
-        from ..heads.registry import get_fitter
-
         if name in self._heads:
             return self._heads[name]
-        spec = HEADS[name]
-        if spec.kind == "lora":
-            cls = get_fitter(self.kind.name, "lora").load_head_class()
+        spec, fitter = HEADS[name], self._fitter(HEADS[name])
+        if fitter.artifact == "adapter":  # a LoRA student reloads onto a fresh encoder
             encoder = self.config.model.representation(spec.features).build()
-            self._heads[name] = cls.load(self.folder.adapter(name), encoder, self.accelerator)
+            self._heads[name] = fitter.load_head_class().load(self.folder.adapter(name), encoder, self.accelerator)
             return self._heads[name]
-        return get_fitter(self.kind.name, self.config.head.solver).load_head_class().load(self.folder.head(name))
+        return fitter.load_head_class().load(self.folder.head(name))
 
     def _gathered_predictions(self, head, role: str, split: str) -> np.ndarray:
         """(n, k) predictions of `head` on `split`, rows in the task's order: each process predicts its
