@@ -188,6 +188,20 @@ def test_sweep_with_every_knob_pools_folds_and_two_processes_give_the_numbers_of
     for a, b in zip(rows1, rows2):
         for key in ("weak_error", "w2s_error", "misfit", "gain", "ceiling_error", "nonrealizability_term"):
             assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-6, abs=1e-9), key
+    # eval_split val under cross-fitting: each fold's val rows pooled, never the test rows under a val label
+    config = _sweep_yaml(essays, tiny_bert, tiny_gpt2, one)
+    assert load_script("sweep").main(["--config", str(config), "--eval_split", "val"]) == 0
+    with open(one / "sweep.csv", newline="") as fh:
+        rows_val = list(csv.DictReader(fh))
+    assert all(r["split"] == "val (cross-fitted)" for r in rows_val)
+    for row in rows_val:
+        budget = f"__n{row['weak_budget']}" if row["weak_budget"] else ""
+        folds = [json.loads(next((one / "runs").glob(f"*seed0{budget}__fold{f}")).joinpath("results.json")
+                            .read_text())["splits"]["val"]["per_target"][row["target"]] for f in range(2)]
+        for key in ("weak_error", "w2s_error", "misfit"):  # equal-sized val splits: the pooled mean is the mean
+            assert float(row[key]) == pytest.approx(np.mean([f[key] for f in folds]), rel=1e-9), key
+            assert float(row[key]) != pytest.approx(float(next(r for r in rows1 if r["target"] == row["target"]
+                                                               and r["weak_budget"] == row["weak_budget"])[key]))
 
 
 def test_the_line_bootstrap_resamples_rows_shared_by_points_together():

@@ -187,15 +187,15 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
         # one compact summary at the end (sweep_report.py), not a decomposition table per run
         pipeline = W2SPipeline(run, accelerator=accelerator, task=tasks[(seed, fold)], print_table=False)
         runs.append(pipeline.run())
-        split = "test" if fold is not None else config.eval_split
-        evals.append(_eval_rows(pipeline, split))
+        evals.append(_eval_rows(pipeline, config.eval_split))
         if direction == "normal" and fold in (None, 0):
             ceilings[weak.label][seed] = _ceiling_on_val(pipeline, "weak")
             ceilings[strong.label].setdefault(seed, _ceiling_on_val(pipeline, "strong"))
     kl_kind = config.task_type in KL_TASK_TYPES  # classification or preference: accuracies beside the KL
     if fold is None:
         block = runs[0]["splits"][config.eval_split]
-    else:  # cross-fitting: every row's test prediction comes from the fold that held it out
+    else:  # cross-fitting: every row's test prediction comes from the fold that held it out (val: each fold's
+        # val rows, drawn from the other folds, so a row may recur; the bootstrap resamples row ids, not rows)
         pooled = {k: np.concatenate([e[k] for e in evals]) for k in ("y", "weak", "w2s", "ceiling")}
         block = decompose(pooled["y"], pooled["weak"], pooled["w2s"], pooled["ceiling"],
                           target_names=pipeline.targets, n_boot=config.n_boot, seed=config.base.run.seed,
@@ -216,8 +216,8 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
     proxy_points: list[PointRows] = []
     for j, (target, values) in enumerate(block["per_target"].items()):
         rows.append({**extras, "direction": direction, "weak_model": weak.label, "strong_model": strong.label,
-                     "seed": seed, "target": target, "split": "test (cross-fitted)" if fold is not None
-                     else config.eval_split, **{c: values.get(c) for c in QUANTITIES}, **chosen,
+                     "seed": seed, "target": target, "split": f"{config.eval_split} (cross-fitted)"
+                     if fold is not None else config.eval_split, **{c: values.get(c) for c in QUANTITIES}, **chosen,
                      "in_sample": block.get("in_sample", False),
                      **{c: block["diagnostics_per_target"].get(target, {}).get(c) for c in DIAGNOSTICS},
                      "weak_budget": budget, "folds": len(folds) if fold is not None else None,
@@ -225,7 +225,7 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
         point_rows.append(PointRows(e["ids"], gain_rows[:, j], misfit_rows[:, j]))
         if proxy_rows is not None:  # the same rows with the ceiling's predictions as the truth
             proxy_points.append(PointRows(e["ids"], proxy_rows[:, j], misfit_rows[:, j]))
-    result = runs[0] if fold is None else {"splits": {"test": block}, "heads": heads[0]}
+    result = runs[0] if fold is None else {"splits": {config.eval_split: block}, "heads": heads[0]}
     return {"results": result, "rows": rows, "point_rows": point_rows, "proxy_rows": proxy_points, "label": label}
 
 
