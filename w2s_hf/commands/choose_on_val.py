@@ -1,0 +1,57 @@
+"""`w2s choose-on-val`: pick a panel's strong representation and weak family from search sweeps scored on val.
+
+    w2s choose-on-val --sweeps runs/search/esol_random/* --output runs/search/esol_random/choice.json
+
+Each sweep must have been run with `eval_split: val` (scripts/configs/sweep/figure2/search/); the rule is
+w2s_hf.experiments.choose_on_val's, declared before any test number is read.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from w2s_hf.config import ConfigError
+
+
+@dataclass
+class ChooseArguments:
+    sweeps: list[str] = field(default_factory=list, metadata={"help": "Search sweep folders run on val."})
+    output: str | None = field(default=None, metadata={"help": "Write every candidate line and the choice here."})
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from w2s_hf.config import W2SArgumentParser
+    from w2s_hf.experiments.choose_on_val import candidate_lines, choose, meets_targets
+
+    try:
+        (args,) = W2SArgumentParser(ChooseArguments).parse_args_and_config(argv)
+        if not args.sweeps:
+            raise ConfigError("give the search sweep folders: --sweeps runs/search/<panel>/*")
+        lines = candidate_lines([Path(s) for s in args.sweeps])
+        chosen = choose(lines)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("| strong | weak family | points | val slope | val R² | gain > 0 | mean non-realizability | meets targets |")
+    print("|---|---|---|---|---|---|---|---|")
+    for ln in sorted(lines, key=lambda ln: (ln["strong"], ln["weak"])):
+        print(f"| {ln['strong']} | {ln['weak']} | {ln['points']} | {_fmt(ln['slope'])} | {_fmt(ln['r2'])} "
+              f"| {ln['share_positive_gain']:.0%} | {ln['mean_nonrealizability']:+.3f} "
+              f"| {'yes' if meets_targets(ln) else 'no'} |")
+    print(f"\nchosen on val: strong {chosen['strong']}, weak {chosen['weak']} ({chosen['rule']}; "
+          f"{chosen['candidates']} candidates)")
+    if args.output:
+        from w2s_hf.atomic import write_json_atomic
+
+        write_json_atomic(args.output, {"choice": chosen, "candidates": lines})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

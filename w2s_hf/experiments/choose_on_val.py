@@ -1,0 +1,77 @@
+"""Choosing a panel's strong representation and weak family on val, by a rule declared before any test number.
+
+A search is a set of sweeps (one per strong candidate, each over several weak families on graded label
+budgets) run with `eval_split: val`, so every number it reads is a val number. For each (strong, weak
+family) pair the gold-label line of gain on misfit is fitted over that family's points, and the rule picks:
+
+1. among the pairs that meet the targets on val (slope in [0.8, 1.2], R² ≥ 0.7, gain > 0 on ≥ 80% of points),
+   the one whose slope is nearest 1;
+2. if none meets them, the pair whose slope is nearest 1 over all pairs (then the panel says it missed).
+
+Ties go to the higher R². The test split is never read here: the sweeps' `split` column must say val.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ..decomposition.core import fit_gain_on_misfit
+from ..errors import ConfigError
+
+TARGETS = {"slope": (0.8, 1.2), "r2": 0.7, "share_positive_gain": 0.8}
+
+
+def _rows(sweep_dir: Path) -> list[dict[str, str]]:
+    path = sweep_dir / "sweep.csv"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no sweep.csv; run the search sweep first (w2s sweep --config ...)")
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["direction"] == "normal"]
+    bad = sorted({r["split"] for r in rows if not r["split"].startswith("val")})
+    if bad:
+        raise ConfigError(f"{path}: rows scored on {bad}; a choice on val reads val rows only (eval_split: val)")
+    return rows
+
+
+def candidate_lines(sweep_dirs: list[Path]) -> list[dict[str, Any]]:
+    """One gold-label line per (strong, weak family) over its val points, with its residual split."""
+    out = []
+    for sweep_dir in sweep_dirs:
+        groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
+        for row in _rows(Path(sweep_dir)):
+            groups[(row["strong_model"], row["weak_model"])].append(row)
+        for (strong, weak), rows in groups.items():
+            misfit = [float(r["misfit"]) for r in rows]
+            gain = [float(r["gain"]) for r in rows]
+            line = fit_gain_on_misfit(misfit, gain, n_boot=0)
+            n = len(rows)
+            out.append({"strong": strong, "weak": weak, "points": n, "slope": line["slope"], "r2": line["r2"],
+                        "share_positive_gain": sum(g > 0 for g in gain) / n,
+                        "mean_misfit": sum(misfit) / n, "mean_gain": sum(gain) / n,
+                        "mean_nonrealizability": sum(float(r["nonrealizability_term"]) for r in rows) / n,
+                        "mean_ceiling_error": sum(float(r["ceiling_error"]) for r in rows) / n,
+                        "sweep": str(sweep_dir)})
+    return out
+
+
+def meets_targets(line: dict[str, Any]) -> bool:
+    low, high = TARGETS["slope"]
+    r2 = line["r2"] if line["r2"] is not None and not math.isnan(line["r2"]) else -math.inf
+    return (low <= line["slope"] <= high and r2 >= TARGETS["r2"]
+            and line["share_positive_gain"] >= TARGETS["share_positive_gain"])
+
+
+def choose(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rule of the module docstring; returns the chosen line with `met_on_val` and `rule` set."""
+    if not lines:
+        raise ConfigError("no candidate lines: the search sweeps hold no normal-direction rows")
+    meeting = [ln for ln in lines if meets_targets(ln)]
+    pool = meeting or lines
+    best = min(pool, key=lambda ln: (abs(ln["slope"] - 1.0), -(ln["r2"] or 0.0)))
+    rule = ("met the targets on val; slope nearest 1 among the " f"{len(meeting)} that did" if meeting
+            else "no candidate met the targets on val; slope nearest 1 over all")
+    return {**best, "met_on_val": bool(meeting), "rule": rule, "candidates": len(lines)}
