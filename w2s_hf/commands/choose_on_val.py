@@ -27,29 +27,31 @@ def _fmt(x) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from w2s_hf.config import W2SArgumentParser
-    from w2s_hf.experiments.choose_on_val import candidate_lines, choose, meets_targets
+    from w2s_hf.experiments.choose_on_val import candidate_lines, choose, family_lines, meets_targets
 
     try:
         (args,) = W2SArgumentParser(ChooseArguments).parse_args_and_config(argv)
         if not args.sweeps:
             raise ConfigError("give the search sweep folders: --sweeps runs/search/<panel>/*")
-        lines = candidate_lines([Path(s) for s in args.sweeps])
+        folders = [Path(s) for s in args.sweeps]
+        lines, families = candidate_lines(folders), family_lines(folders)
         chosen = choose(lines)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print("| strong | weak family | points | val slope | val R² | gain > 0 | mean non-realizability | meets targets |")
     print("|---|---|---|---|---|---|---|---|")
-    for ln in sorted(lines, key=lambda ln: (ln["strong"], ln["weak"])):
+    for ln in sorted(lines + families, key=lambda ln: (ln["strong"], ln["weak"] != "all families", ln["weak"])):
         print(f"| {ln['strong']} | {ln['weak']} | {ln['points']} | {_fmt(ln['slope'])} | {_fmt(ln['r2'])} "
               f"| {ln['share_positive_gain']:.0%} | {ln['mean_nonrealizability']:+.3f} "
               f"| {'yes' if meets_targets(ln) else 'no'} |")
+    print("(the candidates are the panels, weak = all families; the single families are diagnostics)")
     print(f"\nchosen on val: strong {chosen['strong']}, weak {chosen['weak']} ({chosen['rule']}; "
           f"{chosen['candidates']} candidates)")
     if args.output:
         from w2s_hf.atomic import write_json_atomic
 
-        write_json_atomic(args.output, {"choice": chosen, "candidates": lines})
+        write_json_atomic(args.output, {"choice": chosen, "candidates": lines, "families": families})
     return 0
 
 

@@ -1,14 +1,17 @@
 """Choosing a panel's strong representation and weak family on val, by a rule declared before any test number.
 
-A search is a set of sweeps (one per strong candidate, each over several weak families on graded label
-budgets) run with `eval_split: val`, so every number it reads is a val number. For each (strong, weak
-family) pair the gold-label line of gain on misfit is fitted over that family's points, and the rule picks:
+A search is a set of sweeps (one per strong candidate, each over the same weak families on graded label
+budgets) run with `eval_split: val`, so every number it reads is a val number. A candidate is a sweep's whole
+panel, as in the paper's figure: the gold-label line of gain on misfit over every point of every weak family.
+The rule picks:
 
-1. among the pairs that meet the targets on val (slope in [0.8, 1.2], R² ≥ 0.7, gain > 0 on ≥ 80% of points),
-   the one whose slope is nearest 1;
-2. if none meets them, the pair whose slope is nearest 1 over all pairs (then the panel says it missed).
+1. among the candidates that meet the targets on val (slope in [0.8, 1.2], R² ≥ 0.7, gain > 0 on ≥ 80% of
+   points), the one whose slope is nearest 1;
+2. if none meets them, the candidate whose slope is nearest 1 (then the panel says it missed).
 
-Ties go to the higher R². The test split is never read here: the sweeps' `split` column must say val.
+Ties go to the higher R². Weak families are not chosen one by one (that would fit the panel to val's noise);
+their lines are reported beside the choice as diagnostics. The test split is never read here: the sweeps'
+`split` column must say val.
 """
 
 from __future__ import annotations
@@ -37,24 +40,39 @@ def _rows(sweep_dir: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _line(rows: list[dict[str, str]], strong: str, weak: str, sweep_dir: Path) -> dict[str, Any]:
+    """The gold-label line of gain on misfit over `rows`, with its mean residual split."""
+    misfit = [float(r["misfit"]) for r in rows]
+    gain = [float(r["gain"]) for r in rows]
+    line = fit_gain_on_misfit(misfit, gain, n_boot=0)
+    n = len(rows)
+    return {"strong": strong, "weak": weak, "points": n, "slope": line["slope"], "r2": line["r2"],
+            "share_positive_gain": sum(g > 0 for g in gain) / n,
+            "mean_misfit": sum(misfit) / n, "mean_gain": sum(gain) / n,
+            "mean_nonrealizability": sum(float(r["nonrealizability_term"]) for r in rows) / n,
+            "mean_ceiling_error": sum(float(r["ceiling_error"]) for r in rows) / n, "sweep": str(sweep_dir)}
+
+
 def candidate_lines(sweep_dirs: list[Path]) -> list[dict[str, Any]]:
-    """One gold-label line per (strong, weak family) over its val points, with its residual split."""
+    """One line per search sweep (its whole panel: weak = "all families"), the candidates of the rule."""
     out = []
-    for sweep_dir in sweep_dirs:
+    for sweep_dir in map(Path, sweep_dirs):
+        rows = _rows(sweep_dir)
+        strong = sorted({r["strong_model"] for r in rows})
+        if len(strong) != 1:
+            raise ConfigError(f"{sweep_dir}: a search sweep has one strong representation, found {strong}")
+        out.append(_line(rows, strong[0], "all families", sweep_dir))
+    return out
+
+
+def family_lines(sweep_dirs: list[Path]) -> list[dict[str, Any]]:
+    """One line per (strong, weak family) over its val points: diagnostics beside the choice, not candidates."""
+    out = []
+    for sweep_dir in map(Path, sweep_dirs):
         groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
-        for row in _rows(Path(sweep_dir)):
+        for row in _rows(sweep_dir):
             groups[(row["strong_model"], row["weak_model"])].append(row)
-        for (strong, weak), rows in groups.items():
-            misfit = [float(r["misfit"]) for r in rows]
-            gain = [float(r["gain"]) for r in rows]
-            line = fit_gain_on_misfit(misfit, gain, n_boot=0)
-            n = len(rows)
-            out.append({"strong": strong, "weak": weak, "points": n, "slope": line["slope"], "r2": line["r2"],
-                        "share_positive_gain": sum(g > 0 for g in gain) / n,
-                        "mean_misfit": sum(misfit) / n, "mean_gain": sum(gain) / n,
-                        "mean_nonrealizability": sum(float(r["nonrealizability_term"]) for r in rows) / n,
-                        "mean_ceiling_error": sum(float(r["ceiling_error"]) for r in rows) / n,
-                        "sweep": str(sweep_dir)})
+        out += [_line(rows, strong, weak, sweep_dir) for (strong, weak), rows in groups.items()]
     return out
 
 
