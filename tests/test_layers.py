@@ -11,9 +11,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "w2s_hf"
 # lower number = lower layer; a module may import its own layer or a lower one, never a higher one
 LAYERS = {
     "errors": 0, "atomic": 0, "arrays": 0, "distributed": 0, "progress": 0, "lazy": 0,
-    "data": 1, "features": 2, "heads": 3, "decomposition": 4, "hooks": 5, "pipeline": 6,
-    "config": 7,  # the config imports the domain's lists of allowed values; the domain never imports it
-    "experiments": 8, "pretraining": 8, "commands": 9, "cli": 10, "compat": 10, "__init__": 10, "__main__": 10,
+    # the divergences (numpy, for the decomposition) and the training losses (torch, for heads): one table
+    # below both
+    "divergences": 1,
+    "data": 2, "features": 3, "heads": 4, "decomposition": 5, "hooks": 6, "pipeline": 7,
+    "config": 8,  # the config imports the domain's lists of allowed values; the domain never imports it
+    "experiments": 9, "pretraining": 9, "commands": 10, "cli": 11, "compat": 11, "__init__": 11, "__main__": 11,
 }
 
 

@@ -17,7 +17,8 @@ import warnings
 # old module -> the module that holds its code now
 ALIASES = {
     "w2s_hf.misfit": "w2s_hf.decomposition.core",
-    "w2s_hf.classification": "w2s_hf.decomposition.kl",
+    "w2s_hf.classification": "w2s_hf.divergences.kl",
+    "w2s_hf.decomposition.kl": "w2s_hf.divergences.kl",
     "w2s_hf.selection": "w2s_hf.decomposition.selection",
     "w2s_hf.adamw": "w2s_hf.heads.adamw",
     "w2s_hf.kheads": "w2s_hf.heads.mixture",

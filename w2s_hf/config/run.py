@@ -20,13 +20,13 @@ from typing import Any, ClassVar
 from ..data.kinds import TASK_TYPES
 from ..data.rows import INPUT_KINDS
 from ..data.splits import SPLIT_CHOICES
+from ..divergences import loss_help, loss_names
 from ..errors import ConfigError
 from ..features.cache import default_cache_dir
 from ..features.compose import SCALINGS
 from ..features.hub import DTYPES
 from ..features.pooling import POOLING_METHODS as POOLINGS
 from ..heads.lora import MIXED_PRECISION
-from ..heads.losses import loss_names
 from ..heads.registry import SOLVERS
 from ..pipeline.protocol import STAGES, STUDENT_KINDS
 from .representation import RepresentationConfig
@@ -305,17 +305,15 @@ class HeadArguments:
         "classification: softmax heads mixed in the student and ceiling class (1 = one softmax head; the "
         "class approaches a convex one, where gain >= misfit holds, as k grows; the paper sweeps 1, 10, 50, 100)."))
     student_loss: str = field(default="reverse_kl", metadata=_help(
-        "classification: the student's loss on the weak labels: reverse_kl KL(student||weak), the theorem's "
-        "direction; forward_kl KL(weak||student); xent_hard, cross-entropy on the weak model's argmax.",
-        STUDENT_LOSSES))
+        f"classification: the student's loss on the weak labels: {loss_help('classification')}.", STUDENT_LOSSES))
     preference_loss: str = field(default="reverse_binary_kl", metadata=_help(
-        "preference: the student's loss on the weak P(first preferred): reverse_binary_kl KL(student||weak), the "
-        "theorem's direction; binary_xent, cross-entropy on the weak probability.", PREFERENCE_LOSSES))
+        f"preference: the student's loss on the weak P(first preferred): {loss_help('preference')}.",
+        PREFERENCE_LOSSES))
 
     def validate(self) -> None:
         _check_choice("solver", self.solver, SOLVERS)
-        _check_choice("student_loss", self.student_loss, STUDENT_LOSSES)
-        _check_choice("preference_loss", self.preference_loss, PREFERENCE_LOSSES)
+        _check_choice("student_loss", self.student_loss, loss_names("classification", student=True))
+        _check_choice("preference_loss", self.preference_loss, loss_names("preference", student=True))
         if self.k_heads < 1:
             raise ConfigError(f"k_heads={self.k_heads} must be >= 1.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -394,7 +392,7 @@ class LoraArguments:
         "Evaluate (early stopping, hooks) every N steps (default: once per epoch); step 0 is always evaluated."))
     lora_patience: int = field(default=2, metadata=_help("Stop after this many evaluations without improvement."))
     lora_loss: str = field(default="squared", metadata=_help(
-        "Regression: the training loss (w2s_hf.heads.losses). Classification LoRA students train "
+        "Regression: the training loss (w2s_hf.divergences). Classification LoRA students train "
         "like the k-head students: student_loss on weak labels, cross-entropy on gold labels.", REGRESSION_LOSSES))
     lora_mixed_precision: str = field(default="auto", metadata=_help(
         "auto: bf16 autocast on GPU, float32 on CPU.", MIXED_PRECISION))
@@ -402,11 +400,12 @@ class LoraArguments:
     def validate(self) -> None:
         _check_choice("student", self.student, STUDENT_KINDS)
         _check_choice("weak_student", self.weak_student, STUDENT_KINDS)
-        if self.lora_loss in STUDENT_LOSSES:
+        regression = loss_names("regression")
+        if self.lora_loss in loss_names("classification", student=True):
             raise ConfigError(f"lora_loss={self.lora_loss!r} is a classification loss: with task_type=classification "
                               "a LoRA student trains on student_loss (and a head on gold labels on cross-entropy); "
-                              f"lora_loss is the regression loss: {', '.join(REGRESSION_LOSSES)}.")
-        _check_choice("lora_loss", self.lora_loss, tuple(REGRESSION_LOSSES))
+                              f"lora_loss is the regression loss: {', '.join(regression)}.")
+        _check_choice("lora_loss", self.lora_loss, regression)
         _check_choice("lora_mixed_precision", self.lora_mixed_precision, MIXED_PRECISION)
         for key in ("lora_r", "lora_alpha", "lora_lr", "lora_epochs", "lora_token_budget", "lora_patience"):
             value = getattr(self, key)

@@ -5,8 +5,7 @@
     diagnostics.py  why the residual is what it is: `DIAGNOSTICS` (finite_sample_term + nonrealizability_term
                     = residual exactly, their bounds, the ceiling-as-truth `proxy_*` quantities)
     divergences.py  `DIVERGENCES`: the squared loss and KL (probabilities or logits), by name, with their
-                    Bregman geometry (`BregmanMap`)
-    kl.py           the numpy KL, its input checks and the classification extras (accuracies, ...)
+                    Bregman geometry (`BregmanMap`); the one table is `w2s_hf.divergences` (with the KL maths)
     selection.py    `select_weak_model`: choose a weak model by its misfit, no gold labels needed
 """
 

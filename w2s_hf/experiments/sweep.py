@@ -25,6 +25,7 @@ from ..config.run import RunArguments
 from ..config.sweep import SweepAxes, SweepConfig
 from ..decomposition.core import DIAGNOSTICS, QUANTITIES
 from ..decomposition.predictors import PREDICTORS
+from ..divergences import sweep_columns
 from .resampling import RESAMPLING_UNIT, PointRows, ols, row_bootstrap_line
 
 logger = logging.getLogger("w2s_hf.sweep")
@@ -37,11 +38,9 @@ CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "spl
                "in_sample", *DIAGNOSTICS, "weak_budget", "weak_ridge", "ceiling_ridge", "folds")
 # every run's gain predictors (results.json -> predictors.per_target), one column each (the misfit is one already)
 PREDICTOR_COLUMNS = tuple(p for p in PREDICTORS if p not in QUANTITIES)
-# classification sweeps add these (the KL decomposition's accuracies and forward misfit;
-# residual_ceiling_as_truth is the diagnostics' proxy_residual under its earlier name)
-CLASSIFICATION_COLUMNS = ("weak_accuracy", "w2s_accuracy", "ceiling_accuracy", "misfit_forward",
-                          "residual_ceiling_as_truth", "k_heads")
-KL_TASK_TYPES = ("classification", "preference")  # decompositions with accuracies beside them
+# a divergence's own columns (w2s_hf.divergences.sweep_columns): classification sweeps add these (the KL
+# decomposition's accuracies and forward misfit, the ceiling-as-truth residual and k_heads)
+CLASSIFICATION_COLUMNS = sweep_columns("kl")
 
 
 def encoded_inputs(task: Any) -> list:
@@ -132,10 +131,12 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     results: dict[tuple[str, str, int], dict] = {}
     ceilings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
     tasks: dict[tuple, Any] = {}  # a split is loaded (files read, SMILES parsed) once per (seed, fold)
+    divergence = None  # the runs' (the students' loss names it): its columns close sweep.csv's header
     for direction, weak, strong in directions:
         for budget in config.budgets:
             for seed in config.seeds:
                 point = _run_point(config, direction, weak, strong, budget, seed, accelerator, ceilings, tasks)
+                divergence = point["divergence"]
                 label = _point_label(weak if direction == "normal" else strong, budget)
                 results[(direction, label, seed)] = point["results"]
                 rows += point["rows"]
@@ -147,8 +148,7 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     summary["seconds"] = round(time.perf_counter() - started, 3)
     if accelerator.is_main_process:
         with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
-            extra = CLASSIFICATION_COLUMNS if config.task_type in KL_TASK_TYPES else ()
-            columns = CSV_COLUMNS + PREDICTOR_COLUMNS + extra
+            columns = CSV_COLUMNS + PREDICTOR_COLUMNS + sweep_columns(divergence)
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
@@ -191,7 +191,8 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
         if direction == "normal" and fold in (None, 0):
             ceilings[weak.label][seed] = _ceiling_on_val(pipeline, "weak")
             ceilings[strong.label].setdefault(seed, _ceiling_on_val(pipeline, "strong"))
-    kl_kind = config.task_type in KL_TASK_TYPES  # classification or preference: accuracies beside the KL
+    # a divergence with extras (KL: accuracies beside it) reports them and the diagnostics' ceiling-as-truth residual
+    with_extras = bool(sweep_columns(pipeline.divergence))
     if fold is None:
         block = runs[0]["splits"][config.eval_split]
     else:  # cross-fitting: every row's test prediction comes from the fold that held it out (val: each fold's
@@ -203,7 +204,7 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
         evals = [{"ids": [i for e in evals for i in e["ids"]], **pooled}]
     # classification has one target: its averaged extras are that target's
     extras = {**block.get("extras", {}), "k_heads": config.base.head.k_heads,
-              "residual_ceiling_as_truth": block["diagnostics"]["proxy_residual"]} if kl_kind else {}
+              "residual_ceiling_as_truth": block["diagnostics"]["proxy_residual"]} if with_extras else {}
     heads = [r.get("heads", {}) for r in runs]
     chosen = {f"{h}_ridge": _median([r.get(h, {}).get("ridge") for r in heads]) for h in ("w2s", "weak", "ceiling")}
     rows, point_rows = [], []
@@ -212,7 +213,7 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
     e = evals[0]
     gain_rows = div.loss(e["weak"], e["y"]) - div.loss(e["w2s"], e["y"])  # (n, targets)
     misfit_rows = (div.pair_loss or div.loss)(e["weak"], e["w2s"])
-    proxy_rows = None if kl_kind else div.loss(e["weak"], e["ceiling"]) - div.loss(e["w2s"], e["ceiling"])
+    proxy_rows = None if with_extras else div.loss(e["weak"], e["ceiling"]) - div.loss(e["w2s"], e["ceiling"])
     proxy_points: list[PointRows] = []
     for j, (target, values) in enumerate(block["per_target"].items()):
         rows.append({**extras, "direction": direction, "weak_model": weak.label, "strong_model": strong.label,
@@ -226,7 +227,8 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
         if proxy_rows is not None:  # the same rows with the ceiling's predictions as the truth
             proxy_points.append(PointRows(e["ids"], proxy_rows[:, j], misfit_rows[:, j]))
     result = runs[0] if fold is None else {"splits": {config.eval_split: block}, "heads": heads[0]}
-    return {"results": result, "rows": rows, "point_rows": point_rows, "proxy_rows": proxy_points, "label": label}
+    return {"results": result, "rows": rows, "point_rows": point_rows, "proxy_rows": proxy_points, "label": label,
+            "divergence": pipeline.divergence}
 
 
 def _eval_rows(pipeline, split: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..data.kinds import TASK_KINDS
 from ..data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
+from ..divergences import get_loss
 from ..errors import ConfigError
 from .protocol import FIT_SPLITS, GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, STAGES, HeadSpec, active_heads, teacher_of
 from .run_folder import RunFolder
@@ -77,7 +78,11 @@ class W2SPipeline:
         self.classes = self.data.classes
         self.kind = TASK_KINDS[self.task.task_type]
         self.columns = self.kind.columns(self.targets, self.classes)
-        self.divergence = self.kind.divergence
+        # the students' loss names the divergence the decomposition measures (gain >= misfit is a statement about
+        # the divergence the student was fitted under); every built-in loss of a kind names the kind's divergence
+        self.student_loss = (config.lora.lora_loss if self.kind.name == "regression"
+                             else getattr(config.head, self.kind.student_loss_key))
+        self.divergence = get_loss(self.student_loss, self.kind.name).divergence
         _check_input_kinds(config, self.task)
         self._encoders = {role: config.model.representation(role).build() for role in ROLES}
         # The identity: every key that changes the numbers, the task's data (ids, inputs, targets) and
@@ -90,6 +95,11 @@ class W2SPipeline:
             flat.pop("input_kind", None)
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
         _check_pairwise(self.kind, self.active)
+        lora_student = any(s.is_student and s.kind == "lora" for s in self.active)
+        if self.kind.name == "regression" and self.student_loss != self.kind.gold_loss and not lora_student:
+            raise ConfigError(f"lora_loss={self.student_loss!r} trains LoRA students only: the linear regression "
+                              f"student is fitted on {self.kind.gold_loss}; set student=lora or lora_loss="
+                              f"{self.kind.gold_loss}.")
         # LoRA keys change no number of a run without a LoRA head: such runs keep their old identity
         lora_keys = {f.name for f in dataclasses.fields(config.lora)}
         inert = set() if any(s.kind == "lora" for s in self.active) else lora_keys
@@ -423,8 +433,7 @@ class W2SPipeline:
         y_train = self.training_targets(spec.train_labels, spec.train_split)[subset]
         y_val = self.training_targets(spec.select_labels, spec.select_split)
         # heads on gold labels train on the kind's gold loss; students on the configured student loss
-        loss = self.kind.gold_loss if not spec.is_student else (
-            getattr(cfg, self.kind.student_loss_key) if self.kind.name != "regression" else self.config.lora.lora_loss)
+        loss = self.student_loss if spec.is_student else self.kind.gold_loss
         common = {"accelerator": acc, "head": cfg, "seed": self.config.run.seed, "loss": loss,
                   "ridge": cfg.ridge_for(spec.name, spec.is_student),
                   "k": cfg.k_heads if spec.mixture else 1, "on_eval": self._on_eval(spec)}

@@ -1,4 +1,4 @@
-"""KL divergences for classification (Mulgund & Pabbaraju, ICML 2025), registered in `misfit.DIVERGENCES`.
+"""KL divergences for classification (Mulgund & Pabbaraju, ICML 2025), registered in `w2s_hf.divergences.DIVERGENCES`.
 
 `divergence="kl"` takes predictions as probabilities, `"kl_logits"` as logits: binary as an (n,)
 array (probability or logit of class 1), multiclass as (n, C). Labels are class indices (n,) or
