@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from w2s_hf.experiments.scaling import fit_power_law, nested_order, scaling_points, scaling_summary
+from w2s_hf.data.splits import STREAM_W2S_SIZE, nested_subset
+from w2s_hf.experiments.scaling import fit_power_law, scaling_points, scaling_summary
 
 
 def test_an_exact_power_law_gives_its_exponent_and_a_zero_width_interval():
@@ -33,9 +34,15 @@ def test_bad_power_law_inputs_are_refused():
 
 
 def test_subsets_are_nested_and_seeded():
-    a, b = nested_order(50, 3), nested_order(50, 3)
-    assert np.array_equal(a, b) and sorted(a) == list(range(50))
-    assert not np.array_equal(a, nested_order(50, 4))
+    """The rows of N are inside the rows of 2N for one seed; another seed draws other rows; N = n is every row."""
+    for n in (8, 16, 25):
+        small, large = nested_subset(50, n, 3, STREAM_W2S_SIZE), nested_subset(50, 2 * n, 3, STREAM_W2S_SIZE)
+        assert len(small) == n and len(set(small)) == n and set(small) < set(large)
+    assert np.array_equal(nested_subset(50, 10, 3, STREAM_W2S_SIZE), nested_subset(50, 10, 3, STREAM_W2S_SIZE))
+    assert not np.array_equal(nested_subset(50, 10, 3, STREAM_W2S_SIZE), nested_subset(50, 10, 4, STREAM_W2S_SIZE))
+    assert np.array_equal(nested_subset(50, 50, 3, STREAM_W2S_SIZE), np.arange(50))
+    with pytest.raises(ValueError):
+        nested_subset(50, 51, 3, STREAM_W2S_SIZE)
 
 
 class _Run:
@@ -62,7 +69,8 @@ def test_scaling_points_refit_the_protocol_on_nested_subsets():
 
     run = _Run()
     points = scaling_points(run, [20, 160], [30, None], seed=0)
-    assert [(p["weak_budget"], p["w2s_size"]) for p in points] == [(30, 20), (30, 160), (120, 20), (120, 160)]
+    assert [(p["weak_budget"], p["w2s_size"]) for p in points] == [(30, 20), (30, 160), (None, 20), (None, 160)]
+    assert [(p["weak_rows"], p["w2s_rows"]) for p in points] == [(30, 20), (30, 160), (120, 20), (120, 160)]
     # the full-size points are the ordinary protocol: weak on all weak_train, student on its labels
     weak, _ = fit_ridge(run.rows("weak", "weak_train"), run.gold["weak_train"], run.rows("weak", "val"),
                         run.gold["val"])
@@ -83,7 +91,7 @@ def test_scaling_points_refit_the_protocol_on_nested_subsets():
 def test_scaling_summary_fits_each_axis_with_the_errors_that_move_along_it():
     points = [p for s in (0, 1) for p in scaling_points(_Run(s), [20, 40, 160], [30, 60, None], seed=s)]
     out = scaling_summary(points, n_boot=20)
-    assert set(out["w2s_size"]) == {"weak_budget=30", "weak_budget=60", "weak_budget=120"}
-    assert set(out["w2s_size"]["weak_budget=120"]) == {"w2s_error", "ceiling_error"}
+    assert set(out["w2s_size"]) == {"weak_budget=30", "weak_budget=60", "weak_budget=all"}
+    assert set(out["w2s_size"]["weak_budget=all"]) == {"w2s_error", "ceiling_error"}
     assert set(out["weak_budget"]["w2s_size=160"]) == {"weak_error", "w2s_error"}
-    assert out["w2s_size"]["weak_budget=120"]["ceiling_error"]["alpha"] > 0  # the ceiling improves with N
+    assert out["w2s_size"]["weak_budget=all"]["ceiling_error"]["alpha"] > 0  # the ceiling improves with N
