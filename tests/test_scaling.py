@@ -95,3 +95,23 @@ def test_scaling_summary_fits_each_axis_with_the_errors_that_move_along_it():
     assert set(out["w2s_size"]["weak_budget=all"]) == {"w2s_error", "ceiling_error"}
     assert set(out["weak_budget"]["w2s_size=160"]) == {"weak_error", "w2s_error"}
     assert out["w2s_size"]["weak_budget=all"]["ceiling_error"]["alpha"] > 0  # the ceiling improves with N
+
+
+def test_the_figure_panels_carry_each_budget_s_student_one_ceiling_and_the_fits(tmp_path):
+    """`w2s scaling` and a sweep draw through one builder: per panel one w2s series per weak budget, the ceiling
+    once, the weak error of each budget as a level, and each series' fitted line from the summary."""
+    from w2s_hf.experiments.scaling import scaling_panels
+    from w2s_hf.hooks.scaling_plot import plot_scaling
+
+    points = [{"weak_model": "m", **p} for s in (0, 1) for p in scaling_points(_Run(s), [20, 40, 160], [30, None], s)]
+    fits = {"m": scaling_summary(points, n_boot=0)}
+    (panel,) = scaling_panels(points, fits, "weak_model")
+    assert [(s["error"], s["label"]) for s in panel["series"]] == [
+        ("w2s_error", "w2s_error, weak budget 30"), ("w2s_error", "w2s_error, weak budget all"),
+        ("ceiling_error", "ceiling_error")]
+    ceiling = panel["series"][-1]
+    assert ceiling["n"] == [20, 40, 160]
+    assert ceiling["fit"] == fits["m"]["w2s_size"]["weak_budget=all"]["ceiling_error"]
+    assert ceiling["err"][0] == pytest.approx(np.mean([p["ceiling_error"] for p in points if p["w2s_size"] == 20]))
+    assert [lvl["label"] for lvl in panel["levels"]] == ["weak_error, weak budget 30", "weak_error, weak budget all"]
+    assert plot_scaling([panel], tmp_path / "s.png").stat().st_size > 0

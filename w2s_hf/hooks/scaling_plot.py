@@ -53,6 +53,10 @@ def plot_scaling(panels: Sequence[dict[str, Any]], path: str | os.PathLike, *, t
         for level in panel.get("levels", []):
             ax.axhline(level["value"], color=COLORS.get(level.get("error"), "#d62728"), linestyle=":",
                        linewidth=1, label=level["label"])
+        sizes = sorted({round(float(n)) for series in panel["series"] for n in series["n"]})
+        # the sizes themselves as ticks: log-scale minor labels overlap at a few sizes
+        ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
+        ax.set_xticks(sizes, [str(n) for n in sizes], fontsize=7)
         ax.set_title(panel["title"], fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.legend(fontsize=6)
