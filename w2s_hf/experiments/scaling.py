@@ -35,6 +35,7 @@ ERRORS = ("weak_error", "w2s_error", "ceiling_error")
 AXES = (("w2s_size", "w2s_rows", "weak_budget", ("w2s_error", "ceiling_error")),
         ("weak_budget", "weak_rows", "w2s_size", ("weak_error", "w2s_error")))
 RESAMPLING_UNIT = "seed (its nested subsets are one draw)"
+BUDGET_COLORS = ("#1f77b4", "#d62728", "#9467bd", "#ff7f0e", "#8c564b")  # one per weak budget in a figure
 
 
 def _mse(pred: np.ndarray, y: np.ndarray) -> float:
@@ -163,8 +164,10 @@ def scaling_panels(points: list[dict], fits: dict[str, dict], panel_key: str) ->
         sel = [p for p in points if p[panel_key] == panel]
         series, levels = [], []
         budgets = sorted({p["weak_budget"] for p in sel}, key=lambda v: (v is None, v or 0))
-        for budget in budgets:
+        for k, budget in enumerate(budgets):
             mine = [p for p in sel if p["weak_budget"] == budget]
+            # one colour for a budget's student and its teacher's level
+            color = BUDGET_COLORS[k % len(BUDGET_COLORS)] if len(budgets) > 1 else None
             fit = fits.get(panel, {}).get("w2s_size", {}).get(f"weak_budget={_label(budget)}", {})
             suffix = "" if len(budgets) == 1 else f", weak budget {_label(budget)}"
             wanted = ("w2s_error", "ceiling_error") if budget == budgets[-1] else ("w2s_error",)
@@ -172,9 +175,10 @@ def scaling_panels(points: list[dict], fits: dict[str, dict], panel_key: str) ->
                 sizes = sorted({p["w2s_size"] for p in mine}, key=lambda v: (v is None, v or 0))
                 at = [[p for p in mine if p["w2s_size"] == s] for s in sizes]
                 series.append({"error": error, "label": error + ("" if error == "ceiling_error" else suffix),
+                               "color": None if error == "ceiling_error" else color,
                                "n": [np.mean([p["w2s_rows"] for p in g]) for g in at],
                                "err": [np.mean([p[error] for p in g]) for g in at], "fit": fit.get(error)})
-            levels.append({"error": "weak_error", "label": "weak_error" + suffix,
+            levels.append({"error": "weak_error", "label": "weak_error" + suffix, "color": color,
                            "value": float(np.mean([p["weak_error"] for p in mine]))})
         panels.append({"title": str(panel), "series": series, "levels": levels})
     return panels

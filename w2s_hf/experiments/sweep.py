@@ -201,8 +201,7 @@ def _plot_scaling(config: SweepConfig, rows: list[dict], scaling: dict, path: Pa
 
     points = [{**r, "panel": f"{r['weak_model']} / {r['target']}"} for r in rows]
     plot_scaling(scaling_panels(points, scaling["panels"], "panel"), path,
-                 title=f"{config.name or config.task} ({config.eval_split}): errors against N, strong = "
-                       f"{config.strong.label}")
+                 title=f"{config.name or config.task}: {config.eval_split} errors against the w2s_train rows N")
 
 
 def _point_label(weak: RepresentationConfig, budget: int | None, size: int | None = None) -> str:

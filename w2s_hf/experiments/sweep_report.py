@@ -54,8 +54,10 @@ def format_sweep_summary(summary: dict[str, Any], csv_path: str | os.PathLike) -
     with open(csv_path, newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["direction"] == "normal"]
     groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["weak_model"], r["target"])].append(r)
+    for r in rows:  # a weak model at each label budget (@n) and w2s_train size (@N) is a row of its own
+        label = (r["weak_model"] + (f"@n{r['weak_budget']}" if r.get("weak_budget") else "")
+                 + (f"@N{r['w2s_size']}" if r.get("w2s_size") else ""))
+        groups[(label, r["target"])].append(r)
     width = max([len("weak model"), *(len(w) for w, _ in groups)])
     twidth = max([len("target"), *(len(t) for _, t in groups)])
     split = rows[0]["split"] if rows else "?"

@@ -51,7 +51,8 @@ def plot_scaling(panels: Sequence[dict[str, Any]], path: str | os.PathLike, *, t
         for series in panel["series"]:
             _series(ax, series)
         for level in panel.get("levels", []):
-            ax.axhline(level["value"], color=COLORS.get(level.get("error"), "#d62728"), linestyle=":",
+            ax.axhline(level["value"], color=level.get("color") or COLORS.get(level.get("error"), "#d62728"),
+                       linestyle=":",
                        linewidth=1, label=level["label"])
         sizes = sorted({round(float(n)) for series in panel["series"] for n in series["n"]})
         # the sizes themselves as ticks: log-scale minor labels overlap at a few sizes
