@@ -325,16 +325,7 @@ class W2SPipeline:
         results = {
             # the split as resolved for this task (--split auto: scaffold for SMILES, random for text)
             "config": {**self.config.to_dict(), "split": self.task.split},
-            "task": {
-                "name": self.task.name,
-                "targets": self.targets,
-                "input_kind": self.task.input_kind,
-                "sizes": self.data.sizes(),
-                # the rows the heads of each training split trained on (weak_budget, w2s_size; else all of them)
-                "trained_rows": {split: len(self.train_subset(split)) for split in _SUBSETS},
-                **({} if self.kind.name == "regression" else {"task_type": self.kind.name}),
-                **({} if not self.kind.has_classes else {"classes": self.classes}),
-            },
+            "task": self._task_record(),
             "fingerprints": {r: features.get(r, {}).get("fingerprint") for r in ROLES},
             "heads": {n: folder.read_json(folder.head_record(n)) for n in preds if folder.head_record(n).exists()},
             "splits": splits,
@@ -354,6 +345,19 @@ class W2SPipeline:
             for hook in hooks:
                 hook.on_end(results)
         self.accelerator.wait_for_everyone()
+
+    def _task_record(self) -> dict[str, Any]:
+        """results.json -> task: what was run on, and the rows the heads of each training split trained on."""
+        return {
+            "name": self.task.name,
+            "targets": self.targets,
+            "input_kind": self.task.input_kind,
+            "sizes": self.data.sizes(),
+            # weak_budget / w2s_size rows, else every row of the split
+            "trained_rows": {split: len(self.train_subset(split)) for split in _SUBSETS},
+            **({} if self.kind.name == "regression" else {"task_type": self.kind.name}),
+            **({} if not self.kind.has_classes else {"classes": self.classes}),
+        }
 
     def _predictors(self, preds: dict[str, dict[str, np.ndarray]], splits: dict[str, Any]) -> dict[str, Any]:
         """The gain's predictors (`w2s_hf.decomposition.predictors`) from the w2s_train features and the
