@@ -115,3 +115,15 @@ def test_the_figure_panels_carry_each_budget_s_student_one_ceiling_and_the_fits(
     assert ceiling["err"][0] == pytest.approx(np.mean([p["ceiling_error"] for p in points if p["w2s_size"] == 20]))
     assert [lvl["label"] for lvl in panel["levels"]] == ["weak_error, weak budget 30", "weak_error, weak budget all"]
     assert plot_scaling([panel], tmp_path / "s.png").stat().st_size > 0
+
+
+def test_an_error_of_zero_is_a_note_not_the_end_of_a_sweep():
+    from w2s_hf.experiments.sweep_report import scaling_lines
+
+    points = [{"seed": s, "weak_budget": None, "w2s_size": n, "weak_rows": 50, "w2s_rows": n, "weak_error": 1.0,
+               "w2s_error": 0.5 * n ** -0.5, "ceiling_error": 0.0} for s in (0, 1) for n in (10, 40)]
+    fits = scaling_summary(points, n_boot=10)["w2s_size"]["weak_budget=all"]
+    assert fits["w2s_error"]["alpha"] == pytest.approx(0.5)
+    assert fits["ceiling_error"]["alpha"] is None and "positive" in fits["ceiling_error"]["note"]
+    lines = scaling_lines({"resampling_unit": "seed", "panels": {"m / y": {"w2s_size": {"weak_budget=all": fits}}}})
+    assert "ceiling_error no fit (a power law needs positive sizes and errors)" in lines[-1]

@@ -130,10 +130,17 @@ def scaling_summary(points: list[dict], *, n_boot: int = 1000) -> dict[str, Any]
             sel = [p for p in points if p[fixed] == value]
             if len({p[rows] for p in sel}) < 2:
                 continue
-            out[axis][f"{fixed}={_label(value)}"] = {
-                e: fit_power_law([p[rows] for p in sel], [p[e] for p in sel], [p["seed"] for p in sel], n_boot=n_boot)
-                for e in errors}
+            out[axis][f"{fixed}={_label(value)}"] = {e: _fit_or_note(sel, rows, e, n_boot) for e in errors}
     return out
+
+
+def _fit_or_note(points: list[dict], rows: str, error: str, n_boot: int) -> dict[str, Any]:
+    """`fit_power_law`, or why there is none (an error of 0: no logarithm), so one such panel does not end a sweep."""
+    try:
+        return fit_power_law([p[rows] for p in points], [p[error] for p in points], [p["seed"] for p in points],
+                             n_boot=n_boot)
+    except ValueError as err:
+        return {"alpha": None, "a": None, "ci": None, "note": str(err)}
 
 
 def sweep_scaling(rows: list[dict], *, n_boot: int = 1000) -> dict[str, Any] | None:
@@ -177,7 +184,8 @@ def scaling_panels(points: list[dict], fits: dict[str, dict], panel_key: str) ->
                 series.append({"error": error, "label": error + ("" if error == "ceiling_error" else suffix),
                                "color": None if error == "ceiling_error" else color,
                                "n": [np.mean([p["w2s_rows"] for p in g]) for g in at],
-                               "err": [np.mean([p[error] for p in g]) for g in at], "fit": fit.get(error)})
+                               "err": [np.mean([p[error] for p in g]) for g in at],
+                               "fit": fit.get(error) if (fit.get(error) or {}).get("alpha") is not None else None})
             levels.append({"error": "weak_error", "label": "weak_error" + suffix, "color": color,
                            "value": float(np.mean([p["weak_error"] for p in mine]))})
         panels.append({"title": str(panel), "series": series, "levels": levels})

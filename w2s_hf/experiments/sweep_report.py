@@ -32,6 +32,8 @@ def _line(label: str, fit: dict[str, Any]) -> str:
 
 
 def _alpha(fit: dict[str, Any]) -> str:
+    if fit.get("alpha") is None:
+        return f"no fit ({fit.get('note')})"
     ci = fit.get("ci")
     return f"{fit['alpha']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (no interval: one seed)")
 
