@@ -137,3 +137,4 @@ def test_bench_predictors_sums_a_sweeps_run_timings_and_times_synthetic_shapes(t
     assert shares["predictors_s"] == 0.75 and shares["stages_s"] == 6.0 and shares["share_of_stages"] == 0.125
     assert shares["share_of_sweep"] == 0.05 and shares["runs"] == 2
     assert (synthetic["n"], synthetic["d_weak"], synthetic["d_strong"]) == (60, 5, 8) and synthetic["predictors_s"] > 0
+    assert 0 < synthetic["share_of_heads_and_predictors"] < 1 and synthetic["run_heads_s"] > 0

@@ -78,7 +78,10 @@ def test_graded_weak_teacher_reads_only_its_budget_of_gold_labels(essays, tiny_b
     nothing, budgets of a seed are nested, and the rows differ by seed."""
     from w2s_hf.data import load_task
     from w2s_hf.pipeline import W2SPipeline
-    from w2s_hf.pipeline.run import _budget_rows
+    from w2s_hf.pipeline.run import _subset_rows
+
+    def _budget_rows(task_args, n):
+        return _subset_rows(task_args, "weak_train", n)
 
     config = _config(essays, tiny_bert, tiny_gpt2, tmp_path / "clean", weak_budget=12)
     rows = _budget_rows(config.task, 48)

@@ -67,3 +67,17 @@ def test_score_predictors_skips_absent_predictors_and_says_its_units():
     assert "run" in out["resampling_unit"]["correlation"] and "seed" in out["resampling_unit"]["regret"]
     flat = [dict(p, kernel_projection=0.5) for p in _points()]
     assert score_predictors(flat, n_boot=0)["scores"]["kernel_projection"]["spearman"] is None
+
+
+def test_regret_chooses_among_weak_models_at_one_budget_and_size():
+    """A sweep over w2s_sizes: each (seed, target, budget, size) is its own choice; the same weak model at
+    another N is never a candidate (its w2s_error there is not an alternative to choose)."""
+    from w2s_hf.experiments.predictor_scores import selection_regret
+
+    points = [{"seed": 0, "target": "y", "weak_budget": None, "w2s_size": n, "weak_model": w, "misfit": m,
+               "w2s_error": e} for n, w, m, e in ((16, "a", 0.2, 1.0), (16, "b", 0.1, 0.5),
+                                                  (64, "a", 0.3, 0.2), (64, "b", 0.4, 0.3))]
+    out = selection_regret(points, "misfit", n_boot=0)
+    # N=16 picks a (largest misfit), regret 0.5; N=64 picks b, regret 0.1. Pooled, a@64 (0.2) would be "best".
+    assert out["chosen"] == {"seed0/y/N16": "a", "seed0/y/N64": "b"}
+    assert out["mean_regret"] == pytest.approx(0.3) and out["n_scenarios"] == 2

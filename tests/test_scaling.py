@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from w2s_hf.experiments.scaling import fit_power_law, nested_order, scaling_points, scaling_summary
+from w2s_hf.data.splits import STREAM_W2S_SIZE, nested_subset
+from w2s_hf.experiments.scaling import fit_power_law, scaling_points, scaling_summary
 
 
 def test_an_exact_power_law_gives_its_exponent_and_a_zero_width_interval():
@@ -33,9 +34,15 @@ def test_bad_power_law_inputs_are_refused():
 
 
 def test_subsets_are_nested_and_seeded():
-    a, b = nested_order(50, 3), nested_order(50, 3)
-    assert np.array_equal(a, b) and sorted(a) == list(range(50))
-    assert not np.array_equal(a, nested_order(50, 4))
+    """The rows of N are inside the rows of 2N for one seed; another seed draws other rows; N = n is every row."""
+    for n in (8, 16, 25):
+        small, large = nested_subset(50, n, 3, STREAM_W2S_SIZE), nested_subset(50, 2 * n, 3, STREAM_W2S_SIZE)
+        assert len(small) == n and len(set(small)) == n and set(small) < set(large)
+    assert np.array_equal(nested_subset(50, 10, 3, STREAM_W2S_SIZE), nested_subset(50, 10, 3, STREAM_W2S_SIZE))
+    assert not np.array_equal(nested_subset(50, 10, 3, STREAM_W2S_SIZE), nested_subset(50, 10, 4, STREAM_W2S_SIZE))
+    assert np.array_equal(nested_subset(50, 50, 3, STREAM_W2S_SIZE), np.arange(50))
+    with pytest.raises(ValueError):
+        nested_subset(50, 51, 3, STREAM_W2S_SIZE)
 
 
 class _Run:
@@ -62,7 +69,8 @@ def test_scaling_points_refit_the_protocol_on_nested_subsets():
 
     run = _Run()
     points = scaling_points(run, [20, 160], [30, None], seed=0)
-    assert [(p["weak_budget"], p["w2s_size"]) for p in points] == [(30, 20), (30, 160), (120, 20), (120, 160)]
+    assert [(p["weak_budget"], p["w2s_size"]) for p in points] == [(30, 20), (30, 160), (None, 20), (None, 160)]
+    assert [(p["weak_rows"], p["w2s_rows"]) for p in points] == [(30, 20), (30, 160), (120, 20), (120, 160)]
     # the full-size points are the ordinary protocol: weak on all weak_train, student on its labels
     weak, _ = fit_ridge(run.rows("weak", "weak_train"), run.gold["weak_train"], run.rows("weak", "val"),
                         run.gold["val"])
@@ -83,7 +91,39 @@ def test_scaling_points_refit_the_protocol_on_nested_subsets():
 def test_scaling_summary_fits_each_axis_with_the_errors_that_move_along_it():
     points = [p for s in (0, 1) for p in scaling_points(_Run(s), [20, 40, 160], [30, 60, None], seed=s)]
     out = scaling_summary(points, n_boot=20)
-    assert set(out["w2s_size"]) == {"weak_budget=30", "weak_budget=60", "weak_budget=120"}
-    assert set(out["w2s_size"]["weak_budget=120"]) == {"w2s_error", "ceiling_error"}
+    assert set(out["w2s_size"]) == {"weak_budget=30", "weak_budget=60", "weak_budget=all"}
+    assert set(out["w2s_size"]["weak_budget=all"]) == {"w2s_error", "ceiling_error"}
     assert set(out["weak_budget"]["w2s_size=160"]) == {"weak_error", "w2s_error"}
-    assert out["w2s_size"]["weak_budget=120"]["ceiling_error"]["alpha"] > 0  # the ceiling improves with N
+    assert out["w2s_size"]["weak_budget=all"]["ceiling_error"]["alpha"] > 0  # the ceiling improves with N
+
+
+def test_the_figure_panels_carry_each_budget_s_student_one_ceiling_and_the_fits(tmp_path):
+    """`w2s scaling` and a sweep draw through one builder: per panel one w2s series per weak budget, the ceiling
+    once, the weak error of each budget as a level, and each series' fitted line from the summary."""
+    from w2s_hf.experiments.scaling import scaling_panels
+    from w2s_hf.hooks.scaling_plot import plot_scaling
+
+    points = [{"weak_model": "m", **p} for s in (0, 1) for p in scaling_points(_Run(s), [20, 40, 160], [30, None], s)]
+    fits = {"m": scaling_summary(points, n_boot=0)}
+    (panel,) = scaling_panels(points, fits, "weak_model")
+    assert [(s["error"], s["label"]) for s in panel["series"]] == [
+        ("w2s_error", "w2s_error, weak budget 30"), ("w2s_error", "w2s_error, weak budget all"),
+        ("ceiling_error", "ceiling_error")]
+    ceiling = panel["series"][-1]
+    assert ceiling["n"] == [20, 40, 160]
+    assert ceiling["fit"] == fits["m"]["w2s_size"]["weak_budget=all"]["ceiling_error"]
+    assert ceiling["err"][0] == pytest.approx(np.mean([p["ceiling_error"] for p in points if p["w2s_size"] == 20]))
+    assert [lvl["label"] for lvl in panel["levels"]] == ["weak_error, weak budget 30", "weak_error, weak budget all"]
+    assert plot_scaling([panel], tmp_path / "s.png").stat().st_size > 0
+
+
+def test_an_error_of_zero_is_a_note_not_the_end_of_a_sweep():
+    from w2s_hf.experiments.sweep_report import scaling_lines
+
+    points = [{"seed": s, "weak_budget": None, "w2s_size": n, "weak_rows": 50, "w2s_rows": n, "weak_error": 1.0,
+               "w2s_error": 0.5 * n ** -0.5, "ceiling_error": 0.0} for s in (0, 1) for n in (10, 40)]
+    fits = scaling_summary(points, n_boot=10)["w2s_size"]["weak_budget=all"]
+    assert fits["w2s_error"]["alpha"] == pytest.approx(0.5)
+    assert fits["ceiling_error"]["alpha"] is None and "positive" in fits["ceiling_error"]["note"]
+    lines = scaling_lines({"resampling_unit": "seed", "panels": {"m / y": {"w2s_size": {"weak_budget=all": fits}}}})
+    assert "ceiling_error no fit (a power law needs positive sizes and errors)" in lines[-1]

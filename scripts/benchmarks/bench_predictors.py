@@ -13,7 +13,9 @@ own summary; an upper bound).
 `--sizes n,d_weak,d_strong`: the predictors of one run on random float32 features of that shape
 (w2s_train rows), against the exact ridge student (`fit_ridge` with its ridge path, chosen on a
 fifth as many validation rows) on the same strong features: the median of `--repeats` timings of
-each, in one process, after one warm-up call.
+each, in one process, after one warm-up call. `share_of_heads_and_predictors`: the predictors' share of
+(predictors + a run's three exact heads: weak, student, ceiling), an upper bound on their share of a
+run made from cached features (it leaves out predicting, evaluating, loading, and extracting features).
 """
 
 from __future__ import annotations
@@ -78,8 +80,11 @@ def synthetic(n: int, dw: int, ds: int, repeats: int, seed: int = 0) -> dict:
 
     t_pred = _median_time(predictors, repeats)
     t_ridge = _median_time(lambda: fit_ridge(Xs, y, Xv, yv), repeats)
+    t_weak = _median_time(lambda: fit_ridge(Xw, y, Xw[:nv] + 0.1, yv), repeats)
+    heads = t_weak + 2 * t_ridge  # a run's three exact heads: weak (weak features), student and ceiling (strong)
     return {"n": n, "d_weak": dw, "d_strong": ds, "predictors_s": round(t_pred, 4),
-            "ridge_student_s": round(t_ridge, 4), "ratio_to_one_head": round(t_pred / t_ridge, 3)}
+            "ridge_student_s": round(t_ridge, 4), "ratio_to_one_head": round(t_pred / t_ridge, 3),
+            "run_heads_s": round(heads, 4), "share_of_heads_and_predictors": round(t_pred / (t_pred + heads), 4)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from w2s_hf.config import ConfigError
+from w2s_hf.experiments.sweep import point_folder_name
 
 
 @dataclass
@@ -40,8 +41,8 @@ def premise_on_val(folder: Path, row: dict) -> bool:
     """The theorem's premise, read on val only: the teacher is weaker than the ceiling, its val gap
     (weak_error - ceiling_error) positive with a bootstrap interval above 0 (the runs' pgr is then reported).
     Under cross-fitting every fold's val must say so."""
-    base = f"normal__{row['weak_model']}__{row['strong_model']}__seed{row['seed']}".replace("/", "_")
-    base += f"__n{row['weak_budget']}" if row.get("weak_budget") else ""
+    base = point_folder_name("normal", row["weak_model"], row["strong_model"], row["seed"], row.get("weak_budget"),
+                             row.get("w2s_size"))
     folds = int(row["folds"]) if row.get("folds") else 0
     names = [f"{base}__fold{k}" for k in range(folds)] if folds else [base]
     vals = [json.loads((folder / "runs" / n / "results.json").read_text())["splits"]["val"] for n in names]

@@ -5,6 +5,11 @@ it runs (or reuses) the ordinary pipeline run in <output_dir>/runs/, then refits
 on nested subsets (w2s_hf.experiments.scaling) and writes scaling.csv, scaling.json (power-law
 exponents with intervals over seeds) and scaling.png (one panel per weak model).
 
+The same subsets as a sweep's `w2s_sizes` / `weak_budgets` axes (docs/predictors.md, "Scaling over N"):
+the axis runs every point as a full run (any task kind and head, the decomposition and predictors per
+point); this command refits only the exact ridge heads of one run per seed, in seconds. The fit, the
+sizes' rows and the figure are shared (w2s_hf.experiments.scaling, w2s_hf.hooks.scaling_plot).
+
     w2s scaling --config scripts/configs/sweep/esol_scaffold_smiles.yaml --output_dir runs/scaling/esol \
         --sizes 25 50 100 200 446 --weak_budgets 50 100 447
 """
@@ -17,40 +22,6 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-
-
-def _figure(points: list[dict], summary: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    from w2s_hf.atomic import atomic_path
-
-    models = sorted({p["weak_model"] for p in points})
-    fig = Figure(figsize=(3.4 * len(models), 3.3))
-    axes = fig.subplots(1, len(models), squeeze=False)[0]
-    for ax, model in zip(axes, models):
-        full = max(p["weak_budget"] for p in points if p["weak_model"] == model)
-        sel = [p for p in points if p["weak_model"] == model and p["weak_budget"] == full]
-        sizes = sorted({p["w2s_size"] for p in sel})
-        fits = summary[model]["w2s_size"].get(f"weak_budget={full}", {})
-        for err, color in (("w2s_error", "#1f77b4"), ("ceiling_error", "#2ca02c")):
-            mean = [np.mean([p[err] for p in sel if p["w2s_size"] == n]) for n in sizes]
-            alpha = fits.get(err, {}).get("alpha")
-            ax.loglog(sizes, mean, "o-", color=color, label=f"{err} (α={alpha:.2f})" if alpha is not None else err)
-        ax.axhline(np.mean([p["weak_error"] for p in sel]), color="#d62728", linestyle="--", label="weak_error")
-        ax.set_xticks(sizes, [str(n) for n in sizes], fontsize=7)
-        ax.minorticks_off()
-        ax.set_title(model, fontsize=9)
-        ax.set_xlabel("w2s_train size N")
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("test MSE (mean over seeds)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
 
 
 @dataclass
@@ -75,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from w2s_hf.atomic import atomic_path, write_json_atomic
     from w2s_hf.commands import start_accelerator
-    from w2s_hf.experiments.scaling import scaling_points, scaling_summary
+    from w2s_hf.experiments.scaling import scaling_panels, scaling_points, scaling_summary
     from w2s_hf.experiments.sweep import SweepConfig, point_folder
+    from w2s_hf.hooks.scaling_plot import plot_scaling
     from w2s_hf.pipeline.run import W2SPipeline
 
     overrides = {"output_dir": args.output_dir, "seeds": args.seeds, "n_boot": 0}
@@ -109,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(points)
     write_json_atomic(out / "scaling.json", {"sizes": args.sizes, "weak_budgets": args.weak_budgets,
                                              "seeds": config.seeds, "exponents": summary}, strict=False)
-    _figure(points, summary, out / "scaling.png", f"{config.name or config.task}: errors against N")
+    plot_scaling(scaling_panels(points, summary, "weak_model"), out / "scaling.png",
+                 title=f"{config.name or config.task}: errors against N")
     print(json.dumps({m: {k: {e: round(v["alpha"], 3) for e, v in fits.items()}
                           for k, fits in s["w2s_size"].items()} for m, s in summary.items()}, indent=1))
     print(f"wrote {out / 'scaling.csv'}, scaling.json, scaling.png")

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         from w2s_hf.experiments.sweep_report import format_sweep_summary
 
         print("\n" + format_sweep_summary(summary, Path(config.output_dir) / "sweep.csv"))
-        print(f"wrote {Path(config.output_dir) / 'sweep.csv'}, sweep.json, misfit_vs_gain.png")
+        figures = "misfit_vs_gain.png" + (", scaling_vs_n.png" if len(config.sizes) > 1 else "")
+        print(f"wrote {Path(config.output_dir) / 'sweep.csv'}, sweep.json, {figures}")
     return 0
 
 

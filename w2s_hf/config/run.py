@@ -160,6 +160,10 @@ class TaskArguments:
     weak_budget: int | None = field(default=None, metadata=_help(
         "Graded weak teachers: the weak head trains on this many gold labels, a subset of weak_train drawn with "
         "split_seed (budgets of one seed are nested). Default: every weak_train row."))
+    w2s_size: int | None = field(default=None, metadata=_help(
+        "Scaling over N: the student and the ceiling train on this many w2s_train rows, the first N of one order "
+        "drawn with split_seed (sizes of one seed are nested: the 64 rows are inside the 128). Default: every "
+        "w2s_train row."))
     cv_folds: int | None = field(default=None, metadata=_help(
         "Cross-fitting: K folds over the labelled rows (whole scaffold groups for split=scaffold); this run's test "
         "split is fold cv_fold and val is drawn from the rest. A sweep runs every fold and pools the test rows, so "
@@ -215,6 +219,9 @@ class TaskArguments:
             raise ConfigError(f"weak_fraction={self.weak_fraction} must be strictly between 0 and 1.")
         if self.weak_budget is not None and self.weak_budget < 2:
             raise ConfigError(f"weak_budget={self.weak_budget} must be >= 2 (a head needs two labelled rows).")
+        if self.w2s_size is not None and self.w2s_size < 2:
+            raise ConfigError(f"w2s_size={self.w2s_size} must be >= 2 (a head needs two rows); omit it for every "
+                              "w2s_train row.")
         if self.cv_folds is not None:
             if self.cv_folds < 2:
                 raise ConfigError(f"cv_folds={self.cv_folds} must be >= 2.")

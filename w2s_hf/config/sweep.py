@@ -1,7 +1,8 @@
 """A sweep's config: a run config (every key of `W2SConfig`, the strong representation among them) plus its axes.
 
-The axes are what a sweep varies: the weak models (each a `RepresentationConfig`), the split seeds and
-the weak teachers' label budgets; with `cv_folds` (a run key) every point is pooled over its folds.
+The axes are what a sweep varies: the weak models (each a `RepresentationConfig`), the split seeds,
+the weak teachers' label budgets and the w2s_train sizes (scaling over N); with `cv_folds` (a run key)
+every point is pooled over its folds.
 The file is read by the run's own parser (`config.parser.flatten` and `check_types`), so a key means
 the same in a sweep as in `train_w2s.py`, and the command line overrides the file the same way:
 
@@ -35,6 +36,9 @@ class SweepAxes:
     weak_budgets: list[str] | None = field(default=None, metadata=_help(
         "Graded weak teachers: label budgets of the weak heads (numbers, or 'all' for every weak_train row), an "
         "axis beside the weak models; each is drawn from weak_train with the split seed."))
+    w2s_sizes: list[str] | None = field(default=None, metadata=_help(
+        "Scaling over N: w2s_train sizes the student and the ceiling train on (numbers, or 'all'), crossed with "
+        "the weak models, budgets and seeds; the sizes of one seed are nested subsets (run key w2s_size)."))
     swap_roles: bool = field(default=False, metadata=_help("Also train each weak model on the strong model's labels."))
     eval_split: str = field(default="test", metadata=_help("Split whose decomposition the panel plots."))
     name: str | None = field(default=None, metadata=_help("Title of the sweep's plot."))
@@ -51,6 +55,7 @@ class SweepConfig:
     axes: SweepAxes
     weak_models: list[RepresentationConfig]
     budgets: list[int | None]
+    sizes: list[int | None] = field(default_factory=lambda: [None])  # w2s_sizes: None = every w2s_train row
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -73,7 +78,8 @@ class SweepConfig:
         labels = [w.label for w in weak]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"weak_models in {source} have repeated names {labels}; give each a distinct 'name'.")
-        config = cls(base, axes, weak, _budgets(axes.weak_budgets, source))
+        config = cls(base, axes, weak, _sizes("weak_budgets", axes.weak_budgets, source),
+                     _sizes("w2s_sizes", axes.w2s_sizes, source))
         for seed in axes.seeds:
             config.run_config(weak[0], config.strong, seed, "check")  # validates every key now
         return config
@@ -112,12 +118,13 @@ class SweepConfig:
         return list(range(self.base.task.cv_folds)) if self.base.task.cv_folds else [None]
 
     def run_config(self, weak: RepresentationConfig, strong: RepresentationConfig, seed: int, folder: str,
-                   budget: int | None = None, fold: int | None = None) -> W2SConfig:
-        """The run of one point: the base config with these representations, seed, budget and fold."""
+                   budget: int | None = None, fold: int | None = None, size: int | None = None) -> W2SConfig:
+        """The run of one point: the base config with these representations, seed, budget, w2s_train size and
+        fold."""
         config = W2SConfig(*(dataclasses.replace(p) for p in self.base.parts()))
         config.model.set_representation("weak", weak)
         config.model.set_representation("strong", strong)
-        config.task.split_seed, config.task.weak_budget = seed, budget
+        config.task.split_seed, config.task.weak_budget, config.task.w2s_size = seed, budget, size
         config.task.cv_fold = 0 if fold is None else fold
         config.run.output_dir = str(Path(self.base.run.output_dir) / "runs" / folder)
         return config.validate()
@@ -128,7 +135,9 @@ class SweepConfig:
                 "strong": self.strong.as_dict(), "weak_models": [w.as_dict() for w in self.weak_models]}
 
 
-def _budgets(values: list[Any] | None, source: str) -> list[int | None]:
+def _sizes(key: str, values: list[Any] | None, source: str) -> list[int | None]:
+    """The numbers of rows of an axis (weak_budgets, w2s_sizes); 'all' is None. Checked against each split's
+    rows before any run starts (`experiments.sweep.check_sizes`)."""
     if not values:
         return [None]
     out: list[int | None] = []
@@ -136,7 +145,9 @@ def _budgets(values: list[Any] | None, source: str) -> list[int | None]:
         if str(value).strip().lower() == "all":
             out.append(None)
         elif isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 2:
-            raise ConfigError(f"weak_budgets in {source}: {value!r} must be a number of rows >= 2 or 'all'.")
+            raise ConfigError(f"{key} in {source}: {value!r} must be a number of rows >= 2 or 'all'.")
         else:
             out.append(int(value))
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{key} in {source} repeats a value: {values}.")
     return out

@@ -26,6 +26,9 @@ def resolve_split(split: str, input_kind: str) -> str:
 
 # Distinct streams so the weak/w2s division does not reuse the numbers that drew train/val/test.
 _STREAM_SPLIT, _STREAM_WEAK, _STREAM_FOLDS = 0, 1, 2
+# Streams of the split seed for the nested training subsets: graded weak teachers (weak_budget) and
+# scaling over N (w2s_size); the splits above never draw from them.
+STREAM_WEAK_BUDGET, STREAM_W2S_SIZE = 3, 4
 
 
 def rng_for(seed: int, stream: int) -> np.random.Generator:
@@ -34,6 +37,14 @@ def rng_for(seed: int, stream: int) -> np.random.Generator:
         raise TypeError(f"seed must be an int, got {seed!r}")
     seed = int(seed)
     return np.random.default_rng(np.random.SeedSequence([abs(seed), int(seed < 0), stream]))
+
+
+def nested_subset(n: int, size: int, seed: int, stream: int) -> np.ndarray:
+    """Sorted positions of `size` of n rows: the first `size` of one order drawn from (seed, stream), so the
+    subsets of one seed are nested (the 64 rows are inside the 128) and `size == n` is every row."""
+    if not 0 < size <= n:
+        raise ValueError(f"a subset of {size} rows out of {n}")
+    return np.sort(rng_for(seed, stream).permutation(n)[:size])
 
 
 def _counts(n: int, fractions: Sequence[float]) -> tuple[int, int]:

@@ -65,11 +65,11 @@ def principal_components(X: np.ndarray) -> Components:
     than an SVD, and U itself is never formed. Components below 1e-6 of the largest singular value are
     dropped: the Gram route resolves them poorly and their weight mu / (mu + beta) here is below 1e-11.
     """
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[0] < 2:
-        raise ValueError(f"features must be a (n, d) array with n >= 2 rows, got shape {X.shape}")
-    n, d = X.shape
-    Xc = X - X.mean(axis=0)
+    if np.ndim(X) != 2 or np.shape(X)[0] < 2:
+        raise ValueError(f"features must be a (n, d) array with n >= 2 rows, got shape {np.shape(X)}")
+    Xc = np.array(X, dtype=np.float64)  # one float64 copy, centred in place (the same numbers as X - mean)
+    Xc -= Xc.mean(axis=0)
+    n, d = Xc.shape
     eig, V = np.linalg.eigh(Xc.T @ Xc if d <= n else Xc @ Xc.T)
     eig, V = eig[::-1], V[:, ::-1]
     keep = eig > (1e-12 * eig[0] if eig[0] > 0 else np.inf)

@@ -94,21 +94,23 @@ def correlation(points: list[dict[str, Any]], name: str, *, n_boot: int = 1000, 
 
 def selection_regret(points: list[dict[str, Any]], name: str, *, n_boot: int = 1000, seed: int = BOOT_SEED,
                      confidence: float = 0.95) -> dict[str, Any]:
-    """Choose, per (seed, target), the weak model with the largest value x direction; the mean regret in
-    test w2s_error, with an interval over seeds. Scenarios where a weak model lacks the value are skipped."""
+    """Choose, per (seed, target[, weak budget, w2s_train size]), the weak model with the largest value x
+    direction; the mean regret in test w2s_error, with an interval over seeds. Scenarios where a weak model
+    lacks the value are skipped."""
     direction = DIRECTIONS.get(name, 1)
     scenarios: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for p in points:
-        scenarios[(p["seed"], p["target"])].append(p)
+    for p in points:  # a choice among weak models at one weak budget and w2s_train size (the sweep's axes)
+        scenarios[(p["seed"], p["target"], p.get("weak_budget"), p.get("w2s_size"))].append(p)
     regrets, seeds, choices = [], [], {}
-    for (s, target), cands in sorted(scenarios.items(), key=lambda kv: str(kv[0])):
+    for (s, target, budget, size), cands in sorted(scenarios.items(), key=lambda kv: str(kv[0])):
         if len(cands) < 2 or any(c.get(name) is None for c in cands):
             continue
         chosen = max(cands, key=lambda c: direction * float(c[name]))
         best = min(float(c["w2s_error"]) for c in cands)
         regrets.append(float(chosen["w2s_error"]) - best)
         seeds.append(s)
-        choices[f"seed{s}/{target}"] = chosen["weak_model"]
+        choices[f"seed{s}/{target}" + ("" if budget in (None, "") else f"/n{budget}")
+                + ("" if size in (None, "") else f"/N{size}")] = chosen["weak_model"]
     out: dict[str, Any] = {"n_scenarios": len(regrets), "chosen": choices,
                            "mean_regret": float(np.mean(regrets)) if regrets else None, "ci": None}
     if regrets and n_boot and len(set(seeds)) > 1:

@@ -11,6 +11,7 @@ More (design notes): docs/ARCHITECTURE.md, "Module notes".
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import os
 import time
@@ -35,7 +36,8 @@ RepSpec = RepresentationConfig
 __all__ = ["CSV_COLUMNS", "RESAMPLING_UNIT", "RepSpec", "SweepAxes", "SweepConfig", "run_sweep"]
 # the residual diagnostics (split, bounds, ceiling as truth) and whether the split was fitted on, then the knobs
 CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge",
-               "in_sample", *DIAGNOSTICS, "weak_budget", "weak_ridge", "ceiling_ridge", "folds")
+               "in_sample", *DIAGNOSTICS, "weak_budget", "weak_ridge", "ceiling_ridge", "folds",
+               "w2s_size", "w2s_rows", "weak_rows")  # w2s_size: the axis's value; *_rows: rows each head trained on
 # every run's gain predictors (results.json -> predictors.per_target), one column each (the misfit is one already)
 PREDICTOR_COLUMNS = tuple(p for p in PREDICTORS if p not in QUANTITIES)
 # a divergence's own columns (w2s_hf.divergences.sweep_columns): classification sweeps add these (the KL
@@ -101,9 +103,39 @@ def _ceiling_on_val(pipeline, role: str) -> dict[str, float]:
     return {"mean": float(err.mean()), **{t: float(e) for t, e in zip(pipeline.targets, err)}}
 
 
-def point_folder(direction: str, weak: RepresentationConfig, strong: RepresentationConfig, seed: int) -> str:
+def point_folder(direction: str, weak: RepresentationConfig, strong: RepresentationConfig, seed: int,
+                 budget: int | None = None, size: int | None = None) -> str:
     """The run folder (under <output_dir>/runs/) of one sweep point; other experiments reuse it by this name."""
-    return f"{direction}__{weak.label}__{strong.label}__seed{seed}".replace("/", "_")
+    return point_folder_name(direction, weak.label, strong.label, seed, budget, size)
+
+
+def point_folder_name(direction: str, weak: str, strong: str, seed: Any, budget: Any = None, size: Any = None) -> str:
+    """`point_folder` from labels (sweep.csv's columns; '' or None: no budget / every w2s_train row)."""
+    name = f"{direction}__{weak}__{strong}__seed{seed}"
+    name += "" if budget in (None, "") else f"__n{budget}"
+    name += "" if size in (None, "") else f"__w2s{size}"
+    return name.replace("/", "_")
+
+
+def check_sizes(config: SweepConfig, tasks: dict) -> None:
+    """Every weak budget and w2s_train size against its split's rows, for every (seed, fold), before any run
+    starts: a size too large fails at once, not after the runs before it. Loads the tasks into `tasks`."""
+    from ..data import TaskRows, load_task
+    from ..errors import ConfigError
+
+    for seed in config.seeds:
+        for fold in config.folds:
+            run = config.run_config(config.weak_models[0], config.strong, seed, "check", fold=fold)
+            if (seed, fold) not in tasks:
+                tasks[(seed, fold)] = load_task(config.task, **run.task.load_kwargs())
+            rows = TaskRows.of(tasks[(seed, fold)]).sizes()
+            for key, values, split in (("weak_budgets", config.budgets, "weak_train"),
+                                       ("w2s_sizes", config.sizes, "w2s_train")):
+                over = [v for v in values if v is not None and v > rows[split]]
+                if over:
+                    where = f"split_seed {seed}" + ("" if fold is None else f", cv_fold {fold}")
+                    raise ConfigError(f"{key} {over} exceed the {rows[split]} rows of {split} ({where}); lower "
+                                      "them or use 'all'.")
 
 
 def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
@@ -111,15 +143,15 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     from accelerate import Accelerator
 
     from ..atomic import atomic_path, write_json_atomic
-    from ..data import load_task
     from ..decomposition.selection import select_weak_model
     from ..hooks.plots import plot_misfit_vs_gain
 
     accelerator = accelerator or Accelerator(cpu=True)
     started = time.perf_counter()
     out = Path(config.output_dir)
-    first = config.run_config(config.weak_models[0], config.strong, config.seeds[0], "check")
-    texts = encoded_inputs(load_task(config.task, **first.task.load_kwargs()))
+    tasks: dict[tuple, Any] = {}  # a split is loaded (files read, SMILES parsed) once per (seed, fold)
+    check_sizes(config, tasks)  # before any feature is extracted
+    texts = encoded_inputs(tasks[(config.seeds[0], config.folds[0])])
     _warm_cache(config, [config.strong, *config.weak_models], texts, accelerator)
 
     directions = [("normal", w, config.strong) for w in config.weak_models]
@@ -130,19 +162,16 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
     proxy_rows: list[PointRows] = []
     results: dict[tuple[str, str, int], dict] = {}
     ceilings: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
-    tasks: dict[tuple, Any] = {}  # a split is loaded (files read, SMILES parsed) once per (seed, fold)
     divergence = None  # the runs' (the students' loss names it): its columns close sweep.csv's header
     for direction, weak, strong in directions:
-        for budget in config.budgets:
-            for seed in config.seeds:
-                point = _run_point(config, direction, weak, strong, budget, seed, accelerator, ceilings, tasks)
-                divergence = point["divergence"]
-                label = _point_label(weak if direction == "normal" else strong, budget)
-                results[(direction, label, seed)] = point["results"]
-                rows += point["rows"]
-                if direction == "normal":
-                    point_rows += point["point_rows"]
-                    proxy_rows += point["proxy_rows"]
+        for budget, size, seed in itertools.product(config.budgets, config.sizes, config.seeds):
+            point = _run_point(config, direction, weak, strong, (budget, size), seed, accelerator, ceilings, tasks)
+            divergence = point["divergence"]
+            results[(direction, point["label"], seed)] = point["results"]
+            rows += point["rows"]
+            if direction == "normal":
+                point_rows += point["point_rows"]
+                proxy_rows += point["proxy_rows"]
     summary = _summarise(config, rows, point_rows, results, ceilings, select_weak_model, proxy_rows)
     # the sweep's wall time up to its summary (the figure and files after it take well under a second)
     summary["seconds"] = round(time.perf_counter() - started, 3)
@@ -160,35 +189,46 @@ def run_sweep(config: SweepConfig, accelerator=None) -> dict[str, Any]:
             panel_key="target",
             title=f"{config.name or config.task} ({config.split}), strong = {config.strong.label}",
         )
+        if len(config.sizes) > 1:  # errors against the w2s_train rows, one panel per (weak model, target)
+            _plot_scaling(config, normal, summary["scaling"], out / "scaling_vs_n.png")
     accelerator.wait_for_everyone()
     return summary
 
 
-def _point_label(weak: RepresentationConfig, budget: int | None) -> str:
-    return weak.label if budget is None else f"{weak.label}@n{budget}"
+def _plot_scaling(config: SweepConfig, rows: list[dict], scaling: dict, path: Path) -> None:
+    from ..hooks.scaling_plot import plot_scaling
+    from .scaling import scaling_panels
+
+    points = [{**r, "panel": f"{r['weak_model']} / {r['target']}"} for r in rows]
+    plot_scaling(scaling_panels(points, scaling["panels"], "panel"), path,
+                 title=f"{config.name or config.task}: {config.eval_split} errors against the w2s_train rows N")
 
 
-def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: int, accelerator,
+def _point_label(weak: RepresentationConfig, budget: int | None, size: int | None = None) -> str:
+    return weak.label + ("" if budget is None else f"@n{budget}") + ("" if size is None else f"@N{size}")
+
+
+def _run_point(config: SweepConfig, direction: str, weak, strong, budget_size: tuple, seed: int, accelerator,
                ceilings: dict, tasks: dict) -> dict[str, Any]:
-    """One point: one run, or under cross-fitting one run per fold with the test rows pooled."""
-    from ..data import load_task
+    """One point (a weak budget and w2s_train size): one run, or under cross-fitting one run per fold with the
+    test rows pooled. `tasks`: every (seed, fold)'s loaded task (`check_sizes`)."""
     from ..decomposition.core import DIVERGENCES, decompose
     from ..pipeline.run import W2SPipeline
 
-    folds = config.folds
-    label = _point_label(weak, budget) if direction == "normal" else _point_label(strong, budget)
-    base = point_folder(direction, weak, strong, seed) + ("" if budget is None else f"__n{budget}")
-    runs, evals = [], []
+    folds, (budget, size) = config.folds, budget_size
+    label = _point_label(weak if direction == "normal" else strong, budget, size)
+    base = point_folder(direction, weak, strong, seed, budget, size)
+    runs, evals, trained = [], [], []
     for fold in folds:
         folder = (base + ("" if fold is None else f"__fold{fold}")).replace("/", "_")
-        run = config.run_config(weak, strong, seed, folder, budget=budget, fold=fold)
-        if (seed, fold) not in tasks:
-            tasks[(seed, fold)] = load_task(config.task, **run.task.load_kwargs())
+        run = config.run_config(weak, strong, seed, folder, budget=budget, fold=fold, size=size)
         # one compact summary at the end (sweep_report.py), not a decomposition table per run
         pipeline = W2SPipeline(run, accelerator=accelerator, task=tasks[(seed, fold)], print_table=False)
         runs.append(pipeline.run())
+        trained.append([len(pipeline.train_subset(s)) for s in ("w2s_train", "weak_train")])
         evals.append(_eval_rows(pipeline, config.eval_split))
-        if direction == "normal" and fold in (None, 0):
+        if direction == "normal" and fold in (None, 0) and seed not in ceilings[weak.label]:
+            # on every w2s_train row with gold labels: the same for every budget and size of this seed
             ceilings[weak.label][seed] = _ceiling_on_val(pipeline, "weak")
             ceilings[strong.label].setdefault(seed, _ceiling_on_val(pipeline, "strong"))
     # a divergence with extras (KL: accuracies beside it) reports them and the diagnostics' ceiling-as-truth residual
@@ -221,7 +261,10 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget, seed: 
                      if fold is not None else config.eval_split, **{c: values.get(c) for c in QUANTITIES}, **chosen,
                      "in_sample": block.get("in_sample", False),
                      **{c: block["diagnostics_per_target"].get(target, {}).get(c) for c in DIAGNOSTICS},
-                     "weak_budget": budget, "folds": len(folds) if fold is not None else None,
+                     "weak_budget": budget, "folds": len(folds) if fold is not None else None, "w2s_size": size,
+                     # under cross-fitting each fold's split has its own size: the median over folds
+                     "w2s_rows": int(np.median([t[0] for t in trained])),
+                     "weak_rows": int(np.median([t[1] for t in trained])),
                      **{p: predicted.get(target, {}).get(p) for p in PREDICTOR_COLUMNS}})
         point_rows.append(PointRows(e["ids"], gain_rows[:, j], misfit_rows[:, j]))
         if proxy_rows is not None:  # the same rows with the ceiling's predictions as the truth
@@ -288,14 +331,15 @@ def _selection(config, results, targets, select_weak_model, misfit_split: str) -
     """Weak-model choice per (seed, budget, target) with the misfit read on `misfit_split`, and mean regrets."""
     per_scenario, regrets = {}, defaultdict(list)
     for seed in config.seeds:
-        for budget in config.budgets:
-            labels = [_point_label(w, budget) for w in config.weak_models]
+        for budget, size in itertools.product(config.budgets, config.sizes):
+            labels = [_point_label(w, budget, size) for w in config.weak_models]
             candidates = {label: results[("normal", label, seed)] for label in labels}
             for target in targets:
                 pick = select_weak_model(
                     candidates, target=target, misfit_split=misfit_split, evaluate_on=config.eval_split
                 )
-                scenario = f"seed{seed}/{target}" + ("" if budget is None else f"/n{budget}")
+                scenario = (f"seed{seed}/{target}" + ("" if budget is None else f"/n{budget}")
+                            + ("" if size is None else f"/N{size}"))
                 per_scenario[scenario] = pick.as_dict()
                 for rule, info in pick.baselines.items():
                     regrets[rule].append(info["regret"])
@@ -345,15 +389,19 @@ def _summarise(config, rows, point_rows, results, ceilings, select_weak_model, p
 
     predictors = score_predictors(normal, n_boot=1000 if config.n_boot else 0, seed=BOOT_SEED)
     predictors["gain_split"] = config.eval_split
+    from .scaling import sweep_scaling
+
+    scaling = sweep_scaling(normal, n_boot=n_boot if config.n_boot else 0)  # power laws over w2s_sizes, weak_budgets
     ceiling_mean = {rep: float(np.mean([v["mean"] for v in per_seed.values()])) for rep, per_seed in ceilings.items()}
     summary = {
         "config": config.as_dict(),
-        "n_runs": len({(r["weak_model"], r["weak_budget"], r["seed"]) for r in normal}),
+        "n_runs": len({(r["weak_model"], r["weak_budget"], r["w2s_size"], r["seed"]) for r in normal}),
         "fit": fits,
         "bootstrap": {"resampling_unit": RESAMPLING_UNIT, "seed": BOOT_SEED, "n_boot": n_boot,
                       "not_resampled": "the weak models, the fitted heads and the splits (intervals are "
                                        "conditional on them)"},
         "predictors": predictors,
+        "scaling": scaling,
         "mean_residual": float(np.mean([r["residual"] for r in normal])),
         "share_positive_gain": float(np.mean([r["gain"] > 0 for r in normal])),
         "residual_split": _residual_split(normal, proxy_rows, n_boot),

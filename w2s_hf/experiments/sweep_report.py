@@ -31,13 +31,35 @@ def _line(label: str, fit: dict[str, Any]) -> str:
             f"R^2 {fit['r2']:.3f}, {fit['n']} points")
 
 
+def _alpha(fit: dict[str, Any]) -> str:
+    if fit.get("alpha") is None:
+        return f"no fit ({fit.get('note')})"
+    ci = fit.get("ci")
+    return f"{fit['alpha']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (no interval: one seed)")
+
+
+def scaling_lines(scaling: dict[str, Any] | None) -> list[str]:
+    """The power-law exponents of a sweep with w2s_sizes / weak_budgets axes (sweep.json -> scaling)."""
+    if not scaling:
+        return []
+    out = [f"power laws err = a*N^-alpha, alpha with 95% interval (resampling {scaling['resampling_unit']}):"]
+    for panel, fits in scaling["panels"].items():
+        for axis, rows in (("w2s_size", "w2s_train rows"), ("weak_budget", "weak label budget")):
+            for fixed, errors in fits.get(axis, {}).items():
+                out.append(f"  {panel}, over the {rows} ({fixed}): "
+                           + ", ".join(f"{e} {_alpha(f)}" for e, f in errors.items()))
+    return out
+
+
 def format_sweep_summary(summary: dict[str, Any], csv_path: str | os.PathLike) -> str:
     """Runs averaged over seeds per (weak model, target), then the fitted line(s), residual and selection."""
     with open(csv_path, newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["direction"] == "normal"]
     groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["weak_model"], r["target"])].append(r)
+    for r in rows:  # a weak model at each label budget (@n) and w2s_train size (@N) is a row of its own
+        label = (r["weak_model"] + (f"@n{r['weak_budget']}" if r.get("weak_budget") else "")
+                 + (f"@N{r['w2s_size']}" if r.get("w2s_size") else ""))
+        groups[(label, r["target"])].append(r)
     width = max([len("weak model"), *(len(w) for w, _ in groups)])
     twidth = max([len("target"), *(len(t) for _, t in groups)])
     split = rows[0]["split"] if rows else "?"
@@ -53,6 +75,7 @@ def format_sweep_summary(summary: dict[str, Any], csv_path: str | os.PathLike) -
         out.append(_line(f"  {target}", fit))
     out.append(f"intervals resample whole runs ({summary['bootstrap']['resampling_unit']}); "
                f"mean residual {summary['mean_residual']:.4f}; gain > 0 in {summary['share_positive_gain']:.0%}")
+    out += scaling_lines(summary.get("scaling"))
     regret = summary["selection"]["mean_regret"]
     if regret:
         out.append("weak-model choice, mean regret: " + ", ".join(f"{k} {v:.4f}" for k, v in regret.items()))

@@ -5,6 +5,7 @@
                    `metric_path` (the `evaluate` metric module under metrics/)
     callbacks.py   `MisfitCallback`: the decomposition inside a `transformers.Trainer`
     plots.py       `plot_misfit_vs_gain` and the sweep figures
+    scaling_plot.py  `plot_scaling`: errors against the training rows N, log-log, with fitted power laws
 
 `callbacks` imports transformers, so it is loaded on first use.
 """

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..data.kinds import TASK_KINDS
 from ..data.rows import EVAL_SPLITS, SPLIT_NAMES, TaskRows
+from ..data.splits import STREAM_W2S_SIZE, STREAM_WEAK_BUDGET, nested_subset
 from ..divergences import get_loss
 from ..errors import ConfigError
 from .protocol import FIT_SPLITS, GOLD, HEADS, PROTOCOL, SELECTION_SPLITS, STAGES, HeadSpec, active_heads, teacher_of
@@ -41,7 +42,7 @@ _CONTROL_KEYS = {"output_dir", "cache_dir", "stages", "overwrite", "report_to", 
 # identity and older run folders are still recognised as the same run.
 _INERT_AT_DEFAULT = {"weak_scale": "none", "strong_scale": "none", "weak_pca": None, "strong_pca": None,
                      "weak_parts": None, "strong_parts": None, "weak_ridge": None, "w2s_ridge": None,
-                     "ceiling_ridge": None, "weak_budget": None, "cv_folds": None, "cv_fold": 0,
+                     "ceiling_ridge": None, "weak_budget": None, "w2s_size": None, "cv_folds": None, "cv_fold": 0,
                      "weak_chat_template": False, "strong_chat_template": False, "weak_device_map": None,
                      "strong_device_map": None, "dataset_config": None, "dataset_revision": None, "data_files": None,
                      "split_map": None, "template": None, "pair_column": None,
@@ -115,7 +116,8 @@ class W2SPipeline:
         self._reused: dict[str, bool] = {}  # per stage of this invocation: were its artifacts reused?
         self.folder.check_config(self.identity, config.run.overwrite)
         _warn_degenerate(config, self.data)
-        self._budget = _budget_rows(config.task, len(self.data.ids["weak_train"]))
+        # the rows of each training split that its heads train on (None: all): graded weak teachers, scaling over N
+        self._subsets = {split: _subset_rows(config.task, split, len(self.data.ids[split])) for split in _SUBSETS}
         for spec in self.active:
             if spec.kind == "lora":  # target modules resolved on the meta device: no weights loaded
                 from ..heads.lora import check_lora_targets
@@ -333,14 +335,7 @@ class W2SPipeline:
         results = {
             # the split as resolved for this task (--split auto: scaffold for SMILES, random for text)
             "config": {**self.config.to_dict(), "split": self.task.split},
-            "task": {
-                "name": self.task.name,
-                "targets": self.targets,
-                "input_kind": self.task.input_kind,
-                "sizes": self.data.sizes(),
-                **({} if self.kind.name == "regression" else {"task_type": self.kind.name}),
-                **({} if not self.kind.has_classes else {"classes": self.classes}),
-            },
+            "task": self._task_record(),
             "fingerprints": {r: features.get(r, {}).get("fingerprint") for r in ROLES},
             "heads": {n: folder.read_json(folder.head_record(n)) for n in preds if folder.head_record(n).exists()},
             "splits": splits,
@@ -361,15 +356,30 @@ class W2SPipeline:
                 hook.on_end(results)
         self.accelerator.wait_for_everyone()
 
+    def _task_record(self) -> dict[str, Any]:
+        """results.json -> task: what was run on, and the rows the heads of each training split trained on."""
+        return {
+            "name": self.task.name,
+            "targets": self.targets,
+            "input_kind": self.task.input_kind,
+            "sizes": self.data.sizes(),
+            # weak_budget / w2s_size rows, else every row of the split
+            "trained_rows": {split: len(self.train_subset(split)) for split in _SUBSETS},
+            **({} if self.kind.name == "regression" else {"task_type": self.kind.name}),
+            **({} if not self.kind.has_classes else {"classes": self.classes}),
+        }
+
     def _predictors(self, preds: dict[str, dict[str, np.ndarray]], splits: dict[str, Any]) -> dict[str, Any]:
         """The gain's predictors (`w2s_hf.decomposition.predictors`) from the w2s_train features and the
         gathered predictions: every process holds every row, so each computes the same block."""
         from ..decomposition.predictors import predictor_block
 
         start, teacher = time.perf_counter(), preds[self.teacher.name]
+        rows = self.train_subset("w2s_train")  # the rows the student trained on (all, or a w2s_size of them)
         block = predictor_block(
-            weak_features=self.rows("weak", "w2s_train"), strong_features=self.rows("strong", "w2s_train"),
-            weak_labels=teacher["w2s_train"], weak_pred=teacher, ceiling_pred=preds.get("ceiling"), gold=self.gold,
+            weak_features=self.rows("weak", "w2s_train")[rows], strong_features=self.rows("strong", "w2s_train")[rows],
+            weak_labels=teacher["w2s_train"][rows], weak_pred=teacher, ceiling_pred=preds.get("ceiling"),
+            gold=self.gold,
             misfit={t: v["misfit"] for t, v in splits["test"]["per_target"].items()}, targets=self.targets,
             classification=self.kind.has_classes, eval_split="test", gold_split="val")
         self.timings["predictors"] = round(time.perf_counter() - start, 4)
@@ -452,11 +462,14 @@ class W2SPipeline:
         return FitRequest(y=y_train[shard], y_val=y_val[shard], X=X[shard], X_val=X_val[shard], X_val_all=X_val,
                           y_val_all=y_val, **common)
 
+    def train_subset(self, split: str) -> np.ndarray:
+        """Positions within a training split of the rows its heads train on: all of them, a `weak_budget` of
+        weak_train (graded weak teachers) or a `w2s_size` of w2s_train (scaling over N)."""
+        found = self._subsets.get(split)
+        return np.arange(len(self.data.ids[split])) if found is None else found
+
     def _train_subset(self, spec: HeadSpec) -> np.ndarray:
-        """Positions within its training split of the rows a head trains on: all of them, or for the heads on
-        weak_train a `weak_budget` of them (graded weak teachers)."""
-        n = len(self.data.ids[spec.train_split])
-        return self._budget if spec.train_split == "weak_train" and self._budget is not None else np.arange(n)
+        return self.train_subset(spec.train_split)
 
     def _on_eval(self, spec: HeadSpec) -> Callable[[int, Any], None]:
         """adamw and LoRA evaluation points (every `eval_every` steps, on every process).
@@ -601,20 +614,21 @@ def _warn_degenerate(config: W2SConfig, data: TaskRows) -> None:
                               "of predicting a constant, and the decomposition is degenerate.", stacklevel=3)
 
 
-def _budget_rows(task_args, n_weak: int) -> np.ndarray | None:
-    """Positions within weak_train of a `weak_budget` of its rows, drawn with the split seed; the first b rows of
-    one seeded order, so the budgets of a seed are nested (16 of them are inside 32)."""
-    budget = task_args.weak_budget
-    if budget is None:
+# the config key that sizes each training split's subset, and its stream of the split seed
+_SUBSETS = {"weak_train": ("weak_budget", STREAM_WEAK_BUDGET), "w2s_train": ("w2s_size", STREAM_W2S_SIZE)}
+
+
+def _subset_rows(task_args, split: str, n: int) -> np.ndarray | None:
+    """Positions within `split` of the `weak_budget` / `w2s_size` rows its heads train on, drawn with the split
+    seed: the first N rows of one seeded order, so the subsets of a seed are nested (16 rows are inside 32)."""
+    key, stream = _SUBSETS[split]
+    size = getattr(task_args, key)
+    if size is None:
         return None
-    if budget > n_weak:
-        raise ConfigError(f"weak_budget={budget} is more than the {n_weak} rows of weak_train; lower it or drop it.")
-    from ..data.splits import rng_for
-
-    return np.sort(rng_for(task_args.split_seed, _BUDGET_STREAM).permutation(n_weak)[:budget])
-
-
-_BUDGET_STREAM = 3  # a stream of the split seed that the splits (0-2) do not use
+    if size > n:
+        raise ConfigError(f"{key}={size} is more than the {n} rows of {split} (split_seed {task_args.split_seed}); "
+                          "lower it or drop it.")
+    return nested_subset(n, size, task_args.split_seed, stream)
 
 
 def run_w2s(config: W2SConfig, accelerator=None, hooks: list | None = None) -> dict[str, Any]:
