@@ -200,3 +200,14 @@ def test_a_sweep_over_n_on_two_processes_gives_the_numbers_of_one(molecules, tmp
                 other = summary2["scaling"]["panels"][name]["w2s_size"][fixed][error]
                 assert other["alpha"] == pytest.approx(fit["alpha"], rel=1e-6, abs=1e-9)
                 assert other["ci"] == pytest.approx(fit["ci"], rel=1e-6, abs=1e-9)
+
+
+def test_an_exponent_without_interval_says_why():
+    from w2s_hf.experiments.sweep_report import scaling_lines
+
+    def lines(n_seeds):
+        fit = {"alpha": 0.5, "a": 1.0, "n_points": 6, "n_seeds": n_seeds, "ci": None}
+        return scaling_lines({"resampling_unit": "seed", "panels": {"w / y": {"w2s_size": {"budget=all": {
+            "w2s_error": fit}}}}})[1]
+    assert "no interval: one seed" in lines(1)
+    assert "no bootstrap (n_boot 0)" in lines(3) and "one seed" not in lines(3)

@@ -35,7 +35,10 @@ def _alpha(fit: dict[str, Any]) -> str:
     if fit.get("alpha") is None:
         return f"no fit ({fit.get('note')})"
     ci = fit.get("ci")
-    return f"{fit['alpha']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else " (no interval: one seed)")
+    if ci:
+        return f"{fit['alpha']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    why = "one seed" if fit.get("n_seeds", 0) <= 1 else "no bootstrap (n_boot 0)"
+    return f"{fit['alpha']:.3f} (no interval: {why})"
 
 
 def scaling_lines(scaling: dict[str, Any] | None) -> list[str]:
