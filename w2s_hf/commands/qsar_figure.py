@@ -73,9 +73,9 @@ def panel_numbers(folder: Path) -> dict:
         "misfit": np.array([number(r, "misfit") for r in rows]),
         "gain": np.array([number(r, "gain") for r in rows]),
         "proxy_gain": np.array([number(r, "proxy_gain") for r in rows]),
-        # colour by weak model, and by label budget in a graded-teacher sweep
-        "weak": [r["weak_model"] + (f" n={r['weak_budget'] or 'all'}" if summary["config"].get("weak_budgets")
-                                    else "") for r in rows],
+        # colour by weak model; in a graded-teacher sweep the marker grows with the label budget
+        "weak": [r["weak_model"] for r in rows],
+        "budget": [(r.get("weak_budget") or "all") if summary["config"].get("weak_budgets") else None for r in rows],
         "gold": summary["fit"]["all"],
         "proxy": split.get("fit_proxy_truth"),
         "mean": split.get("mean", {}),
@@ -125,13 +125,16 @@ def draw(panels: list[dict], path: Path, gold_only: bool = False) -> Path:
     flat = axes.ravel()
     colours = {w: plt.get_cmap("tab10")(i % 10) for i, w in enumerate(dict.fromkeys(w for p in panels
                                                                                     for w in p["weak"]))}
+    budgets = sorted({b for p in panels for b in p["budget"] if b is not None},
+                     key=lambda b: float("inf") if b == "all" else float(b))
+    sizes = {None: 14, **{b: 6 + 34 * i / max(len(budgets) - 1, 1) for i, b in enumerate(budgets)}}
     k = 0
     for p in panels:
         for key, fit_key, label in kinds:
             ax, fit = flat[k], p[fit_key] or {}
             k += 1
             x, y = p["misfit"], p[key]
-            ax.scatter(x, y, s=14, c=[colours[w] for w in p["weak"]], alpha=0.8)
+            ax.scatter(x, y, s=[sizes[b] for b in p["budget"]], c=[colours[w] for w in p["weak"]], alpha=0.8)
             top = float(np.nanmax(np.concatenate([x, y, [0.0]]))) * 1.05
             ax.plot([0, top], [0, top], "k--", lw=0.8)
             if fit.get("slope") is not None:
@@ -149,7 +152,9 @@ def draw(panels: list[dict], path: Path, gold_only: bool = False) -> Path:
     for ax in flat[k:]:
         ax.axis("off")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=w) for w, c in colours.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7)
+    handles += [plt.Line2D([], [], marker="o", ls="", color="grey", markersize=np.sqrt(sizes[b]), label=f"n={b}")
+                for b in budgets]  # marker area grows with the weak head's label budget
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 11), fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".png") as tmp:
