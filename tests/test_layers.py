@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "w2s_hf"
 # lower number = lower layer; a module may import its own layer or a lower one, never a higher one
 LAYERS = {
-    "errors": 0, "atomic": 0, "arrays": 0, "distributed": 0, "progress": 0, "lazy": 0,
+    "errors": 0, "atomic": 0, "arrays": 0, "distributed": 0, "progress": 0, "lazy": 0, "threads": 0,
     "data": 1, "features": 2, "heads": 3, "decomposition": 4, "hooks": 5, "pipeline": 6,
     "config": 7,  # the config imports the domain's lists of allowed values; the domain never imports it
     "experiments": 8, "pretraining": 8, "commands": 9, "cli": 10, "compat": 10, "__init__": 10, "__main__": 10,

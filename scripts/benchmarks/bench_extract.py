@@ -131,14 +131,15 @@ def bench_kind(kind: str, texts: list[str], args, device: torch.device) -> list[
     enc = FrozenEncoder(MODEL, token_budget=args.token_budget, dtype=args.dtype, device=device)
     weak = FrozenEncoder(MODEL, layer=2, token_budget=args.token_budget, dtype=args.dtype, device=device)
     enc.encode(texts[:8], show_progress=False)  # load + warm up outside the timings
-    print(f"  {kind}: token_budget={enc._budget()}")
     weak.encode(texts[:8], show_progress=False)
     model = enc._model
     tok = enc._tokenizer
     ids = tok(texts, truncation=True, max_length=enc._effective_max_length(), return_attention_mask=False)["input_ids"]
     lengths = np.array([len(x) for x in ids])
     order = np.argsort(-lengths, kind="stable")
-    plan = plan_batches(lengths[order], enc._budget(), enc.shard_size)  # the encoder's own batch plan
+    budget = enc._budget(lengths=lengths)  # the encoder's own budget (from the lengths, by default on CPU)
+    print(f"  {kind}: token_budget={budget}" + (" (chosen from the lengths)" if args.token_budget is None else ""))
+    plan = plan_batches(lengths[order], budget, enc.shard_size)  # the encoder's own batch plan
     sorted_batches = [pad(ids, order[s], tok.pad_token_id, device) for s in plan]
     fixed = [pad(ids, range(i, min(i + 32, len(ids))), tok.pad_token_id, device) for i in range(0, len(ids), 32)]
     n1 = min(args.n_batch1, len(texts))

@@ -219,7 +219,7 @@ class LoraStudent:
         tokens = tokens or self.tokenize(texts)
         lengths = tokens[2]
         order = np.argsort(-lengths, kind="stable")
-        budget = self.predict_token_budget or self.encoder._budget(self.procs)
+        budget = self.predict_token_budget or self.encoder._budget(self.procs, lengths)
         batches = [order[s] for s in plan_batches(lengths[order], budget)]
         mine = batches[self.procs.rank::self.procs.world]
         pos, out = [], []
