@@ -151,22 +151,27 @@ def bench_kind(kind: str, texts: list[str], args, device: torch.device) -> list[
         "(c') fixed 32, unsorted": (lambda: bare_loop(model, fixed), len(texts), lengths.sum()),
         "(w) FrozenEncoder layer 2 of 6": (lambda: weak.encode(texts, show_progress=False), len(texts), lengths.sum()),
     }
-    # Methods take turns within each repeat, so a noisy neighbour slows all of them alike; best of repeats.
-    best: dict[str, tuple[float, float]] = {}
+    runs = {name: run for name, run in runs.items() if name.split()[0] in args.methods}
+    # Methods take turns within each repeat (a, b, c, a, b, c, ...), so a noisy neighbour slows all of
+    # them alike; the median of the repeats (the lower one for an even count), and ratios of medians.
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for _ in range(args.repeats):
         for name, (fn, _, _) in runs.items():
-            seconds, peak = timed(fn, device)
-            if name not in best or seconds < best[name][0]:
-                best[name] = (seconds, peak)
+            times[name].append(timed(fn, device))
     rows = []
     for name, (_, n, tokens) in runs.items():
-        seconds, peak = best[name]
+        seconds, peak = sorted(times[name])[(len(times[name]) - 1) // 2]
         rows.append({"input": kind, "method": name, "n": n, "seconds": seconds, "seq_per_s": n / seconds,
                      "tok_per_s": float(tokens) / seconds, "peak_mb": peak})  # fmt: skip
         print(f"  {kind:7s} {name:32s} {n / seconds:9.1f} seq/s {tokens / seconds:10.0f} tok/s  {peak:7.1f} MB")
     speed = {r["method"].split()[0]: r["seq_per_s"] for r in rows}
-    a, b, c, fixed, w = (speed[k] for k in ("(a)", "(b)", "(c)", "(c')", "(w)"))
-    print(f"  {kind}: (a)/(b) = {a / b:.3f}  (a)/(c) = {a / c:.2f}  (a)/(c') = {a / fixed:.2f}  (w)/(a) = {w / a:.2f}")
+    ratios = [(f"{x}/{y}", f"{speed[x] / speed[y]:.3f}") for x, y in (("(a)", "(b)"), ("(a)", "(c)"), ("(a)", "(c')"),
+                                                                      ("(w)", "(a)")) if x in speed and y in speed]
+    print(f"  {kind}: " + "  ".join(f"{name} = {value}" for name, value in ratios)
+          + f"  (medians of {args.repeats}; per repeat (a)/(b): "
+          + ", ".join(f"{b[0] / a[0]:.3f}" for a, b in zip(times.get("(a) FrozenEncoder", []),
+                                                              times.get("(b) bare loop, sorted batches", [])))
+          + ")")
     return rows
 
 
@@ -191,7 +196,9 @@ def main() -> None:
     parser.add_argument("--token_budget", type=int, default=None, help="default: the encoder's (by device)")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="alternated repeats (medians reported)")
+    parser.add_argument("--methods", nargs="+", default=["(a)", "(b)", "(c)", "(c')", "(w)"],
+                        choices=["(a)", "(b)", "(c)", "(c')", "(w)"], help="which of the methods to run")
     parser.add_argument("--cache_rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write the results to this file")

@@ -28,6 +28,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,25 @@ DEFAULT_TOKEN_BUDGET = {False: 2048, True: 16384}  # by "is the device a GPU"
 DEFAULT_SHARD_TOKENS = {False: 65536, True: 1 << 22}
 AUTO_ROWS, AUTO_MIN_BUDGET, AUTO_MAX_BUDGET = 16, 2048, 8192  # the CPU default's rule (cpu_token_budget)
 _PROBE_TEXTS = ["A short probe.", "A slightly longer probe sentence, to check how batches are padded."]
+
+
+def plain_config_sizes(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(num_hidden_layers, hidden_size) of a local model folder whose config.json names both at its top
+    level with a `model_type` (BERT-like encoders); None where only transformers can say (other names,
+    nested text configs, encoder-decoders, no such file), and the caller reads `AutoConfig`."""
+    import json
+
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        return None
+    layers, width = config.get("num_hidden_layers"), config.get("hidden_size")
+    nested = config.get("is_encoder_decoder") or "text_config" in config
+    if type(layers) is not int or type(width) is not int or nested:
+        return None
+    return layers, width
 
 
 def cpu_token_budget(lengths: np.ndarray, hidden_size: int | None) -> int:
@@ -129,11 +149,12 @@ class FrozenEncoder:
         if device_map not in (None, "auto"):
             raise ValueError(f"device_map={device_map!r} must be None or 'auto'.")
 
-        from transformers import AutoConfig
-
-        self.config = AutoConfig.from_pretrained(self.source.path, trust_remote_code=trust_remote_code)
-        self.num_layers: int | None = getattr(self.config, "num_hidden_layers", None)
-        self.hidden_size: int | None = getattr(self.config, "hidden_size", None)
+        self._config = None
+        # the sizes from config.json where it states them plainly: a warm rerun then never imports
+        # transformers (seconds on a busy machine) for a model whose features are all cached
+        sizes = None if trust_remote_code else plain_config_sizes(self.source.path)
+        self.num_layers, self.hidden_size = sizes or (getattr(self.config, "num_hidden_layers", None),
+                                                      getattr(self.config, "hidden_size", None))
         self.layer = self._resolve_layer(layer)
         self._tokenizer = None
         self._model = None
@@ -254,6 +275,15 @@ class FrozenEncoder:
                 desc=f"encode {os.path.basename(self.model_id.rstrip('/'))}",
             )  # fmt: skip
         return dict(zip(layers, arrays))
+
+    @property
+    def config(self) -> Any:
+        """The model's transformers config (`AutoConfig`), read on first use."""
+        if self._config is None:
+            from transformers import AutoConfig
+
+            self._config = AutoConfig.from_pretrained(self.source.path, trust_remote_code=self.trust_remote_code)
+        return self._config
 
     def _device_type(self, procs: Processes | None = None) -> str:
         if self.device is not None:
