@@ -151,7 +151,8 @@ def main() -> int:
                TRANSFORMERS_OFFLINE="1", W2S_HF_CACHE=str(folder / "cache"))
     python_start = _python_start(env)
     cold = _run_job(args, folder, env, args.job_args)
-    print(f"cold run: {cold['wall']:.1f} s (fills {folder / 'run'} and the feature cache)", flush=True)
+    print(f"first run: {cold['wall']:.1f} s (cold in an empty folder: it fills {folder / 'run'} and the feature "
+          "cache; with --keep on a finished folder it is a warm rerun too)", flush=True)
     warm = [_breakdown(_run_job(args, folder, env, args.job_args), python_start) for _ in range(args.runs)]
     last = json.loads((folder / "parts" / "parts_0.json").read_text())
     print(f"warm reruns ({args.runs}, nproc={args.nproc}), seconds on the main process; median (each run):")
