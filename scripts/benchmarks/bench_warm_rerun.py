@@ -85,7 +85,8 @@ def worker(argv: list[str], out: Path) -> int:
     rank = os.environ.get("RANK", "0")
     loaded = [m for m in HEAVY if m in sys.modules]
     (out / f"parts_{rank}.json").write_text(json.dumps({"parts": parts, "marks": marks, "loaded": loaded, "rc": rc}))
-    return commands.exiting(rc)  # as scripts/train_w2s.py ends
+    # as scripts/train_w2s.py ends (a checkout from before `exiting` existed ends without it)
+    return getattr(commands, "exiting", lambda status: status)(rc)
 
 
 def _python_start(env: dict) -> float:
