@@ -15,8 +15,10 @@ around extraction (`features`), the k-head classifier (`heads.mixture`) and LoRA
 - `W2S_HF_TORCH_THREADS=N` fixes it at N, `W2S_HF_TORCH_THREADS=0` leaves torch's own count
   (`auto`, the default, is the rule above).
 
-Thread counts change timings only: torch's CPU reductions do not depend on them in the ops used here
-(the tests compare 1 and 2 processes, each with its own count, to < 1e-12).
+A thread count can change the last bits of a result where torch splits a reduction between its threads
+(as OMP_NUM_THREADS always could), never more: 1 and N processes, each with its own count, agree as
+the tests require. For reruns equal bit for bit whatever the load, fix the count (`W2S_HF_TORCH_THREADS=N`).
+Cached features are reused as first computed, so their reruns are equal anyway.
 """
 
 from __future__ import annotations
