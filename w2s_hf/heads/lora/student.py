@@ -35,6 +35,7 @@ from ...errors import ConfigError
 from ...features.encoder import FrozenEncoder, plan_batches
 from ...features.layers import find_blocks
 from ...features.pooling import pool
+from ...threads import torch_threads
 from ..linear import LinearHead
 from ..mixture import KHeadMixture, MixtureHead
 
@@ -223,7 +224,7 @@ class LoraStudent:
         batches = [order[s] for s in plan_batches(lengths[order], budget)]
         mine = batches[self.procs.rank::self.procs.world]
         pos, out = [], []
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.device):  # threads fitted to the free cores (threads.py)
             for rows in mine:
                 out.append(fn(self.batch(tokens, rows)).double().cpu().numpy())
                 pos.append(rows)
