@@ -42,12 +42,13 @@ ESSAYS = (
 MODEL = "packaged:all-MiniLM-L6-v2"
 
 
-def essay_texts(n: int, seed: int) -> list[str]:
+def essay_texts(n: int, seed: int, path: Path = ESSAYS) -> list[str]:
     """Essays cut to 20-400 words at random (generated words when the ELLIPSE file is absent)."""
     rng = np.random.default_rng(seed)
-    if ESSAYS.is_file():
+    print(f"  essays from {path}" if path.is_file() else f"  essays: {path} not found, generated words instead")
+    if path.is_file():
         csv.field_size_limit(1 << 24)
-        with open(ESSAYS, newline="") as fh:
+        with open(path, newline="") as fh:
             pool = [row["full_text"].split() for row in csv.DictReader(fh)]
     else:
         vocab = "the a student school learn home class because think good time work idea people help".split()
@@ -199,6 +200,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="alternated repeats (medians reported)")
     parser.add_argument("--methods", nargs="+", default=["(a)", "(b)", "(c)", "(c')", "(w)"],
                         choices=["(a)", "(b)", "(c)", "(c')", "(w)"], help="which of the methods to run")
+    parser.add_argument("--essays", type=Path, default=ESSAYS,
+                        help="the ELLIPSE train.csv (default: ../shared/data/ellipse/train.csv beside the clone)")
     parser.add_argument("--cache_rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write the results to this file")
@@ -207,9 +210,10 @@ def main() -> None:
     print(f"device={device} threads={torch.get_num_threads()} dtype={args.dtype} token_budget={args.token_budget}")
     results = []
     for kind in args.inputs:
-        texts = (
-            essay_texts(args.n, args.seed) if kind == "essays" else smiles_texts(args.n_smiles or args.n, args.seed)
-        )
+        if kind == "essays":
+            texts = essay_texts(args.n, args.seed, args.essays)
+        else:
+            texts = smiles_texts(args.n_smiles or args.n, args.seed)
         results += bench_kind(kind, texts, args, device)
     if args.cache_rows:
         results.append(bench_cache_load(args.cache_rows, 768))
