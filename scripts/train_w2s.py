@@ -8,7 +8,8 @@ Every flag is `w2s run`'s (`--help` lists them); `--config file.yaml` supplies v
 
 import sys
 
+from w2s_hf.commands import exiting
 from w2s_hf.commands.run import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(exiting(main()))

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "w2s_hf"
 # lower number = lower layer; a module may import its own layer or a lower one, never a higher one
 LAYERS = {
-    "errors": 0, "atomic": 0, "arrays": 0, "distributed": 0, "progress": 0, "lazy": 0,
+    "errors": 0, "atomic": 0, "arrays": 0, "distributed": 0, "progress": 0, "lazy": 0, "threads": 0,
     # the divergences (numpy, for the decomposition) and the training losses (torch, for heads): one table
     # below both
     "divergences": 1,

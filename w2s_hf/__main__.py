@@ -3,5 +3,6 @@
 import sys
 
 from w2s_hf.cli import main
+from w2s_hf.commands import exiting
 
-sys.exit(main())
+sys.exit(exiting(main()))

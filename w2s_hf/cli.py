@@ -92,7 +92,15 @@ def free_port() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """The `w2s` command; with `argv` None (the console script, the process's entry) the process ends after it."""
+    if argv is not None:
+        return _main(list(argv))
+    from .commands import exiting
+
+    return exiting(_main(sys.argv[1:]))
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0 if argv else 2

@@ -42,12 +42,13 @@ ESSAYS = (
 MODEL = "packaged:all-MiniLM-L6-v2"
 
 
-def essay_texts(n: int, seed: int) -> list[str]:
+def essay_texts(n: int, seed: int, path: Path = ESSAYS) -> list[str]:
     """Essays cut to 20-400 words at random (generated words when the ELLIPSE file is absent)."""
     rng = np.random.default_rng(seed)
-    if ESSAYS.is_file():
+    print(f"  essays from {path}" if path.is_file() else f"  essays: {path} not found, generated words instead")
+    if path.is_file():
         csv.field_size_limit(1 << 24)
-        with open(ESSAYS, newline="") as fh:
+        with open(path, newline="") as fh:
             pool = [row["full_text"].split() for row in csv.DictReader(fh)]
     else:
         vocab = "the a student school learn home class because think good time work idea people help".split()
@@ -131,14 +132,15 @@ def bench_kind(kind: str, texts: list[str], args, device: torch.device) -> list[
     enc = FrozenEncoder(MODEL, token_budget=args.token_budget, dtype=args.dtype, device=device)
     weak = FrozenEncoder(MODEL, layer=2, token_budget=args.token_budget, dtype=args.dtype, device=device)
     enc.encode(texts[:8], show_progress=False)  # load + warm up outside the timings
-    print(f"  {kind}: token_budget={enc._budget()}")
     weak.encode(texts[:8], show_progress=False)
     model = enc._model
     tok = enc._tokenizer
     ids = tok(texts, truncation=True, max_length=enc._effective_max_length(), return_attention_mask=False)["input_ids"]
     lengths = np.array([len(x) for x in ids])
     order = np.argsort(-lengths, kind="stable")
-    plan = plan_batches(lengths[order], enc._budget(), enc.shard_size)  # the encoder's own batch plan
+    budget = enc._budget(lengths=lengths)  # the encoder's own budget (from the lengths, by default on CPU)
+    print(f"  {kind}: token_budget={budget}" + (" (chosen from the lengths)" if args.token_budget is None else ""))
+    plan = plan_batches(lengths[order], budget, enc.shard_size)  # the encoder's own batch plan
     sorted_batches = [pad(ids, order[s], tok.pad_token_id, device) for s in plan]
     fixed = [pad(ids, range(i, min(i + 32, len(ids))), tok.pad_token_id, device) for i in range(0, len(ids), 32)]
     n1 = min(args.n_batch1, len(texts))
@@ -150,22 +152,27 @@ def bench_kind(kind: str, texts: list[str], args, device: torch.device) -> list[
         "(c') fixed 32, unsorted": (lambda: bare_loop(model, fixed), len(texts), lengths.sum()),
         "(w) FrozenEncoder layer 2 of 6": (lambda: weak.encode(texts, show_progress=False), len(texts), lengths.sum()),
     }
-    # Methods take turns within each repeat, so a noisy neighbour slows all of them alike; best of repeats.
-    best: dict[str, tuple[float, float]] = {}
+    runs = {name: run for name, run in runs.items() if name.split()[0] in args.methods}
+    # Methods take turns within each repeat (a, b, c, a, b, c, ...), so a noisy neighbour slows all of
+    # them alike; the median of the repeats (the lower one for an even count), and ratios of medians.
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for _ in range(args.repeats):
         for name, (fn, _, _) in runs.items():
-            seconds, peak = timed(fn, device)
-            if name not in best or seconds < best[name][0]:
-                best[name] = (seconds, peak)
+            times[name].append(timed(fn, device))
     rows = []
     for name, (_, n, tokens) in runs.items():
-        seconds, peak = best[name]
+        seconds, peak = sorted(times[name])[(len(times[name]) - 1) // 2]
         rows.append({"input": kind, "method": name, "n": n, "seconds": seconds, "seq_per_s": n / seconds,
                      "tok_per_s": float(tokens) / seconds, "peak_mb": peak})  # fmt: skip
         print(f"  {kind:7s} {name:32s} {n / seconds:9.1f} seq/s {tokens / seconds:10.0f} tok/s  {peak:7.1f} MB")
     speed = {r["method"].split()[0]: r["seq_per_s"] for r in rows}
-    a, b, c, fixed, w = (speed[k] for k in ("(a)", "(b)", "(c)", "(c')", "(w)"))
-    print(f"  {kind}: (a)/(b) = {a / b:.3f}  (a)/(c) = {a / c:.2f}  (a)/(c') = {a / fixed:.2f}  (w)/(a) = {w / a:.2f}")
+    ratios = [(f"{x}/{y}", f"{speed[x] / speed[y]:.3f}") for x, y in (("(a)", "(b)"), ("(a)", "(c)"), ("(a)", "(c')"),
+                                                                      ("(w)", "(a)")) if x in speed and y in speed]
+    print(f"  {kind}: " + "  ".join(f"{name} = {value}" for name, value in ratios)
+          + f"  (medians of {args.repeats}; per repeat (a)/(b): "
+          + ", ".join(f"{b[0] / a[0]:.3f}" for a, b in zip(times.get("(a) FrozenEncoder", []),
+                                                              times.get("(b) bare loop, sorted batches", [])))
+          + ")")
     return rows
 
 
@@ -190,7 +197,11 @@ def main() -> None:
     parser.add_argument("--token_budget", type=int, default=None, help="default: the encoder's (by device)")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="alternated repeats (medians reported)")
+    parser.add_argument("--methods", nargs="+", default=["(a)", "(b)", "(c)", "(c')", "(w)"],
+                        choices=["(a)", "(b)", "(c)", "(c')", "(w)"], help="which of the methods to run")
+    parser.add_argument("--essays", type=Path, default=ESSAYS,
+                        help="the ELLIPSE train.csv (default: ../shared/data/ellipse/train.csv beside the clone)")
     parser.add_argument("--cache_rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write the results to this file")
@@ -199,9 +210,10 @@ def main() -> None:
     print(f"device={device} threads={torch.get_num_threads()} dtype={args.dtype} token_budget={args.token_budget}")
     results = []
     for kind in args.inputs:
-        texts = (
-            essay_texts(args.n, args.seed) if kind == "essays" else smiles_texts(args.n_smiles or args.n, args.seed)
-        )
+        if kind == "essays":
+            texts = essay_texts(args.n, args.seed, args.essays)
+        else:
+            texts = smiles_texts(args.n_smiles or args.n, args.seed)
         results += bench_kind(kind, texts, args, device)
     if args.cache_rows:
         results.append(bench_cache_load(args.cache_rows, 768))

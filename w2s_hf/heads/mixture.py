@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..threads import torch_threads
 from .losses import get_loss
 
 
@@ -190,7 +191,11 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     scale = np.diagonal(x_map).copy() if diagonal else None
 
     def mapped(A: np.ndarray) -> np.ndarray:
-        return (A - x_mean) * scale if diagonal else (A - x_mean) @ x_map
+        if not diagonal:
+            return (A - x_mean) @ x_map
+        out = np.subtract(A, x_mean, dtype=np.float64)  # one float64 buffer, scaled in place (same values)
+        out *= scale
+        return out
 
     if solver == "lbfgs":
         from .softmax_lbfgs import fit_softmax_lbfgs
@@ -207,9 +212,10 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
         return weight, b - x_mean @ weight
 
     data = (as_t(mapped(X)), as_t(mapped(X_val)), as_t(T), as_t(T_val))
-    return _train_mixture(data, k=k, loss_fn=loss_fn, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                          patience=patience, eval_every=eval_every, seed=seed, accelerator=accelerator,
-                          counts=(n_total, n_val), unfold=unfold, on_eval=on_eval)
+    with torch_threads(device):  # torch's intra-op threads fitted to the free cores (w2s_hf/threads.py)
+        return _train_mixture(data, k=k, loss_fn=loss_fn, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                              patience=patience, eval_every=eval_every, seed=seed, accelerator=accelerator,
+                              counts=(n_total, n_val), unfold=unfold, on_eval=on_eval)
 
 
 def _one_softmax_module(W: torch.Tensor, b: torch.Tensor) -> KHeadMixture:

@@ -35,6 +35,7 @@ from ...errors import ConfigError
 from ...features.encoder import FrozenEncoder, plan_batches
 from ...features.layers import find_blocks
 from ...features.pooling import pool
+from ...threads import torch_threads
 from ..linear import LinearHead
 from ..mixture import KHeadMixture, MixtureHead
 
@@ -219,11 +220,11 @@ class LoraStudent:
         tokens = tokens or self.tokenize(texts)
         lengths = tokens[2]
         order = np.argsort(-lengths, kind="stable")
-        budget = self.predict_token_budget or self.encoder._budget(self.procs)
+        budget = self.predict_token_budget or self.encoder._budget(self.procs, lengths)
         batches = [order[s] for s in plan_batches(lengths[order], budget)]
         mine = batches[self.procs.rank::self.procs.world]
         pos, out = [], []
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.device):  # threads fitted to the free cores (threads.py)
             for rows in mine:
                 out.append(fn(self.batch(tokens, rows)).double().cpu().numpy())
                 pos.append(rows)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ...features.encoder import plan_batches
+from ...threads import torch_threads
 from ..losses import get_loss
 from .student import LoraStudent
 
@@ -64,6 +65,7 @@ class LoraFit:
     history: list[dict[str, float]] = field(default_factory=list)  # step, epoch, val_error, train_loss, lr
 
 
+@torch_threads()  # torch's intra-op threads fitted to the free cores (w2s_hf/threads.py)
 def train_lora(
     student: LoraStudent,
     train_texts: list[str],
@@ -116,6 +118,7 @@ def train_lora(
     points = _EvaluationPoints(student, eval_texts, eval_tokens, select_split, Y_sel, loss_fn, optimizer,
                                total_steps, patience, on_eval)
     stopped, step, padded = points.evaluate(0, 0.0), 0, 0
+    student.train_mode(True)  # once per phase, not per step: an evaluation switches to eval mode and back
     for epoch, batches in enumerate(plans):
         if stopped:
             break
@@ -132,6 +135,7 @@ def train_lora(
                 stopped = points.evaluate(step, epoch + (i + 1) / len(batches))
                 if stopped:
                     break
+                student.train_mode(True)
     student.train_mode(False)
     if points.best["state"] is not None:
         student.load_trainable_state(points.best["state"])
@@ -154,7 +158,7 @@ def _checked_labels(student: LoraStudent, train_labels: Any, n_train: int, selec
 
 
 def _train_step(student: LoraStudent, model: Any, optimizer: Any, backward: Callable, tokens: Any,
-                rows: np.ndarray, Y: torch.Tensor, loss_fn: Callable, use_bf16: bool) -> tuple[float, int]:
+                rows: np.ndarray, Y: torch.Tensor, loss_fn: Callable, use_bf16: bool) -> tuple[Any, int]:
     """One optimizer step on this process's share of the global batch `rows`; (its loss sum, its rows)."""
     world, rank, device = student.procs.world, student.procs.rank, student.device
     local = rows[rank::world]
@@ -162,7 +166,6 @@ def _train_step(student: LoraStudent, model: Any, optimizer: Any, backward: Call
     # process in every step): on one row, with the loss multiplied by 0.
     used = local if len(local) else rows[:1]
     batch = student.batch(tokens, used)
-    student.train_mode(True)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
         pred = model(**batch)
     per_example = loss_fn(pred.to(student.head_dtype), Y[torch.as_tensor(used, device=device)])
@@ -170,7 +173,8 @@ def _train_step(student: LoraStudent, model: Any, optimizer: Any, backward: Call
     optimizer.zero_grad(set_to_none=True)
     backward(per_example.sum() * scale)
     optimizer.step()
-    return (float(per_example.detach().sum()), len(local)) if len(local) else (0.0, 0)
+    # the loss stays a tensor: reading it (float()) would wait for the device at every step
+    return (per_example.detach().sum(), len(local)) if len(local) else (0.0, 0)
 
 
 class _EvaluationPoints:
@@ -185,8 +189,10 @@ class _EvaluationPoints:
         self.best: dict[str, Any] = {"error": math.inf, "step": 0, "state": None}
         self.bad, self.train_sum, self.train_rows = 0, 0.0, 0
 
-    def add_training_loss(self, loss_sum: float, rows: int) -> None:
-        self.train_sum += loss_sum
+    def add_training_loss(self, loss_sum: Any, rows: int) -> None:
+        """Add a step's loss sum (a tensor, or 0.0), in float64 on its device: read only at evaluations."""
+        if rows:
+            self.train_sum = self.train_sum + loss_sum.double()  # float64 adds, as Python floats were before
         self.train_rows += rows
 
     def evaluate(self, step: int, epoch: float) -> bool:
@@ -195,7 +201,7 @@ class _EvaluationPoints:
         outputs = {s: student.outputs(self.eval_texts[s], self.eval_tokens[s]) for s in self.eval_texts}
         error = float(self.loss_fn(torch.as_tensor(outputs[self.select_split]), torch.as_tensor(self.Y_sel)).mean())
         preds = {s: student.as_predictions(out) for s, out in outputs.items()}
-        sums = np.array([self.train_sum, self.train_rows], dtype=np.float64)
+        sums = np.array([float(self.train_sum), self.train_rows], dtype=np.float64)
         if acc is not None and student.procs.world > 1:
             from ...distributed import sum_arrays
 
