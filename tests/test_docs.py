@@ -119,8 +119,19 @@ def test_commands_and_files_named_exist(path):
     code = re.findall(r"^```.*?^```", text, flags=re.S | re.M) + re.findall(r"`[^`\n]+`", _unfenced(text))
     for command in re.findall(r"(?:^|[`\s;&|(])w2s ([a-z][\w-]*)", "\n".join(code), flags=re.M):
         assert command in COMMANDS, f"{path.relative_to(REPO)} runs `w2s {command}`, which is no w2s command"
-    for name in re.findall(r"((?:scripts|accelerate_configs)/[\w/.-]+?\.(?:py|yaml))", text):
-        assert (REPO / name).is_file(), f"{path.relative_to(REPO)} names {name}, which does not exist"
+    for name in re.findall(r"((?:scripts|accelerate_configs)/[\w/.${},*-]+?\.(?:py|yaml))", text):
+        # shell forms too: `$k` / `${t}` match any name, `{a,b}` expands (a loop over configs names each one)
+        pattern = re.sub(r"\$\{?\w+\}?", "*", name)
+        for expanded in _braces(pattern):
+            assert list(REPO.glob(expanded)), f"{path.relative_to(REPO)} names {name}, which does not exist"
+
+
+def _braces(pattern: str) -> list[str]:
+    match = re.search(r"\{([^{}]*)\}", pattern)
+    if not match:
+        return [pattern]
+    return [x for part in match.group(1).split(",")
+            for x in _braces(pattern[:match.start()] + part + pattern[match.end():])]
 
 
 def test_every_figure_is_shown_somewhere():
