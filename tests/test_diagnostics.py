@@ -201,6 +201,19 @@ def test_table_prints_the_split_and_says_when_the_misfit_cannot_predict_the_gain
     assert any(line.startswith("^ in-sample") for line in out.splitlines())
 
 
+def test_the_reading_says_when_the_student_is_not_the_projection_of_the_weak_labels():
+    from w2s_hf.decomposition.diagnostics import reading
+
+    # a ridge-0 student that fitted a teacher's extreme labels: finite-sample term far beyond the misfit
+    wild = {"finite_sample_term": -6.2, "nonrealizability_term": -0.2, "nonrealizability_bound": 0.5,
+            "finite_sample_bound": 9.0}
+    text = reading(wild, misfit=3.7, residual=-6.4)
+    assert "not the projection of the weak labels" in text and "<= misfit" in text
+    tame = {**wild, "finite_sample_term": -0.01}
+    assert "not the projection" not in reading(tame, misfit=3.7, residual=-0.21)
+    assert "not the projection" in reading({**wild, "nonrealizability_bound": 5.0}, misfit=3.7, residual=-6.4)
+
+
 # ---------------------------------------------------------------------- two processes
 
 def _two_process_worker(out_dir):

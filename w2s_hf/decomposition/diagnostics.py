@@ -101,8 +101,14 @@ def reading(values: dict[str, Any], misfit: float, residual: float) -> str | Non
     if finite is None or nonreal is None or bound is None:
         return None
     split = f"residual {residual:+.4f} = finite-sample {finite:+.4f} + non-realizability {nonreal:+.4f}"
+    # a finite-sample term as large as the misfit: the student is far from the projection of the weak labels
+    # (a ridge-0 student on few rows for its dimension, or a teacher's extreme labels on its training rows)
+    student = ("; finite-sample term larger than the misfit: the student is not the projection of the weak labels "
+               "here (few w2s_train rows for the strong dimension, or extreme weak labels it fitted)"
+               if abs(finite) > misfit else "")
     if bound > misfit:
         return (f"{split}; non-realizability bound {bound:.4f} > misfit {misfit:.4f}: at this ceiling error "
-                "the misfit cannot predict the gain")
+                f"the misfit cannot predict the gain{student}")
     return (f"{split}; non-realizability bound {bound:.4f} <= misfit {misfit:.4f}: the ceiling is close enough to "
-            f"the truth for the misfit to predict the gain, up to the finite-sample term (bound {finite_bound:.4f})")
+            f"the truth for the misfit to predict the gain, up to the finite-sample term (bound {finite_bound:.4f})"
+            f"{student}")
