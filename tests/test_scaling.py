@@ -127,3 +127,27 @@ def test_an_error_of_zero_is_a_note_not_the_end_of_a_sweep():
     assert fits["ceiling_error"]["alpha"] is None and "positive" in fits["ceiling_error"]["note"]
     lines = scaling_lines({"resampling_unit": "seed", "panels": {"m / y": {"w2s_size": {"weak_budget=all": fits}}}})
     assert "ceiling_error no fit (a power law needs positive sizes and errors)" in lines[-1]
+
+
+def test_the_command_prints_exponents_with_intervals_and_no_table_per_run(tmp_path, tiny_bert, capsys):
+    import json
+
+    import yaml
+
+    from w2s_hf.commands.scaling import main
+    from w2s_hf.data.fixtures import write_synthetic_ellipse
+
+    essays = write_synthetic_ellipse(tmp_path / "essays.csv", n=120, seed=3)
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({
+        "task": str(essays), "split": "random", "targets": ["cohesion"], "seeds": [0, 1],
+        "strong": {"model": tiny_bert, "layer": 3, "max_length": 48},
+        "weak_models": [{"model": tiny_bert, "layer": 1, "max_length": 48, "name": "L1"}],
+        "output_dir": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}))
+    assert main(["--config", str(config), "--sizes", "10", "20", "--n_boot", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "quantity" not in out  # one exponent table at the end, not a decomposition table per run
+    line = next(x for x in out.splitlines() if x.startswith("  L1, over the w2s_train rows"))
+    assert "w2s_error" in line and "ceiling_error" in line and "[" in line  # exponents with their intervals
+    summary = json.loads((tmp_path / "out" / "scaling.json").read_text())
+    assert summary["sizes"] == [10, 20] and summary["seeds"] == [0, 1]

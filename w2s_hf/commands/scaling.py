@@ -17,7 +17,6 @@ sizes' rows and the figure are shared (w2s_hf.experiments.scaling, w2s_hf.hooks.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -62,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     for weak in config.weak_models:
         for seed in config.seeds:
             folder = point_folder("normal", weak, config.strong, seed)  # a finished sweep's run is reused
-            pipeline = W2SPipeline(config.run_config(weak, config.strong, seed, folder), accelerator=accelerator)
+            # one compact exponent table at the end, not a decomposition table per run
+            pipeline = W2SPipeline(config.run_config(weak, config.strong, seed, folder), accelerator=accelerator,
+                                   print_table=False)
             pipeline.run()
             try:
                 found = scaling_points(pipeline, args.sizes, args.weak_budgets or [None], seed)
@@ -83,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
                                              "seeds": config.seeds, "exponents": summary}, strict=False)
     plot_scaling(scaling_panels(points, summary, "weak_model"), out / "scaling.png",
                  title=f"{config.name or config.task}: errors against N")
-    print(json.dumps({m: {k: {e: round(v["alpha"], 3) for e, v in fits.items()}
-                          for k, fits in s["w2s_size"].items()} for m, s in summary.items()}, indent=1))
+    from w2s_hf.experiments.sweep_report import scaling_lines
+
+    units = {s.get("resampling_unit") for s in summary.values()}
+    print("\n".join(scaling_lines({"resampling_unit": "/".join(sorted(map(str, units))), "panels": summary})))
     print(f"wrote {out / 'scaling.csv'}, scaling.json, scaling.png")
     return 0
 
