@@ -1,4 +1,4 @@
-"""`w2s choose-on-val`: pick a panel's strong representation and weak family from search sweeps scored on val.
+"""`w2s choose-on-val`: pick a panel's strong representation from search sweeps scored on val.
 
     w2s choose-on-val --sweeps runs/search/esol_random/* --output runs/search/esol_random/choice.json
 
