@@ -79,5 +79,9 @@ def test_ready_configs_are_valid(path):
     if _schema(path) == "sweep":
         config = SweepConfig.from_yaml(path)
         assert (len(config.weak_models) >= 5 or config.budgets != [None]) and len(config.seeds) >= 3
+        if "figure2" in path.parts:  # the Figure 2 panels: the theorem's ridge setting, graded teachers
+            assert str(config.base.head.ridge) == "theorem" and config.budgets[-1] is None
+        if "search" in path.parts:  # a search is scored on val only (w2s choose-on-val refuses anything else)
+            assert config.eval_split == "val"
     else:
         load_yaml(path)
