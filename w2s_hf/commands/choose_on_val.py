@@ -27,14 +27,13 @@ def _fmt(x) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from w2s_hf.config import W2SArgumentParser
-    from w2s_hf.experiments.choose_on_val import candidate_lines, choose, family_lines, meets_targets
+    from w2s_hf.experiments.choose_on_val import choose, meets_targets, search_lines
 
     try:
         (args,) = W2SArgumentParser(ChooseArguments).parse_args_and_config(argv)
         if not args.sweeps:
             raise ConfigError("give the search sweep folders: --sweeps runs/search/<panel>/*")
-        folders = [Path(s) for s in args.sweeps]
-        lines, families = candidate_lines(folders), family_lines(folders)
+        lines, families = search_lines([Path(s) for s in args.sweeps])
         chosen = choose(lines)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from w2s_hf.atomic import atomic_path, write_json_atomic
     from w2s_hf.commands import start_accelerator
-    from w2s_hf.experiments.scaling import scaling_panels, scaling_points, scaling_summary
+    from w2s_hf.experiments.scaling import RESAMPLING_UNIT, scaling_panels, scaling_points, scaling_summary
     from w2s_hf.experiments.sweep import SweepConfig, point_folder
     from w2s_hf.hooks.scaling_plot import plot_scaling
     from w2s_hf.pipeline.run import W2SPipeline
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                  title=f"{config.name or config.task}: errors against N")
     from w2s_hf.experiments.sweep_report import scaling_lines
 
-    units = {s.get("resampling_unit") for s in summary.values()}
-    print("\n".join(scaling_lines({"resampling_unit": "/".join(sorted(map(str, units))), "panels": summary})))
+    print("\n".join(scaling_lines({"resampling_unit": RESAMPLING_UNIT, "panels": summary})))
     print(f"wrote {out / 'scaling.csv'}, scaling.json, scaling.png")
     return 0
 

@@ -53,27 +53,31 @@ def _line(rows: list[dict[str, str]], strong: str, weak: str, sweep_dir: Path) -
             "mean_ceiling_error": sum(float(r["ceiling_error"]) for r in rows) / n, "sweep": str(sweep_dir)}
 
 
-def candidate_lines(sweep_dirs: list[Path]) -> list[dict[str, Any]]:
-    """One line per search sweep (its whole panel: weak = "all families"), the candidates of the rule."""
-    out = []
+def search_lines(sweep_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(candidates, families) from one read of each search sweep: one line per sweep (its whole panel:
+    weak = "all families"), the rule's candidates; and one per (strong, weak family), diagnostics only."""
+    candidates, families = [], []
     for sweep_dir in map(Path, sweep_dirs):
         rows = _rows(sweep_dir)
         strong = sorted({r["strong_model"] for r in rows})
         if len(strong) != 1:
             raise ConfigError(f"{sweep_dir}: a search sweep has one strong representation, found {strong}")
-        out.append(_line(rows, strong[0], "all families", sweep_dir))
-    return out
+        candidates.append(_line(rows, strong[0], "all families", sweep_dir))
+        groups: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for row in rows:
+            groups[row["weak_model"]].append(row)
+        families += [_line(members, strong[0], weak, sweep_dir) for weak, members in groups.items()]
+    return candidates, families
+
+
+def candidate_lines(sweep_dirs: list[Path]) -> list[dict[str, Any]]:
+    """The rule's candidates: one line per search sweep (see `search_lines`)."""
+    return search_lines(sweep_dirs)[0]
 
 
 def family_lines(sweep_dirs: list[Path]) -> list[dict[str, Any]]:
     """One line per (strong, weak family) over its val points: diagnostics beside the choice, not candidates."""
-    out = []
-    for sweep_dir in map(Path, sweep_dirs):
-        groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
-        for row in _rows(sweep_dir):
-            groups[(row["strong_model"], row["weak_model"])].append(row)
-        out += [_line(rows, strong, weak, sweep_dir) for (strong, weak), rows in groups.items()]
-    return out
+    return search_lines(sweep_dirs)[1]
 
 
 def meets_targets(line: dict[str, Any]) -> bool:

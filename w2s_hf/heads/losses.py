@@ -7,9 +7,6 @@ serves and the divergence it minimises. The losses are listed inside their diver
 
 from __future__ import annotations
 
-from ..data.kinds import TASK_KINDS
 from ..divergences.registry import LOSSES, TrainingLoss, get_loss, loss_names
 
-# a head trained on gold labels minimises its task type's error against them (the task kind owns it)
-GOLD_LOSS = {name: kind.gold_loss for name, kind in TASK_KINDS.items()}
-__all__ = ["GOLD_LOSS", "LOSSES", "TrainingLoss", "get_loss", "loss_names"]
+__all__ = ["LOSSES", "TrainingLoss", "get_loss", "loss_names"]
