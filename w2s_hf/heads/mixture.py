@@ -15,18 +15,19 @@ cross-entropy on the targets' argmax.
 
 Features are whitened with the training rows' moments (`adamw`'s preconditioning, from the heads'
 `SufficientStats`), so one learning rate suits any embedding; weight decay therefore acts on the
-weights in whitened coordinates. The trained mixture is folded back into a `MixtureHead` on the
-original features (float64 predictions, a safetensors file). Every step uses every row (full batch):
-each process sums its rows' loss, DDP sums the gradients, and N processes follow the trajectory of
-one up to the order of the sums. Training runs in float64 on CPU and float32 on GPU (`dtype`): in
-float32, AdamW's division by the gradient's running scale lets summation-order rounding grow to
-~5e-6 in the probabilities over 150 steps; in float64 two processes give one process's
+weights in whitened coordinates. For the default per-column standardisation the features are only
+centred, and the forward multiplies the column scale into the (k c, d) weights (no standardised copy
+of the features; the loop is in `mixture_train.py`). The trained mixture is folded back into a
+`MixtureHead` on the original features (float64 predictions, a safetensors file). Every step uses every
+row (full batch): each process sums its rows' loss, DDP sums the gradients, and N processes follow the
+trajectory of one up to the order of the sums. Training runs in float64 on CPU and float32 on GPU
+(`dtype`): in float32, AdamW's division by the gradient's running scale lets summation-order rounding
+grow to ~5e-6 in the probabilities over 150 steps; in float64 two processes give one process's
 probabilities to < 1e-12 (tests/test_classification_pipeline.py), for about twice the CPU time.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from torch import nn
 
 from ..threads import torch_threads
 from .losses import get_loss
+from .mixture_train import train_mixture
 
 
 class KHeadMixture(nn.Module):
@@ -59,14 +61,21 @@ class KHeadMixture(nn.Module):
             module.theta.copy_(torch.as_tensor(head.theta))
         return module
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(n, c) log-probabilities of the mixture."""
-        if self.k == 1:  # one softmax head (theta is then a constant: log softmax of one value is 0)
-            return torch.log_softmax(self.heads(x), dim=-1) + (self.theta - self.theta.detach())
-        per_head = torch.log_softmax(self.heads(x).view(len(x), self.k, self.c), dim=-1)
-        weights = torch.log_softmax(self.theta, dim=0)
-        return torch.logsumexp(per_head + weights[None, :, None], dim=1)
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, c) log-probabilities of the mixture; `scale` (d,) multiplies x's columns (folded into the weights).
 
+        The logits of all k heads come from one product as a (k c, n) array, so the softmax over each head's
+        classes and the log-sum-exp over the heads run along contiguous rows of n values; on the (n, k, c)
+        layout they reduce over the last, tiny axis (c values), which took as long as the two products
+        (docs/performance.md). The result is a transposed (n, c) view.
+        """
+        weight = self.heads.weight if scale is None else self.heads.weight * scale
+        z = torch.addmm(self.heads.bias[:, None], weight, x.T)  # (k * c, n)
+        if self.k == 1:  # one softmax head (theta is then a constant: log softmax of one value is 0)
+            return (torch.log_softmax(z, dim=0) + (self.theta - self.theta.detach())).T
+        per_head = torch.log_softmax(z.view(self.k, self.c, -1), dim=1)
+        weights = torch.log_softmax(self.theta, dim=0)
+        return torch.logsumexp(per_head + weights[:, None, None], dim=0).T
 
 
 @dataclass(eq=False)
@@ -178,44 +187,67 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     device = accelerator.device if accelerator is not None else torch.device("cpu")
     if dtype is None:
         dtype = torch.float64 if torch.device(device).type == "cpu" else torch.float32
-    x_mean, x_map, _, _, n_total = training_moments(accelerator, X, T, precondition)
     n_val = int(sum_arrays(accelerator, [np.array([len(X_val)], dtype=np.float64)])[0][0])
     if n_val == 0:
         raise ValueError("X_val is empty on every process: the kept epoch is chosen on validation rows.")
-
-    def as_t(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
-
-    # standardising is a diagonal map: scale the columns (O(n d)) instead of an (n, d) x (d, d) product
-    diagonal = precondition == "standardize"
-    scale = np.diagonal(x_map).copy() if diagonal else None
-
-    def mapped(A: np.ndarray) -> np.ndarray:
-        if not diagonal:
-            return (A - x_mean) @ x_map
-        out = np.subtract(A, x_mean, dtype=np.float64)  # one float64 buffer, scaled in place (same values)
-        out *= scale
-        return out
-
     if solver == "lbfgs":
         from .softmax_lbfgs import fit_softmax_lbfgs
 
+        x_mean, x_map, _, _, n_total = training_moments(accelerator, X, T, precondition)
         head, module, record = fit_softmax_lbfgs(
-            X, T, X_val, T_val, loss_fn=loss_fn, n_total=n_total, n_val=n_val, x_mean=x_mean, scale=scale,
-            accelerator=accelerator, max_iter=epochs, patience=patience, weight_decay=weight_decay, on_eval=on_eval,
-            make_head=MixtureHead, make_module=_one_softmax_module)
+            X, T, X_val, T_val, loss_fn=loss_fn, n_total=n_total, n_val=n_val, x_mean=x_mean,
+            scale=np.diagonal(x_map).copy(), accelerator=accelerator, max_iter=epochs, patience=patience,
+            weight_decay=weight_decay, on_eval=on_eval, make_head=MixtureHead, make_module=_one_softmax_module)
         return FittedClassifier(head, module, record["best_epoch"], record["val_loss"], record["epochs_run"],
                                 record["stopped_early"], record["history"])
+    Xs, Xv, scale, unfold, n_total = _model_features(accelerator, X, X_val, T, precondition)
+
+    def as_t(a: np.ndarray | None) -> torch.Tensor | None:
+        return None if a is None else torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+    torch.manual_seed(seed)
+    model = KHeadMixture(Xs.shape[1], T.shape[1], k).to(device=device, dtype=dtype)
+    # Heads start different from each other (a mixture of equal heads is one head) but small.
+    nn.init.normal_(model.heads.weight, std=0.01)
+    nn.init.zeros_(model.heads.bias)
+
+    def fold() -> MixtureHead:
+        weight, bias = unfold(model.heads.weight.detach().double().cpu().numpy().T,  # (d', c*k)
+                              model.heads.bias.detach().double().cpu().numpy())
+        return MixtureHead(weight, bias, model.theta.detach().double().cpu().numpy(), T.shape[1])
+
+    with torch_threads(device):  # torch's intra-op threads fitted to the free cores (w2s_hf/threads.py)
+        stopper, history, epochs_run = train_mixture(
+            model, (as_t(Xs), as_t(Xv), as_t(T), as_t(T_val)), scale=as_t(scale), loss_fn=loss_fn, epochs=epochs,
+            lr=lr, weight_decay=weight_decay, patience=patience, eval_every=eval_every, accelerator=accelerator,
+            counts=(n_total, n_val), on_eval=None if on_eval is None else lambda epoch: on_eval(epoch, fold()))
+    return FittedClassifier(fold(), model, stopper.best_step, stopper.best, epochs_run, stopper.should_stop, history)
+
+
+def _model_features(accelerator: Any, X: np.ndarray, X_val: np.ndarray, T: np.ndarray, precondition: str
+                    ) -> tuple:
+    """(X, X_val as the model takes them (float64), the column scale the forward applies (or None), unfold, n).
+
+    "standardize": the rows are centred with the training moments (the copy is written by the pass that
+    sums the squared deviations) and the scale 1 / std is left to the forward, which multiplies it into
+    the (k c, d) weights: no standardised (n, d) copy. "whiten": (x - mean) @ M, mapped here.
+    `unfold(W, b)` turns a head on what the model sees into weight and bias on the original features.
+    """
+    from .adamw import centred_columns, training_moments
+
+    if precondition == "standardize":
+        Xs, x_mean, x_std, n_total = centred_columns(accelerator, X)
+        scale = 1.0 / x_std
+        Xv = np.subtract(X_val, x_mean, dtype=np.float64)
+    else:
+        x_mean, x_map, _, _, n_total = training_moments(accelerator, X, T, precondition)
+        scale, Xs, Xv = None, (X - x_mean) @ x_map, (X_val - x_mean) @ x_map
+
     def unfold(W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A head on the mapped features, as weight and bias on the original ones."""
-        weight = scale[:, None] * W if diagonal else x_map @ W
+        weight = scale[:, None] * W if scale is not None else x_map @ W
         return weight, b - x_mean @ weight
 
-    data = (as_t(mapped(X)), as_t(mapped(X_val)), as_t(T), as_t(T_val))
-    with torch_threads(device):  # torch's intra-op threads fitted to the free cores (w2s_hf/threads.py)
-        return _train_mixture(data, k=k, loss_fn=loss_fn, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                              patience=patience, eval_every=eval_every, seed=seed, accelerator=accelerator,
-                              counts=(n_total, n_val), unfold=unfold, on_eval=on_eval)
+    return Xs, Xv, scale, unfold, n_total
 
 
 def _one_softmax_module(W: torch.Tensor, b: torch.Tensor) -> KHeadMixture:
@@ -245,61 +277,3 @@ def _check_targets(t: np.ndarray, t_val: np.ndarray) -> None:
         if arr.ndim != 2:
             raise ValueError(f"{name} must be (n, classes) distributions, got shape {arr.shape}")
         check_labels(arr, name, arr.shape[1], x_name)  # soft labels: distributions over the classes
-
-
-def _train_mixture(data: tuple, *, k: int, loss_fn: Callable, epochs: int, lr: float, weight_decay: float,
-                   patience: int | None, eval_every: int, seed: int, accelerator: Any, counts: tuple[int, int],
-                   unfold: Callable, on_eval: Callable | None) -> FittedClassifier:
-    """Full-batch AdamW on the mapped features `data` = (X, X_val, T, T_val) tensors; the best val epoch kept."""
-    from ..distributed import sum_arrays
-    from .adamw import Plateau
-
-    Xs, Xv, Tt, Tv = data
-    (n_total, n_val), n_proc = counts, accelerator.num_processes if accelerator is not None else 1
-    torch.manual_seed(seed)
-    model = KHeadMixture(Xs.shape[1], Tt.shape[1], k).to(device=Xs.device, dtype=Xs.dtype)
-    # Heads start different from each other (a mixture of equal heads is one head) but small.
-    nn.init.normal_(model.heads.weight, std=0.01)
-    nn.init.zeros_(model.heads.bias)
-    groups = [{"params": [model.heads.weight], "weight_decay": weight_decay},
-              {"params": [model.heads.bias, model.theta], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=lr)
-    unwrapped, backward = model, torch.Tensor.backward
-    if accelerator is not None and n_proc > 1:
-        model, opt = accelerator.prepare(model, opt)
-        unwrapped, backward = accelerator.unwrap_model(model), accelerator.backward
-
-    def fold() -> MixtureHead:
-        weight, bias = unfold(unwrapped.heads.weight.detach().double().cpu().numpy().T,  # (d', c*k)
-                              unwrapped.heads.bias.detach().double().cpu().numpy())
-        return MixtureHead(weight, bias, unwrapped.theta.detach().double().cpu().numpy(), Tt.shape[1])
-
-    stopper = Plateau(patience if patience is not None else epochs + 1, overshoot_guard=True)
-    history: list[dict[str, float]] = []
-    best_state, epoch = None, 0
-    for epoch in range(epochs):
-        opt.zero_grad(set_to_none=True)
-        # Sum of this process's rows over all rows; DDP averages over processes, hence * n_proc.
-        train = loss_fn(model(Xs), Tt).sum()
-        backward(train * (n_proc / n_total))
-        opt.step()
-        if (epoch + 1) % eval_every and epoch + 1 != epochs:
-            continue
-        with torch.no_grad():
-            val = loss_fn(unwrapped(Xv), Tv).double().sum()
-        val_sum, train_sum = sum_arrays(accelerator, [val.cpu().numpy().reshape(1),
-                                                      train.detach().double().cpu().numpy().reshape(1)])
-        val_loss, train_loss = float(val_sum[0] / n_val), float(train_sum[0] / n_total)
-        history.append({"epoch": epoch, "train": train_loss, "val": val_loss})
-        if on_eval is not None:
-            on_eval(epoch + 1, fold())
-        if stopper.update(val_loss, train_loss, epoch):
-            best_state = copy.deepcopy(unwrapped.state_dict())
-        for group in opt.param_groups:
-            group["lr"] = lr * stopper.lr_scale
-        if stopper.should_stop:
-            break
-    if best_state is not None:
-        unwrapped.load_state_dict(best_state)
-    return FittedClassifier(fold(), unwrapped, stopper.best_step, stopper.best, epoch + 1, stopper.should_stop,
-                            history)
