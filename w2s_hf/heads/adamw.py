@@ -121,10 +121,12 @@ def _column_moments(accelerator: Any, A: np.ndarray,
     return mean, _nonzero_std(std, mean), n_total
 
 
-def centred_columns(accelerator: Any, A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(A - mean as a new float64 array, mean, std, n): the column moments over all processes, and the
-    centred copy written by the pass that sums the squared deviations (one pass over A for both)."""
-    centred = np.empty(A.shape)
+def centred_columns(accelerator: Any, A: np.ndarray,
+                    out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(A - mean in float64, mean, std, n): the column moments over all processes, and the centred copy
+    written by the pass that sums the squared deviations (one pass over A for both) into `out` (a float64
+    array shaped like A; a new one if None)."""
+    centred = np.empty(A.shape) if out is None else out
     mean, std, n = _column_moments(accelerator, A, centred)
     return centred, mean, std, n
 
