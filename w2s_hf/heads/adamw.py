@@ -131,16 +131,18 @@ def centred_columns(accelerator: Any, A: np.ndarray,
     return centred, mean, std, n
 
 
-def _squared_deviations(A: np.ndarray, mean: np.ndarray, step: int = 2048,
+def _squared_deviations(A: np.ndarray, mean: np.ndarray, step: int | None = None,
                         centred: np.ndarray | None = None) -> np.ndarray:
-    """((A - mean) ** 2).sum(0) in float64, bit for bit, through a buffer of `step` rows.
+    """((A - mean) ** 2).sum(0) in float64, bit for bit, through a buffer of `step` rows (about 512 KB by default).
 
     The full-size float64 temporaries cost more than the arithmetic: fresh pages are slow to touch on a
     busy VM (0.06-0.3 s at 27,000 x 384). numpy sums axis 0 row after row, so carrying the running sum
     as the buffer's first row keeps the order of the additions, hence the result, of the one-shot sum.
-    With `centred`, the deviations are written there (the caller's copy) and squared into the buffer
-    while they are still in cache.
+    A buffer that fits the core's L2 cache keeps the squaring and the sum out of main memory (2,048 rows
+    of 384 took 15-25 ms for them at 27,000 rows, 170 rows 7 ms). With `centred`, the deviations are
+    written there (the caller's copy) and squared into the buffer while they are still in cache.
     """
+    step = step or max(8, (1 << 19) // (8 * max(1, A.shape[1])))
     buf = np.empty((min(step, len(A)) + 1, A.shape[1]))
     acc = np.zeros(A.shape[1])
     for start in range(0, len(A), step):
