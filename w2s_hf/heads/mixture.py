@@ -37,7 +37,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..arrays import as_real_array, check_labels
+from ..distributed import sum_arrays
 from ..threads import torch_threads
+from .adamw import centred_columns, checked_inputs, training_moments
+from .linear import default_chunk_size, read_head_file, write_head_file
 from .losses import get_loss
 from .mixture_train import train_mixture
 
@@ -110,9 +114,6 @@ class MixtureHead:
         return int(self.weight.shape[0])
 
     def log_proba(self, features: Any) -> np.ndarray:
-        from ..arrays import as_real_array
-        from .linear import default_chunk_size
-
         X = as_real_array(features, "features", ndim=(2,), allow_empty=True)
         if X.shape[1] != self.in_features:
             raise ValueError(f"features has {X.shape[1]} columns but the head expects {self.in_features}; "
@@ -132,15 +133,11 @@ class MixtureHead:
         return np.exp(self.log_proba(features))
 
     def save(self, path: str | os.PathLike) -> None:
-        from .linear import write_head_file
-
         write_head_file(path, "MixtureHead", {"weight": self.weight, "bias": self.bias, "theta": self.theta},
                         n_classes=str(self.n_classes))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MixtureHead:
-        from .linear import read_head_file
-
         t, meta = read_head_file(path, "MixtureHead", ("weight", "bias", "theta"))
         return cls(t["weight"], t["bias"], t["theta"], int(meta["n_classes"]))
 
@@ -176,9 +173,6 @@ def fit_classifier(X: Any, targets: Any, X_val: Any, targets_val: Any, *, k: int
     `patience` evaluations without a relative improvement of 1e-4 (None: never). `solver="lbfgs"` (k = 1
     only): full-batch L-BFGS in float64 to the optimum (softmax_lbfgs.py), `epochs` its iterations, `lr` unused.
     """
-    from ..distributed import sum_arrays
-    from .adamw import checked_inputs, training_moments
-
     loss_fn = get_loss(loss, "classification").fn
     _check_settings(epochs=epochs, lr=lr, eval_every=eval_every, k=k, weight_decay=weight_decay, solver=solver,
                     precondition=precondition)
@@ -233,8 +227,6 @@ def _model_features(accelerator: Any, X: np.ndarray, X_val: np.ndarray, T: np.nd
     the (k c, d) weights: no standardised (n, d) copy. "whiten": (x - mean) @ M, mapped here.
     `unfold(W, b)` turns a head on what the model sees into weight and bias on the original features.
     """
-    from .adamw import centred_columns, training_moments
-
     if precondition == "standardize":
         # torch's allocator, not numpy's: numpy asks for transparent huge pages on large arrays, and on a busy
         # VM the kernel's compaction for them stalled the first touch of this copy (70-420 ms against 40-60)
@@ -273,8 +265,6 @@ def _check_settings(*, epochs: int, lr: float, eval_every: int, k: int, weight_d
 
 
 def _check_targets(t: np.ndarray, t_val: np.ndarray) -> None:
-    from ..arrays import check_labels
-
     for name, arr, x_name in (("targets", t, "X"), ("targets_val", t_val, "X_val")):
         if arr.ndim != 2:
             raise ValueError(f"{name} must be (n, classes) distributions, got shape {arr.shape}")

@@ -24,6 +24,9 @@ from typing import Any
 
 import torch
 
+from ..distributed import sum_arrays
+from .adamw import Plateau
+
 
 class AdamW:
     """AdamW (decoupled weight decay) on groups of (parameters, weight decay): torch.optim.AdamW's update.
@@ -73,9 +76,6 @@ def train_mixture(model: torch.nn.Module, data: tuple, *, scale: torch.Tensor | 
     `counts` = (training rows, validation rows) over all processes. `on_eval(epoch)` runs after each
     evaluation. Returns (the `adamw.Plateau` that chose the epoch, the history, the epochs run).
     """
-    from ..distributed import sum_arrays
-    from .adamw import Plateau
-
     Xs, Xv, Tt, Tv = data
     (n_total, n_val), n_proc = counts, accelerator.num_processes if accelerator is not None else 1
     unwrapped, forward, backward = model, model, torch.Tensor.backward
