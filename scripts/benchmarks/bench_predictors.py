@@ -14,9 +14,13 @@ own summary; an upper bound).
 `--sizes n,d_weak,d_strong`: the predictors of one run on random float32 features of that shape
 (w2s_train rows), against the exact ridge student (`fit_ridge` with its ridge path, chosen on a
 fifth as many validation rows) on the same strong features: the median of `--repeats` timings of
-each, in one process, after one warm-up call. `share_of_heads_and_predictors`: the predictors' share of
-(predictors + a run's three exact heads: weak, student, ceiling), an upper bound on their share of a
-run made from cached features (it leaves out predicting, evaluating, loading, and extracting features).
+each, in one process, after one warm-up call. `predictors_s`: with nothing in the in-process cache of
+the features' components (`w2s_hf.decomposition.spans.SPAN_CACHE`), as a sweep's first run;
+`predictors_strong_cached_s`: with the strong side cached (another weak model of the same seed);
+`predictors_all_cached_s`: everything cached (another weak label budget). `share_of_heads_and_predictors`:
+the uncached predictors' share of (predictors + a run's three exact heads: weak, student, ceiling), an
+upper bound on their share of a run made from cached features (it leaves out predicting, evaluating,
+loading, and extracting features).
 
 `--sweep_at n,d_weak,d_strong`: a real `w2s sweep` (exact heads, ridge chosen on val, the default
 n_boot) on a synthetic regression task of 2.5 n rows (the default 80/10/10 split and weak_fraction
@@ -59,18 +63,21 @@ def sweep_share(folder: Path) -> dict:
             "share_of_stages": round(predictors / stages, 4) if stages else None}
 
 
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up: imports, first touch of memory
+def _median_time(fn, repeats: int, setup=None) -> float:
+    """Median seconds of fn() over `repeats` calls after one warm-up; setup() runs untimed before each."""
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):
+        if setup is not None:
+            setup()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times[1:])  # the first is the warm-up: imports, first touch of memory
 
 
 def synthetic(n: int, dw: int, ds: int, repeats: int, seed: int = 0) -> dict:
-    from w2s_hf.decomposition.predictors import predictor_block
+    from w2s_hf.decomposition.predictors import predictor_block, principal_components
+    from w2s_hf.decomposition.spans import SPAN_CACHE
     from w2s_hf.heads import fit_ridge
 
     rng = np.random.default_rng(seed)
@@ -86,11 +93,18 @@ def synthetic(n: int, dw: int, ds: int, repeats: int, seed: int = 0) -> dict:
                         ceiling_pred={s: p + 0.1 for s, p in preds.items()}, gold=preds,
                         misfit={"y": 0.1}, targets=["y"])
 
-    t_pred = _median_time(predictors, repeats)
+    def strong_seen():  # another weak model of the same seed: the strong side is in the cache
+        SPAN_CACHE.clear()
+        principal_components(Xs)
+
+    t_pred = _median_time(predictors, repeats, setup=SPAN_CACHE.clear)  # nothing cached: a sweep's first run
+    t_strong_seen = _median_time(predictors, repeats, setup=strong_seen)
+    t_all_seen = _median_time(predictors, repeats)  # the same features again: another weak label budget
     t_ridge = _median_time(lambda: fit_ridge(Xs, y, Xv, yv), repeats)
     t_weak = _median_time(lambda: fit_ridge(Xw, y, Xw[:nv] + 0.1, yv), repeats)
     heads = t_weak + 2 * t_ridge  # a run's three exact heads: weak (weak features), student and ceiling (strong)
     return {"n": n, "d_weak": dw, "d_strong": ds, "predictors_s": round(t_pred, 4),
+            "predictors_strong_cached_s": round(t_strong_seen, 4), "predictors_all_cached_s": round(t_all_seen, 4),
             "ridge_student_s": round(t_ridge, 4), "ratio_to_one_head": round(t_pred / t_ridge, 3),
             "run_heads_s": round(heads, 4), "share_of_heads_and_predictors": round(t_pred / (t_pred + heads), 4)}
 

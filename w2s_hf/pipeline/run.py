@@ -376,8 +376,10 @@ class W2SPipeline:
 
         start, teacher = time.perf_counter(), preds[self.teacher.name]
         rows = self.train_subset("w2s_train")  # the rows the student trained on (all, or a w2s_size of them)
+        at = self.data.index["w2s_train"][rows]  # their canonical positions: one copy of the features, not two
+        weak, strong = (np.asarray(self.features(role)[at]) for role in ROLES)
         block = predictor_block(
-            weak_features=self.rows("weak", "w2s_train")[rows], strong_features=self.rows("strong", "w2s_train")[rows],
+            weak_features=weak, strong_features=strong,
             weak_labels=teacher["w2s_train"][rows], weak_pred=teacher, ceiling_pred=preds.get("ceiling"),
             gold=self.gold,
             misfit={t: v["misfit"] for t, v in splits["test"]["per_target"].items()}, targets=self.targets,
