@@ -137,3 +137,20 @@ def test_the_cache_stays_within_its_bytes_and_drops_the_oldest():
     assert cache.nbytes <= 3 * 800
     assert cache.get(("x", 0)) is None and cache.get(("x", 4)) is not None
     assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_one_blas_thread_limits_blas_and_honours_the_solve_threads_setting(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from w2s_hf.decomposition.spans import one_blas_thread
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    before = blas_threads()
+    with one_blas_thread():
+        assert blas_threads() == {1}
+    assert blas_threads() == before
+    monkeypatch.setenv("W2S_HF_SOLVE_THREADS", "0")  # 0: the BLAS's own count, as the heads' solves
+    with one_blas_thread():
+        assert blas_threads() == before

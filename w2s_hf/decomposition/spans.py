@@ -11,7 +11,7 @@ is a float64 moment accumulated in chunks by `SufficientStats`, the exact heads'
 streams (one single-threaded BLAS stream per core): the centred Gram of each representation and their
 cross Gram, never a float64 copy of the features, never U itself. The kernel projection then works in
 the components' coordinates (U^T w, U_s^T U_w) instead of on n-vectors, and the d x d
-eigendecompositions and small products run on one BLAS thread (`single_blas_thread`, as the heads'
+eigendecompositions and small products run on one BLAS thread (`one_blas_thread`, as the heads'
 solves: on shared cores a threaded eigh of 768 x 768 took 1-2 s against 0.09 s on one thread). What
 depends on the features alone (each side's components, the cross Gram) is kept in a small in-process
 cache (`SPAN_CACHE`) keyed by a sha256 of the features' bytes, shape and dtype, never by a name: a
@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..heads.linear import single_blas_thread
 from ..heads.stats import SufficientStats
 
 # P = K (K + lambda * tr(K)/n * I)^-1: lambda is in units of the mean eigenvalue of K = X X^T / n
@@ -75,6 +75,28 @@ class SpanCache:
 SPAN_CACHE = SpanCache()
 
 
+_CONTROLLER: list = []  # threadpoolctl's view of the loaded BLAS libraries, taken once (see one_blas_thread)
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """The heads' `single_blas_thread` (one BLAS thread, or W2S_HF_SOLVE_THREADS), without its scan of the
+    process's libraries on every call: ~1 ms each with torch loaded, and a block enters several. The scan
+    is taken on first use, when this module's imports have loaded numpy's and scipy's BLAS."""
+    threads = int(os.environ.get("W2S_HF_SOLVE_THREADS", "1"))
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        threads = 0
+    if threads <= 0:
+        yield
+        return
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    with _CONTROLLER[0].limit(limits=threads, user_api="blas"):
+        yield
+
+
 def features_key(X: np.ndarray) -> str:
     """sha256 of the array's shape, dtype and bytes: equal keys mean equal features on equal rows."""
     data = np.ascontiguousarray(X)
@@ -98,7 +120,7 @@ class Components(NamedTuple):
 
     def coords(self, L: np.ndarray) -> np.ndarray:
         """U^T L (U^T 1 = 0, so L's column means do not matter), F read in float64 chunks. (Callers at large
-        n run it under `single_blas_thread`: matrix-vector products.)"""
+        n run it under `one_blas_thread`: matrix-vector products.)"""
         L = np.asarray(L, dtype=np.float64).reshape(len(self.F), -1)
         L = L - L.mean(axis=0)
         out = np.zeros((self.F.shape[1], L.shape[1]))
@@ -118,7 +140,7 @@ class Components(NamedTuple):
         if found is None:
             found = (_moments(self.F, other.F)[3],)
             SPAN_CACHE.put(key, found)
-        with single_blas_thread():
+        with one_blas_thread():
             return self.T[:, :rows].T @ found[0] @ other.T[:, :cols]
 
 
@@ -133,7 +155,7 @@ def principal_components(X: np.ndarray) -> Components:
     if found is not None:
         return _unpack(found, X, key)
     moments = _moments(X, np.zeros((len(X), 1))) if X.shape[1] <= len(X) else None
-    with single_blas_thread():  # one eigh: see the module docstring
+    with one_blas_thread():  # the eigh: see the module docstring
         pc = _from_kernel(X, key) if moments is None else _from_gram(X, moments, key)
     SPAN_CACHE.put(("components", key), _pack(pc, X))
     return pc
@@ -156,7 +178,7 @@ def span_pair(weak: np.ndarray, strong: np.ndarray) -> tuple[Components, Compone
     weak_pc = None if weak.shape[1] <= len(weak) else principal_components(weak)
     # the weak features as X, the strong ones (or U of d > n) as targets: the weak Gram and the cross Gram
     moments = _moments(weak if weak_pc is None else weak_pc.F, strong_pc.F)
-    with single_blas_thread():  # one threadpool context for the d x d work (each context rescans the libraries)
+    with one_blas_thread():  # the d x d work
         weak_pc = _from_gram(weak, moments, key) if weak_pc is None else weak_pc
         M = strong_pc.T.T @ moments[3].T @ weak_pc.T  # moments[3]: (F_w - mean)^T (F_s - mean)
     SPAN_CACHE.put(("pair", key, strong_pc.key), (M, *_pack(weak_pc, weak)))
@@ -168,7 +190,7 @@ def _moments(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, ...]:
     one BLAS thread below ~1e9 flops, where starting the streams costs more than they save (1 ms against
     6 ms at 446 x 192 on two busy cores)."""
     small = len(X) * X.shape[1] * (X.shape[1] + Y.shape[1]) < 1e9
-    with single_blas_thread() if small else contextlib.nullcontext():  # one thread: one stream
+    with one_blas_thread() if small else contextlib.nullcontext():  # one thread: one stream
         return SufficientStats.from_arrays(X, Y).centred()
 
 
@@ -246,7 +268,7 @@ def kernel_projection(weak_pc: Components, strong_pc: Components, labels: np.nda
     L = np.asarray(labels, dtype=np.float64).reshape(n, -1)
     dw, ds = smoother(weak_pc.mu, n, lam), smoother(strong_pc.mu, n, lam)
     M = strong_pc.cross(weak_pc) if cross is None else cross
-    with single_blas_thread():
+    with one_blas_thread():
         cw, cs = weak_pc.coords(L), strong_pc.coords(L)
         value = ((ds[:, None] * (cs - M @ (dw[:, None] * cw))) ** 2).sum(axis=0) / n
         gram = np.eye(len(ds)) - (M * (2 * dw - dw ** 2)) @ M.T
