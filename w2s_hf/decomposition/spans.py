@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..heads.linear import solve_threads
 from ..heads.stats import SufficientStats
 
 # P = K (K + lambda * tr(K)/n * I)^-1: lambda is in units of the mean eigenvalue of K = X X^T / n
@@ -83,15 +83,13 @@ def one_blas_thread():
     """The heads' `single_blas_thread` (one BLAS thread, or W2S_HF_SOLVE_THREADS), without its scan of the
     process's libraries on every call: ~1 ms each with torch loaded, and a block enters several. The scan
     is taken on first use, when this module's imports have loaded numpy's and scipy's BLAS."""
-    threads = int(os.environ.get("W2S_HF_SOLVE_THREADS", "1"))
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        threads = 0
+    threads = solve_threads()
     if threads <= 0:
         yield
         return
     if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
         _CONTROLLER.append(ThreadpoolController())
     with _CONTROLLER[0].limit(limits=threads, user_api="blas"):
         yield
