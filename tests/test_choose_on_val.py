@@ -53,3 +53,22 @@ def test_a_sweep_scored_on_test_is_refused(tmp_path):
         candidate_lines([folder])
     with pytest.raises(ConfigError, match="no sweep.csv"):
         candidate_lines([tmp_path / "missing"])
+
+
+def test_candidates_with_one_strong_model_are_told_apart_by_their_teachers(tmp_path):
+    import json
+
+    from w2s_hf.experiments.choose_on_val import teachers_of
+
+    settings = {"val": {"ridge": "theorem", "weak_ridge": None},
+                "fixed": {"ridge": "theorem", "weak_ridge": "0", "weak_clip": True}}
+    folders = []
+    for name, config in settings.items():
+        folder = _sweep(tmp_path / name, [("a", 1.0, 0.0)])
+        (folder / "sweep.json").write_text(json.dumps({"config": config}))
+        folders.append(folder)
+    assert [ln["teachers"] for ln in candidate_lines(folders)] == ["on val, unclipped", "ridge 0, clipped"]
+    assert teachers_of(_sweep(tmp_path / "old", [("a", 1.0, 0.0)])) == "n/a"  # no sweep.json
+    (tmp_path / "old" / "sweep.json").write_text("{truncated")
+    with pytest.raises(ConfigError, match="unreadable"):
+        teachers_of(tmp_path / "old")

@@ -79,8 +79,14 @@ def test_ready_configs_are_valid(path):
     if _schema(path) == "sweep":
         config = SweepConfig.from_yaml(path)
         assert (len(config.weak_models) >= 5 or config.budgets != [None]) and len(config.seeds) >= 3
-        if "figure2" in path.parts:  # the Figure 2 panels: the theorem's ridge setting, graded teachers
-            assert str(config.base.head.ridge) == "theorem" and config.budgets[-1] is None
+        if "figure2" in path.parts:  # the Figure 2 panels: the student a projection, graded teachers
+            head = config.base.head
+            assert str(head.ridge) == "theorem" and config.budgets[-1] is None
+            assert head.ridge_for("w2s", True) == 0.0 and head.ridge_for("ceiling", False) is None
+        if "figure2" in path.parts and "search" not in path.parts:  # a panel runs a candidate of its task's search
+            task = config.base.task.task
+            searched = [SweepConfig.from_yaml(p) for p in (path.parent / "search").glob(f"{task}_random__*.yaml")]
+            assert any(s.base.model == config.base.model and s.base.head == head for s in searched), path
         if "search" in path.parts:  # a search is scored on val only (w2s choose-on-val refuses anything else)
             assert config.eval_split == "val"
     else:

@@ -50,3 +50,18 @@ def test_dataclass_parser_reads_flags_as_before():
     assert parse(["--flag", "--no_plot", "--count", "3", "--items", "p", "q", "--name=b"]) == \
         (Args("b", 3, True, False, ["p", "q"]),)
     assert parse(["--flag", "false", "--plot", "true", "--no-plot"])[0].flag is False
+
+
+def test_every_command_prints_its_help(capsys):
+    """`w2s <command> --help` answers for every command (`w2s sweep --help` once failed with
+    "'--config' is not in list": its parser looked for the config before printing the help)."""
+    from w2s_hf.cli import COMMANDS, _main
+
+    for command in COMMANDS:
+        try:
+            code = _main([command, "--help"])
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        assert code in (0, None), f"w2s {command} --help exited {code}: {out.err[-300:]}"
+        assert "usage" in out.out.lower(), f"w2s {command} --help printed no usage: {out.out[:200]} {out.err[-300:]}"

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "pretrain": ("w2s_hf.commands.pretrain", True, "pretrain, evaluate, ship SMILES transformers"),
     "synthetic": ("w2s_hf.commands.synthetic", False, "the paper's synthetic experiment (no HF model)"),
     "preference-panels": ("w2s_hf.commands.preference_panels", False, "tables and figure of preference sweeps"),
-    "choose-on-val": ("w2s_hf.commands.choose_on_val", False, "a panel's strong representation, chosen on val sweeps"),
+    "choose-on-val": ("w2s_hf.commands.choose_on_val", False, "strong model and teachers, chosen on val"),
     "qsar-figure": ("w2s_hf.commands.qsar_figure", False, "the paper's Figure 2 d-f from finished sweeps"),
     "scaling": ("w2s_hf.commands.scaling", True, "weak, w2s and ceiling errors against N: power-law exponents"),
     "teachers": ("w2s_hf.commands.teachers", True, "a convex mixture of weak teachers as one teacher"),

@@ -1,4 +1,4 @@
-"""`w2s choose-on-val`: pick a panel's strong representation from search sweeps scored on val.
+"""`w2s choose-on-val`: pick a panel's strong representation and its teachers' fit from search sweeps on val.
 
     w2s choose-on-val --sweeps runs/search/esol_random/* --output runs/search/esol_random/choice.json
 
@@ -38,15 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print("| strong | weak family | points | val slope | val R² | gain > 0 | mean non-realizability | meets targets |")
-    print("|---|---|---|---|---|---|---|---|")
-    for ln in sorted(lines + families, key=lambda ln: (ln["strong"], ln["weak"] != "all families", ln["weak"])):
-        print(f"| {ln['strong']} | {ln['weak']} | {ln['points']} | {_fmt(ln['slope'])} | {_fmt(ln['r2'])} "
+    print("| strong | teachers | weak family | points | val slope | val R² | gain > 0 | mean non-realizability "
+          "| meets targets |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    order = {ln["sweep"]: i for i, ln in enumerate(lines)}
+    for ln in sorted(lines + families, key=lambda ln: (order[ln["sweep"]], ln["weak"] != "all families", ln["weak"])):
+        print(f"| {ln['strong']} | {ln['teachers']} | {ln['weak']} | {ln['points']} | {_fmt(ln['slope'])} "
+              f"| {_fmt(ln['r2'])} "
               f"| {ln['share_positive_gain']:.0%} | {ln['mean_nonrealizability']:+.3f} "
               f"| {'yes' if meets_targets(ln) else 'no'} |")
     print("(the candidates are the panels, weak = all families; the single families are diagnostics)")
-    print(f"\nchosen on val: strong {chosen['strong']}, weak {chosen['weak']} ({chosen['rule']}; "
-          f"{chosen['candidates']} candidates)")
+    print(f"\nchosen on val: strong {chosen['strong']}, teachers {chosen['teachers']}, weak {chosen['weak']} "
+          f"({chosen['rule']}; {chosen['candidates']} candidates; {chosen['sweep']})")
     if args.output:
         from w2s_hf.atomic import write_json_atomic
 

@@ -42,7 +42,7 @@ def report() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
+        print("usage: w2s env\n\n" + __doc__.strip())
         return 0
     if argv:
         print(f"error: w2s env takes no options, got {' '.join(argv)}", file=sys.stderr)

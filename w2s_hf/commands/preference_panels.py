@@ -98,14 +98,15 @@ def figure(folders: list[Path], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="w2s preference-panels", description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", nargs="+", type=Path)
     parser.add_argument("--figure", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print("\n\n".join(table(f) for f in args.sweeps))
     if args.figure:
         figure(args.sweeps, args.figure)
+    return 0
 
 
 if __name__ == "__main__":

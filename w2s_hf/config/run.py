@@ -287,6 +287,11 @@ class HeadArguments:
         "Ridge of the student alone (a number or 'auto'); 0 with the others on val is ridge=theorem."))
     ceiling_ridge: Ridge | None = field(default=None, metadata=_help(
         "Ridge of the ceiling alone (a number or 'auto'); default: from ridge."))
+    weak_clip: bool = field(default=False, metadata=_help(
+        "Clip the weak head's predictions, per target, to the range of the gold labels it was trained on (its "
+        "weak_budget rows): a teacher that never labels outside what it saw. Regression only. The theorem asks "
+        "nothing of the weak model, so it still applies; bounded weak labels keep a few extrapolated rows from "
+        "steering a ridge-0 student."))
     fit_intercept: bool = field(default=True, metadata=_help("Fit an unpenalised intercept."))
     lr: float = field(default=1e-2, metadata=_help(
         "adamw and the classification heads: learning rate. The defaults are a starting point, not tuned per "
@@ -368,6 +373,8 @@ class HeadArguments:
             return "theorem (student 0, weak and ceiling on val)"
         if student == 0.0 and others == {0.0}:
             return "0 for all heads (teacher and ceiling unregularised too)"
+        if student == 0.0 and self.ridge_for("weak", False) == 0.0 and self.ridge_for("ceiling", False) is None:
+            return "student and weak head at 0 (a minimum-norm teacher), ceiling on val"
         return "custom"
 
 

@@ -11,6 +11,9 @@ the one-line definitions and the papers:
     subspace_overlap    effective ranks and principal angles of the weak and strong spans
                         (Dong et al., ICML 2025, "Discrepancies are Virtue")
 
+The two feature-based predictors (principal components, kernel projection, subspace overlap) are in
+`spans.py`, which also says what they cost and what it caches within a process.
+
 Every predictor has a direction fixed by its paper's claim before any data is seen (`DIRECTIONS`):
 +1 if a larger value should mean a larger gain, -1 if smaller. The sweep ranks by value x direction
 and never fits a sign on test.
@@ -18,14 +21,23 @@ and never fits a sign on test.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-# P = K (K + lambda * tr(K)/n * I)^-1: lambda is in units of the mean eigenvalue of K = X X^T / n
-KERNEL_LAMBDA = 0.1
-# effective rank: the fewest principal components holding this share of the centred features' variance
-VARIANCE_SHARE = 0.9
+# the representation-based predictors live in spans.py; their names are this module's too
+from .spans import (  # noqa: F401
+    KERNEL_LAMBDA,
+    VARIANCE_SHARE,
+    Components,
+    effective_rank,
+    kernel_projection,
+    principal_components,
+    smoother,
+    span_pair,
+    subspace_overlap,
+)
+
 # a larger misfit predicts a larger gain; the other three predict a smaller gain when they are larger:
 # similar models share mistakes (Goel et al.), weak-label mass that the strong span learns although the
 # weak span does not hold it is inherited error (Xue et al.), overlapping spans leave no discrepancy
@@ -33,110 +45,6 @@ VARIANCE_SHARE = 0.9
 DIRECTIONS = {"misfit": 1, "similarity": -1, "observed_agreement": -1, "kernel_projection": -1,
               "kernel_operator_norm": -1, "subspace_overlap": -1}
 PREDICTORS = tuple(DIRECTIONS)
-
-
-# ---------------------------------------------------------------------- principal components
-class Components(NamedTuple):
-    """Principal directions U = Z @ T (n, r) of centred features, never formed: with d <= n, Z is the
-    centred (n, d) matrix and T = V / sqrt(eig) from its d x d Gram; with d > n, Z = U and T = I.
-    mu (r,): the nonzero eigenvalues of K = Xc Xc^T / n, largest first."""
-
-    Z: np.ndarray
-    T: np.ndarray
-    mu: np.ndarray
-
-    def coords(self, L: np.ndarray) -> np.ndarray:
-        """U^T L."""
-        return self.T.T @ (self.Z.T @ L)
-
-    def lift(self, C: np.ndarray) -> np.ndarray:
-        """U C."""
-        return self.Z @ (self.T @ C)
-
-    def cross(self, other: "Components", rows: int | None = None, cols: int | None = None) -> np.ndarray:
-        """U_self[:, :rows]^T U_other[:, :cols], from the (d_self x d_other) cross Gram."""
-        return self.T[:, :rows].T @ (self.Z.T @ other.Z) @ other.T[:, :cols]
-
-
-def principal_components(X: np.ndarray) -> Components:
-    """The principal directions of the column-centred X as functions on its rows (float64).
-
-    From the smaller Gram matrix (d x d, or n x n when d > n): O(n min(n, d)^2), a few times cheaper
-    than an SVD, and U itself is never formed. Components below 1e-6 of the largest singular value are
-    dropped: the Gram route resolves them poorly and their weight mu / (mu + beta) here is below 1e-11.
-    """
-    if np.ndim(X) != 2 or np.shape(X)[0] < 2:
-        raise ValueError(f"features must be a (n, d) array with n >= 2 rows, got shape {np.shape(X)}")
-    Xc = np.array(X, dtype=np.float64)  # one float64 copy, centred in place (the same numbers as X - mean)
-    Xc -= Xc.mean(axis=0)
-    n, d = Xc.shape
-    eig, V = np.linalg.eigh(Xc.T @ Xc if d <= n else Xc @ Xc.T)
-    eig, V = eig[::-1], V[:, ::-1]
-    keep = eig > (1e-12 * eig[0] if eig[0] > 0 else np.inf)
-    eig, V = eig[keep], V[:, keep]
-    if d <= n:
-        return Components(Xc, V / np.sqrt(eig), eig / n)
-    return Components(V, np.eye(len(eig)), eig / n)
-
-
-def smoother(mu: np.ndarray, n: int, lam: float = KERNEL_LAMBDA) -> np.ndarray:
-    """Eigenvalues mu / (mu + beta) of P = K (K + beta I)^-1, beta = lam * tr(K) / n."""
-    if lam <= 0:
-        raise ValueError(f"the kernel ridge lambda must be > 0, got {lam}")
-    beta = lam * float(mu.sum()) / n
-    return mu / (mu + beta)
-
-
-def effective_rank(mu: np.ndarray, share: float = VARIANCE_SHARE) -> int:
-    """The fewest principal components whose eigenvalues hold `share` of the total variance."""
-    if not 0 < share <= 1:
-        raise ValueError(f"variance share must be in (0, 1], got {share}")
-    if mu.size == 0:
-        return 0
-    cumulative = np.cumsum(mu) / mu.sum()
-    return int(np.searchsorted(cumulative, share - 1e-12) + 1)
-
-
-# ---------------------------------------------------------------------- kernel projection
-def kernel_projection(weak_pc: Components, strong_pc: Components, labels: np.ndarray,
-                      lam: float = KERNEL_LAMBDA, cross: np.ndarray | None = None) -> dict[str, Any]:
-    """||P_s (I - P_w) w||^2 / n per label column w, its share of ||w - mean(w)||^2, and the label-free
-    operator norm ||P_s (I - P_w)||. `weak_pc`, `strong_pc`: `principal_components` of the same rows;
-    `cross`: Us^T Uw if already computed (the costliest product at large n)."""
-    n = weak_pc.Z.shape[0]
-    L = np.asarray(labels, dtype=np.float64).reshape(n, -1)
-    dw, ds = smoother(weak_pc.mu, n, lam), smoother(strong_pc.mu, n, lam)
-    outside_weak = L - weak_pc.lift(dw[:, None] * weak_pc.coords(L))  # (I - P_w) L
-    inside_strong = strong_pc.lift(ds[:, None] * strong_pc.coords(outside_weak))  # P_s (I - P_w) L
-    value = (inside_strong ** 2).sum(axis=0) / n
-    spread = ((L - L.mean(axis=0)) ** 2).sum(axis=0) / n
-    share = np.where(spread > 0, value / np.where(spread > 0, spread, 1.0), np.nan)
-    # ||P_s (I - P_w)||^2 = top eigenvalue of Ds (I - M (2 Dw - Dw^2) M^T) Ds, M = Us^T Uw: an
-    # (r_s x r_s) problem instead of an (n x n) one
-    M = strong_pc.cross(weak_pc) if cross is None else cross
-    gram = np.eye(len(ds)) - (M * (2 * dw - dw ** 2)) @ M.T
-    gram = ds[:, None] * gram * ds[None, :]
-    top = float(np.linalg.eigvalsh((gram + gram.T) / 2)[-1]) if len(ds) else 0.0
-    return {"per_column": value, "share": share, "operator_norm": float(np.sqrt(max(top, 0.0))), "lambda": lam}
-
-
-# ---------------------------------------------------------------------- subspace overlap
-def subspace_overlap(weak_pc: Components, strong_pc: Components, share: float = VARIANCE_SHARE,
-                     cross: np.ndarray | None = None) -> dict[str, Any]:
-    """Effective ranks r_w, r_s, principal angles between the spans of the top r_w weak and r_s strong
-    components (as functions on the rows), overlap = sum cos^2 / r_w (1: the weak span lies in the
-    strong one) and discrepancy = r_w - sum cos^2 (the dimension of V_w outside V_s). `cross`: Us^T Uw
-    if already computed."""
-    rw, rs = effective_rank(weak_pc.mu, share), effective_rank(strong_pc.mu, share)
-    if rw == 0 or rs == 0:
-        return {"effective_rank_weak": rw, "effective_rank_strong": rs, "principal_angles_deg": [],
-                "overlap": None, "discrepancy": None, "variance_share": share}
-    block = weak_pc.cross(strong_pc, rw, rs) if cross is None else cross[:rs, :rw].T
-    cos = np.clip(np.linalg.svd(block, compute_uv=False), 0.0, 1.0)
-    inside = float((cos ** 2).sum())
-    return {"effective_rank_weak": rw, "effective_rank_strong": rs,
-            "principal_angles_deg": np.degrees(np.arccos(cos)).tolist(),
-            "overlap": inside / rw, "discrepancy": rw - inside, "variance_share": share}
 
 
 # ---------------------------------------------------------------------- model similarity
@@ -211,16 +119,10 @@ def predictor_block(*, weak_features: np.ndarray, strong_features: np.ndarray, w
     if gold_split == eval_split:
         raise ValueError(f"gold_split and eval_split are both {eval_split!r}: the similarity's gold labels would "
                          "come from the split whose gain it predicts")
-    from threadpoolctl import threadpool_limits
-
-    # below ~1e9 flops BLAS threads cost more than they save, and far more on a shared machine
-    # (measured: 1.2 s with threads against 0.04 s without, for 446 x 192 features on 2 busy cores)
-    work = max(np.size(x) * min(np.shape(x)) for x in (weak_features, strong_features))
-    with threadpool_limits(limits=1 if work < 1e9 else None, user_api="blas"):
-        weak_pc, strong_pc = principal_components(weak_features), principal_components(strong_features)
-        cross = strong_pc.cross(weak_pc)  # one (d_s x d_w) cross Gram serves both
-        kernel = kernel_projection(weak_pc, strong_pc, weak_labels, lam, cross)
-        overlap = subspace_overlap(weak_pc, strong_pc, share, cross)
+    # the products over the rows run in the heads' own streams, the small algebra on one thread (spans.py)
+    weak_pc, strong_pc, cross = span_pair(weak_features, strong_features)
+    kernel = kernel_projection(weak_pc, strong_pc, weak_labels, lam, cross)
+    overlap = subspace_overlap(weak_pc, strong_pc, share, cross)
     per_target: dict[str, dict[str, float | None]] = {t: {"misfit": misfit.get(t)} for t in targets}
     # classification: the C probability columns are one target, their projections add up
     kp = [float(kernel["per_column"].sum())] if classification else kernel["per_column"].tolist()

@@ -1,4 +1,4 @@
-"""Choosing a panel's strong representation and weak family on val, by a rule declared before any test number.
+"""Choosing a panel's strong representation and its teachers' fit on val, by a rule declared before any test number.
 
 A search is a set of sweeps (one per strong candidate, each over the same weak families on graded label
 budgets) run with `eval_split: val`, so every number it reads is a val number. A candidate is a sweep's whole
@@ -53,6 +53,26 @@ def _line(rows: list[dict[str, str]], strong: str, weak: str, sweep_dir: Path) -
             "mean_ceiling_error": sum(float(r["ceiling_error"]) for r in rows) / n, "sweep": str(sweep_dir)}
 
 
+def teachers_of(sweep_dir: Path) -> str:
+    """How a search sweep's weak heads were fitted, from its sweep.json: the ridge (chosen on val or fixed)
+    and whether they were clipped to their label range (`weak_clip`). Two candidates with one strong
+    representation differ here."""
+    import json
+
+    path = sweep_dir / "sweep.json"
+    try:
+        config = json.loads(path.read_text()).get("config", {}) if path.is_file() else {}
+    except ValueError as err:
+        raise ConfigError(f"{path}: unreadable ({err}); rerun the search sweep") from None
+    if not config:
+        return "n/a"
+    ridge = config.get("weak_ridge")
+    if ridge is None:
+        ridge = config.get("ridge")
+    ridge = "on val" if str(ridge) in ("auto", "theorem") else f"ridge {ridge}"
+    return f"{ridge}, {'clipped' if config.get('weak_clip') else 'unclipped'}"
+
+
 def search_lines(sweep_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(candidates, families) from one read of each search sweep: one line per sweep (its whole panel:
     weak = "all families"), the rule's candidates; and one per (strong, weak family), diagnostics only."""
@@ -62,11 +82,13 @@ def search_lines(sweep_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dic
         strong = sorted({r["strong_model"] for r in rows})
         if len(strong) != 1:
             raise ConfigError(f"{sweep_dir}: a search sweep has one strong representation, found {strong}")
-        candidates.append(_line(rows, strong[0], "all families", sweep_dir))
+        teachers = teachers_of(sweep_dir)
+        candidates.append({**_line(rows, strong[0], "all families", sweep_dir), "teachers": teachers})
         groups: dict[str, list[dict[str, str]]] = defaultdict(list)
         for row in rows:
             groups[row["weak_model"]].append(row)
-        families += [_line(members, strong[0], weak, sweep_dir) for weak, members in groups.items()]
+        families += [{**_line(members, strong[0], weak, sweep_dir), "teachers": teachers}
+                     for weak, members in groups.items()]
     return candidates, families
 
 

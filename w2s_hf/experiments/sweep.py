@@ -36,7 +36,7 @@ RepSpec = RepresentationConfig
 __all__ = ["CSV_COLUMNS", "RESAMPLING_UNIT", "RepSpec", "SweepAxes", "SweepConfig", "run_sweep"]
 # the residual diagnostics (split, bounds, ceiling as truth) and whether the split was fitted on, then the knobs
 CSV_COLUMNS = ("direction", "weak_model", "strong_model", "seed", "target", "split", *QUANTITIES, "w2s_ridge",
-               "in_sample", *DIAGNOSTICS, "weak_budget", "weak_ridge", "ceiling_ridge", "folds",
+               "in_sample", *DIAGNOSTICS, "weak_budget", "weak_ridge", "ceiling_ridge", "weak_clipped", "folds",
                "w2s_size", "w2s_rows", "weak_rows")  # w2s_size: the axis's value; *_rows: rows each head trained on
 # every run's gain predictors (results.json -> predictors.per_target), one column each (the misfit is one already)
 PREDICTOR_COLUMNS = tuple(p for p in PREDICTORS if p not in QUANTITIES)
@@ -247,6 +247,9 @@ def _run_point(config: SweepConfig, direction: str, weak, strong, budget_size: t
               "residual_ceiling_as_truth": block["diagnostics"]["proxy_residual"]} if with_extras else {}
     heads = [r.get("heads", {}) for r in runs]
     chosen = {f"{h}_ridge": _median([r.get(h, {}).get("ridge") for r in heads]) for h in ("w2s", "weak", "ceiling")}
+    # weak_clip: the share of the teacher's w2s_train labels the clip moved (empty when the teacher is not clipped)
+    chosen["weak_clipped"] = _median([(r.get("weak", {}).get("clip") or {}).get("clipped_share_w2s_train")
+                                      for r in heads])
     rows, point_rows = [], []
     predicted = runs[0].get("predictors", {}).get("per_target", {}) if fold is None else {}
     div = DIVERGENCES[pipeline.divergence]
@@ -295,7 +298,8 @@ def _gain_line(points: list[dict[str, Any]], rows: list[PointRows] | None, n_boo
     (`resampling.py`); no line (None) from fewer than two distinct misfits, e.g. a one-run sweep."""
     misfit, gain = [r["misfit"] for r in points], [r[gain_key] for r in points]
     ridge = ridge_summary([r.get("w2s_ridge") for r in points],
-                           [r.get(f"{h}_ridge") for r in points for h in ("weak", "ceiling")])
+                           [r.get(f"{h}_ridge") for r in points for h in ("weak", "ceiling")],
+                           weak=[r.get("weak_ridge") for r in points])
     if len(set(misfit)) < 2:
         return {"w2s_ridge": ridge, "slope": None, "intercept": None, "r2": None, "n": len(points), "ci": {},
                 "note": "fewer than two distinct misfit values: no line to fit"}
@@ -310,10 +314,12 @@ def _gain_line(points: list[dict[str, Any]], rows: list[PointRows] | None, n_boo
     return out
 
 
-def ridge_summary(ridges: list[float | None], others: list[float | None] | None = None) -> dict[str, Any]:
+def ridge_summary(ridges: list[float | None], others: list[float | None] | None = None,
+                  weak: list[float | None] | None = None) -> dict[str, Any]:
     """The students' chosen ridges beside a slope: only a student at ridge 0 (a subspace) is the theorem's
     setting; with ridge > 0 gain >= misfit needs the truth inside a weak-label-dependent ball. `heads` says
-    whether the weak heads and ceilings were chosen on val (the theorem's setting) or fixed at 0 too."""
+    whether the weak heads and ceilings were chosen on val (the theorem's setting) or fixed at 0 too
+    (`others`: the weak heads' and ceilings' ridges; `weak`: the weak heads' alone)."""
     known = [float(r) for r in ridges if r is not None]
     if not known:
         return {"min": None, "median": None, "max": None, "matches_theorem": None, "heads": None}
@@ -321,8 +327,13 @@ def ridge_summary(ridges: list[float | None], others: list[float | None] | None 
     rest = [float(r) for r in others or [] if r is not None]
     heads = None
     if theorem and rest:
-        heads = ("all heads at ridge 0 (teacher and ceiling unregularised too)" if all(r == 0.0 for r in rest)
-                 else "theorem: student at ridge 0, weak heads and ceilings chosen on val")
+        weak_known = [float(r) for r in weak or [] if r is not None]
+        if all(r == 0.0 for r in rest):
+            heads = "all heads at ridge 0 (teacher and ceiling unregularised too)"
+        elif weak_known and all(r == 0.0 for r in weak_known):
+            heads = "student and weak heads at ridge 0 (minimum-norm teachers), ceilings chosen on val"
+        else:
+            heads = "theorem: student at ridge 0, weak heads and ceilings chosen on val"
     return {"min": min(known), "median": float(np.median(known)), "max": max(known),
             "matches_theorem": theorem, "heads": heads}
 

@@ -76,7 +76,7 @@ def format_sweep_summary(summary: dict[str, Any], csv_path: str | os.PathLike) -
     out.append(_line("gain on misfit, all points", fits["all"]))
     for target, fit in (fits.get("per_target") or {}).items():
         out.append(_line(f"  {target}", fit))
-    out.append(f"intervals resample whole runs ({summary['bootstrap']['resampling_unit']}); "
+    out.append(f"intervals resample {summary['bootstrap']['resampling_unit']}; "
                f"mean residual {summary['mean_residual']:.4f}; gain > 0 in {summary['share_positive_gain']:.0%}")
     out += scaling_lines(summary.get("scaling"))
     regret = summary["selection"]["mean_regret"]

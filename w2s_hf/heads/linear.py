@@ -28,16 +28,24 @@ def single_blas_thread():
     its own barrier-free streams (`SufficientStats`). W2S_HF_SOLVE_THREADS=N sets another count, 0
     leaves the BLAS's own (e.g. for a very large d on an idle many-core machine).
     """
-    threads = int(os.environ.get("W2S_HF_SOLVE_THREADS", "1"))
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threads = 0
+    threads = solve_threads()
     if threads <= 0:
         yield
         return
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=threads, user_api="blas"):
         yield
+
+
+def solve_threads() -> int:
+    """BLAS threads for short solves (`single_blas_thread`): W2S_HF_SOLVE_THREADS, default 1; 0 leaves the
+    BLAS's own count (also what runs without threadpoolctl)."""
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        return 0
+    return int(os.environ.get("W2S_HF_SOLVE_THREADS", "1"))
 
 
 def default_chunk_size(d: int) -> int:

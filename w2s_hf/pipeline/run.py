@@ -42,7 +42,8 @@ _CONTROL_KEYS = {"output_dir", "cache_dir", "stages", "overwrite", "report_to", 
 # identity and older run folders are still recognised as the same run.
 _INERT_AT_DEFAULT = {"weak_scale": "none", "strong_scale": "none", "weak_pca": None, "strong_pca": None,
                      "weak_parts": None, "strong_parts": None, "weak_ridge": None, "w2s_ridge": None,
-                     "ceiling_ridge": None, "weak_budget": None, "w2s_size": None, "cv_folds": None, "cv_fold": 0,
+                     "ceiling_ridge": None, "weak_clip": False, "weak_budget": None, "w2s_size": None,
+                     "cv_folds": None, "cv_fold": 0,
                      "weak_chat_template": False, "strong_chat_template": False, "weak_device_map": None,
                      "strong_device_map": None, "dataset_config": None, "dataset_revision": None, "data_files": None,
                      "split_map": None, "template": None, "pair_column": None,
@@ -96,6 +97,7 @@ class W2SPipeline:
             flat.pop("input_kind", None)
         self.active, self.teacher = active_heads(flat), teacher_of(flat)
         _check_pairwise(self.kind, self.active)
+        _check_weak_clip(config, self.kind, self.teacher)
         lora_student = any(s.is_student and s.kind == "lora" for s in self.active)
         if self.kind.name == "regression" and self.student_loss != self.kind.gold_loss and not lora_student:
             raise ConfigError(f"lora_loss={self.student_loss!r} trains LoRA students only: the linear regression "
@@ -376,8 +378,10 @@ class W2SPipeline:
 
         start, teacher = time.perf_counter(), preds[self.teacher.name]
         rows = self.train_subset("w2s_train")  # the rows the student trained on (all, or a w2s_size of them)
+        at = self.data.index["w2s_train"][rows]  # their canonical positions: one copy of the features, not two
+        weak, strong = (np.asarray(self.features(role)[at]) for role in ROLES)
         block = predictor_block(
-            weak_features=self.rows("weak", "w2s_train")[rows], strong_features=self.rows("strong", "w2s_train")[rows],
+            weak_features=weak, strong_features=strong,
             weak_labels=teacher["w2s_train"][rows], weak_pred=teacher, ceiling_pred=preds.get("ceiling"),
             gold=self.gold,
             misfit={t: v["misfit"] for t, v in splits["test"]["per_target"].items()}, targets=self.targets,
@@ -406,6 +410,8 @@ class W2SPipeline:
         head, fitted = fitter.load_fit()(request)
         record = {"solver": solver, "kind": spec.kind, "features": spec.features, "train_split": spec.train_split,
                   "selected_on": spec.selected_on, "init_from": spec.init_from, **fitted}
+        if self._clipped(spec.name):
+            head, record["clip"] = self._clip_head(spec, head)
         if spec.kind != "lora":
             del record["kind"], record["init_from"]
         if self.kind.divergence == "squared" and request.X is not None:
@@ -420,6 +426,21 @@ class W2SPipeline:
         self.accelerator.wait_for_everyone()
         self._heads[spec.name] = head
         return head
+
+    def _clipped(self, name: str) -> bool:
+        return name == "weak" and self.config.head.weak_clip
+
+    def _clip_head(self, spec: HeadSpec, head: Any) -> tuple[Any, dict[str, Any]]:
+        """`weak_clip`: the teacher clipped to the range of the gold labels of the rows it was fitted on."""
+        from ..heads.bounded import BoundedHead, label_range
+
+        y = self.training_targets(spec.train_labels, spec.train_split)[self._train_subset(spec)]
+        bounds = label_range(y)
+        bounded = BoundedHead.from_record(head, bounds)
+        # how much the clip moves, on the rows the student will learn from
+        moved = bounded.clipped_share(self.rows(spec.features, "w2s_train"))
+        return bounded, {**bounds, "from": f"gold labels of the {len(y)} {spec.train_split} rows it was fitted on",
+                         "clipped_share_w2s_train": moved}
 
     def fit_student_on(self, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The protocol's linear student (row `w2s`) fitted as in the run, on other weak labels ({split: (n, k)}
@@ -528,7 +549,16 @@ class W2SPipeline:
             encoder = self.config.model.representation(spec.features).build()
             self._heads[name] = fitter.load_head_class().load(self.folder.adapter(name), encoder, self.accelerator)
             return self._heads[name]
-        return fitter.load_head_class().load(self.folder.head(name))
+        head = fitter.load_head_class().load(self.folder.head(name))
+        if self._clipped(name):  # the same function as when it was fitted: the bounds live in its record
+            from ..heads.bounded import BoundedHead
+
+            clip = (self.folder.read_json(self.folder.head_record(name)) or {}).get("clip")
+            if clip is None:
+                raise RuntimeError(f"{self.folder.head_record(name)} has no clip bounds although weak_clip is set: "
+                                   "rerun with --overwrite")
+            head = BoundedHead.from_record(head, clip)
+        return head
 
     def _gathered_predictions(self, head, role: str, split: str) -> np.ndarray:
         """(n, k) predictions of `head` on `split`, rows in the task's order: each process predicts its
@@ -586,6 +616,17 @@ def _check_input_kinds(config: W2SConfig, task) -> None:
                 f"{role}_model={name!r} featurizes SMILES, but task {task.name!r} has "
                 f"{task.input_kind} inputs; use a language model for it."
             )
+
+
+def _check_weak_clip(config: W2SConfig, kind, teacher: HeadSpec) -> None:
+    if not config.head.weak_clip:
+        return
+    if kind.name != "regression":
+        raise ConfigError(f"weak_clip clips regression teachers to their label range; task_type={kind.name} "
+                          "predicts probabilities: drop weak_clip.")
+    if teacher.name != "weak":
+        raise ConfigError(f"weak_clip clips the linear weak head; this run's teacher is {teacher.name!r} "
+                          "(weak_student=lora): drop weak_clip or use weak_student=linear.")
 
 
 def _check_pairwise(kind, active) -> None:
