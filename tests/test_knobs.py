@@ -153,7 +153,9 @@ def _sweep_yaml(essays, tiny_bert, tiny_gpt2, out: Path) -> Path:
             {"model": tiny_bert, "layer": 3, "max_length": 48, "scale": "standard"},
             {"model": tiny_gpt2, "pooling": "last", "max_length": 48}]},
         "weak_models": [{"model": tiny_bert, "layer": 1, "max_length": 48}],
-        "weak_budgets": [10, "all"], "head": {"ridge": "theorem"}, "n_boot": 20,
+        "weak_budgets": [10, "all"], "n_boot": 20,
+        # the student at 0, the teachers minimum-norm and clipped to their label range (the Figure 2 setting)
+        "head": {"ridge": "theorem", "weak_ridge": 0, "weak_clip": True},
         "output_dir": str(out), "cache_dir": str(out.parent / "cache"),
     }
     path = out.parent / f"{out.name}.yaml"
@@ -189,8 +191,10 @@ def test_sweep_with_every_knob_pools_folds_and_two_processes_give_the_numbers_of
         rows2 = list(csv.DictReader(fh))
     assert len(rows1) == len(rows2)
     for a, b in zip(rows1, rows2):
-        for key in ("weak_error", "w2s_error", "misfit", "gain", "ceiling_error", "nonrealizability_term"):
+        for key in ("weak_error", "w2s_error", "misfit", "gain", "ceiling_error", "nonrealizability_term",
+                    "weak_clipped"):
             assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-6, abs=1e-9), key
+    assert any(float(r["weak_clipped"]) > 0 for r in rows1)  # the clip did act: the comparison covers it
     # eval_split val under cross-fitting: each fold's val rows pooled, never the test rows under a val label
     config = _sweep_yaml(essays, tiny_bert, tiny_gpt2, one)
     assert load_script("sweep").main(["--config", str(config), "--eval_split", "val"]) == 0

@@ -35,6 +35,8 @@ def test_bounded_head_clips_each_column_to_its_training_range():
     assert head.weight is inner.weight  # everything else is the inner head's
     one = BoundedHead(LinearHead(np.array([[5.0]]), np.zeros(1), output_1d=True), [0.0], [1.0])
     np.testing.assert_array_equal(one.predict(np.array([[-1.0], [0.1], [3.0]])), [0.0, 0.5, 1.0])
+    # a value on the bound up to rounding (a minimum-norm teacher on a copy of its extreme row) is not "moved"
+    assert one.clipped_share(np.array([[0.2 + 1e-15], [0.1], [-1e-15], [3.0]])) == 0.25
     with pytest.raises(ValueError, match="finite"):
         label_range(np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match="low <= high"):

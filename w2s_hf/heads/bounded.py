@@ -56,10 +56,15 @@ class BoundedHead:
         return np.clip(pred, self.low, self.high)
 
     def clipped_share(self, features: Any) -> float:
-        """Share of predicted values (rows x columns) the clip moved."""
+        """Share of predicted values (rows x columns) the clip moved by more than rounding: a minimum-norm
+        teacher reproduces its training labels, the extreme ones included, to ~1e-13, and such a value on
+        the bound is not counted whichever side of it the last bit falls (1 and 2 processes agree)."""
         raw = np.asarray(self.inner.predict(features), dtype=np.float64)
         raw = raw.reshape(len(raw), -1)
-        return float(np.mean((raw < self.low) | (raw > self.high))) if raw.size else 0.0
+        if not raw.size:
+            return 0.0
+        tol = 1e-9 * (np.abs(self.low) + np.abs(self.high) + 1.0)
+        return float(np.mean((raw < self.low - tol) | (raw > self.high + tol)))
 
     def __getattr__(self, name: str) -> Any:  # save, weight, bias, ...: the inner head's
         if name == "inner":
