@@ -74,8 +74,8 @@ def panel_numbers(folder: Path) -> dict:
         "lower_half": _line(misfits[low], gains[low]),
         "name": summary["config"].get("name") or folder.name,
         "split": rows[0]["split"] if rows else "",
-        "misfit": np.array([number(r, "misfit") for r in rows]),
-        "gain": np.array([number(r, "gain") for r in rows]),
+        "misfit": misfits,
+        "gain": gains,
         "proxy_gain": np.array([number(r, "proxy_gain") for r in rows]),
         # colour by weak model; in a graded-teacher sweep the marker grows with the label budget
         "weak": [r["weak_model"] for r in rows],

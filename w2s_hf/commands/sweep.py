@@ -31,13 +31,11 @@ def parse(argv: list[str] | None = None):
     from w2s_hf.config.sweep import SWEEP_CLASSES, SweepConfig
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    given = [i for i, a in enumerate(argv) if a == "--config" or a.startswith("--config=")]
-    if not given and not {"-h", "--help"} & set(argv):
+    if "--config" not in argv and not {"-h", "--help"} & set(argv):
         raise ConfigError("w2s sweep needs --config sweep.yaml (see scripts/configs/sweep/).")
-    # --help prints and exits inside the parser, before the config is needed
+    # --help prints and exits inside the parser, which also checks that a path follows --config
     parts = W2SArgumentParser(SWEEP_CLASSES, prog="w2s sweep").parse_args_and_config(argv)
-    flag = argv[given[-1]]
-    source = flag.split("=", 1)[1] if "=" in flag else (argv[given[-1] + 1] if given[-1] + 1 < len(argv) else flag)
+    source = argv[argv.index("--config") + 1]
     values = {k: v for part in parts for k, v in dataclasses.asdict(part).items()}
     return SweepConfig.from_dict(values, source=source)
 

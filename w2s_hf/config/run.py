@@ -373,8 +373,6 @@ class HeadArguments:
             return "theorem (student 0, weak and ceiling on val)"
         if student == 0.0 and others == {0.0}:
             return "0 for all heads (teacher and ceiling unregularised too)"
-        if student == 0.0 and self.ridge_for("weak", False) == 0.0 and self.ridge_for("ceiling", False) is None:
-            return "student and weak head at 0 (a minimum-norm teacher), ceiling on val"
         return "custom"
 
 

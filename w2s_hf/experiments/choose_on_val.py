@@ -66,11 +66,13 @@ def teachers_of(sweep_dir: Path) -> str:
         raise ConfigError(f"{path}: unreadable ({err}); rerun the search sweep") from None
     if not config:
         return "n/a"
-    ridge = config.get("weak_ridge")
-    if ridge is None:
-        ridge = config.get("ridge")
-    ridge = "on val" if str(ridge) in ("auto", "theorem") else f"ridge {ridge}"
-    return f"{ridge}, {'clipped' if config.get('weak_clip') else 'unclipped'}"
+    from dataclasses import fields
+
+    from ..config.run import HeadArguments
+
+    head = HeadArguments(**{f.name: config[f.name] for f in fields(HeadArguments) if f.name in config})
+    weak = head.ridge_for("weak", is_student=False)  # None: chosen on val
+    return f"{'on val' if weak is None else f'ridge {weak:g}'}, {'clipped' if head.weak_clip else 'unclipped'}"
 
 
 def search_lines(sweep_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

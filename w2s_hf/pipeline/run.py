@@ -434,7 +434,7 @@ class W2SPipeline:
         """`weak_clip`: the teacher clipped to the range of the gold labels of the rows it was fitted on."""
         from ..heads.bounded import BoundedHead, label_range
 
-        y = self.training_targets(spec.train_labels, spec.train_split)[self._train_subset(spec)]
+        y = self._head_targets(spec)
         bounds = label_range(y)
         bounded = BoundedHead.from_record(head, bounds)
         # how much the clip moves, on the rows the student will learn from
@@ -461,7 +461,7 @@ class W2SPipeline:
 
         acc, cfg = self.accelerator, self.config.head
         subset = self._train_subset(spec)
-        y_train = self.training_targets(spec.train_labels, spec.train_split)[subset]
+        y_train = self._head_targets(spec)
         y_val = self.training_targets(spec.select_labels, spec.select_split)
         # heads on gold labels train on the kind's gold loss; students on the configured student loss
         loss = self.student_loss if spec.is_student else self.kind.gold_loss
@@ -491,6 +491,10 @@ class W2SPipeline:
 
     def _train_subset(self, spec: HeadSpec) -> np.ndarray:
         return self.train_subset(spec.train_split)
+
+    def _head_targets(self, spec: HeadSpec) -> np.ndarray:
+        """The training targets of the rows a head is fitted on (all processes' rows)."""
+        return self.training_targets(spec.train_labels, spec.train_split)[self._train_subset(spec)]
 
     def _on_eval(self, spec: HeadSpec) -> Callable[[int, Any], None]:
         """adamw and LoRA evaluation points (every `eval_every` steps, on every process).
